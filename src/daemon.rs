@@ -1,0 +1,90 @@
+//! `offboard run`: drain at start, then on every tick of the cron `schedule`, and on
+//! PostgreSQL also when a request is inserted (LISTEN `offboard_requests`), until `shutdown`
+//! fires. Notifications only wake the loop early; the schedule is the fallback that catches
+//! anything a dropped connection missed.
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::storage::StoreError;
+use crate::worker::{Worker, error_chain};
+
+pub const NOTIFY_CHANNEL: &str = "offboard_requests";
+
+pub async fn run(
+    worker: Worker,
+    schedule: cron::Schedule,
+    shutdown: CancellationToken,
+) -> Result<(), StoreError> {
+    let mut listener = match worker.store().pg_pool() {
+        Some(pool) => {
+            let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+            listener.listen(NOTIFY_CHANNEL).await?;
+            Some(listener)
+        }
+        None => None,
+    };
+    info!(worker = %worker.settings().id, backend = worker.store().backend(), "offboard worker started");
+    loop {
+        match worker.drain(&shutdown).await {
+            Ok(report) if report.claimed > 0 => info!(?report, "drain finished"),
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %error_chain(&e), "drain stopped by a database error; retrying at the next tick")
+            }
+        }
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let wait = schedule
+            .upcoming(Utc)
+            .next()
+            .and_then(|at| (at - Utc::now()).to_std().ok())
+            .unwrap_or(std::time::Duration::from_secs(60));
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(wait) => {}
+            notification = async {
+                match listener.as_mut() {
+                    Some(l) => l.try_recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Err(e) = notification {
+                    warn!(error = %error_chain(&e), "notification listener failed; relying on the schedule");
+                }
+            }
+        }
+    }
+    info!("offboard worker stopped");
+    Ok(())
+}
+
+/// Cancels `token` on SIGTERM or Ctrl-C.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(term) => term,
+                    Err(e) => {
+                        warn!(error = %e, "cannot listen for SIGTERM");
+                        let _ = ctrl_c.await;
+                        token.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        info!("shutdown requested: no new claims; finishing in-flight work");
+        token.cancel();
+    });
+}

@@ -1,0 +1,28 @@
+//! offboard: before a user's data is deleted, revoke every OAuth token the application
+//! holds for them at the provider that issued it, audit each attempt, and only then mark the
+//! deletion request cleared.
+//!
+//! Map of the modules, from the outside in:
+//! - [`cli`]: the `offboard` command line; the only place that prints or picks exit codes.
+//! - [`config`]: the TOML file and its environment overrides, parsed once into typed values.
+//! - [`daemon`]: `offboard run`: drains on the cron schedule (and on PostgreSQL notifications)
+//!   until shut down.
+//! - [`worker`]: one drain: claim, revoke, decide, write, fenced by the lease.
+//! - [`provider`]: the dialects, the shared HTTP client and classifier, per-provider pacing.
+//! - [`retry`]: backoff maths as plain data.
+//! - [`storage`]: the queue, token and audit tables on PostgreSQL or SQLite.
+//! - [`simulate`]: local providers of every dialect for the demo and the tests.
+//! - [`outcome`], [`token`]: the vocabulary: outcomes, decisions, states, secret tokens.
+//! - [`telemetry`]: tracing set-up.
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod outcome;
+pub mod provider;
+pub mod retry;
+pub mod simulate;
+pub mod storage;
+pub mod telemetry;
+pub mod token;
+pub mod worker;

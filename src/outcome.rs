@@ -1,0 +1,140 @@
+//! What one revocation attempt came to (DESIGN.md §2), and what a request's run decided.
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+/// The result of one attempt at revoking one token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The provider accepted the revocation.
+    Revoked,
+    /// The provider says the token was already expired or revoked.
+    AlreadyInvalid,
+    /// The provider offers no way to revoke this token; whether that settles the token is
+    /// a matter of policy.
+    NotRevocable,
+    /// 408, 429, 5xx, timeout, connection error: worth another try.
+    Transient,
+    /// Anything else: retrying will not help; the request fails with the reason.
+    Failed,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Revoked,
+        Outcome::AlreadyInvalid,
+        Outcome::NotRevocable,
+        Outcome::Transient,
+        Outcome::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Revoked => "revoked",
+            Outcome::AlreadyInvalid => "already_invalid",
+            Outcome::NotRevocable => "not_revocable",
+            Outcome::Transient => "transient",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == raw)
+    }
+
+    /// Whether the token no longer works, so `oauth_tokens.revoked_at` is set.
+    pub fn token_is_dead(self) -> bool {
+        matches!(self, Outcome::Revoked | Outcome::AlreadyInvalid)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A provider's answer to one call, classified. Carries no token and no secret: `error` has
+/// been redacted where it was made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub outcome: Outcome,
+    pub http_status: Option<u16>,
+    pub provider_request_id: Option<String>,
+    pub error: Option<String>,
+    /// From `Retry-After` on a 429 or 503, already converted to a wait from now.
+    pub retry_after: Option<Duration>,
+}
+
+impl Verdict {
+    pub fn new(outcome: Outcome) -> Self {
+        Verdict {
+            outcome,
+            http_status: None,
+            provider_request_id: None,
+            error: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn with_error(mut self, error: impl Into<String>) -> Self {
+        self.error = Some(error.into());
+        self
+    }
+}
+
+/// Where a request goes at the end of a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Every token settled: cleared, if the database agrees when the result is written.
+    Cleared,
+    /// Some tokens hit transient errors: back to `pending` until `at`.
+    Retry { at: DateTime<Utc>, reason: String },
+    /// A permanent error, or durable attempts used up: deletion stays blocked.
+    Failed { reason: String },
+    /// Shutdown stopped the run before it finished: back to `pending` at once, and the
+    /// claim does not count as an attempt.
+    Release,
+}
+
+/// The lifecycle states of DESIGN.md §2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestState {
+    Pending,
+    Running,
+    Cleared,
+    Failed,
+    Cancelled,
+}
+
+impl RequestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestState::Pending => "pending",
+            RequestState::Running => "running",
+            RequestState::Cleared => "cleared",
+            RequestState::Failed => "failed",
+            RequestState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            RequestState::Pending,
+            RequestState::Running,
+            RequestState::Cleared,
+            RequestState::Failed,
+            RequestState::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+    }
+}
+
+impl fmt::Display for RequestState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

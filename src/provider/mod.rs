@@ -1,0 +1,215 @@
+//! Providers: one entry per `[providers.NAME]`, each with its dialect, credentials and gate,
+//! all sharing one HTTP client (connection pooling, rustls, timeouts, a bounded body read).
+
+pub mod classify;
+pub mod dialect;
+pub mod gate;
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::{BodyFormat, ClientAuth, Config, Dialect, HttpConfig, ProviderConfig};
+use crate::outcome::{Outcome, Verdict};
+use crate::token::{TokenType, TokenValue};
+use classify::RawResponse;
+use dialect::{Credentials, DialectSettings, MOOV_DEFAULT_VERSION, Plan};
+use gate::Gate;
+
+/// One configured provider.
+pub struct Provider {
+    pub name: String,
+    settings: DialectSettings,
+    url: reqwest::Url,
+    client_id: String,
+    client_secret: Option<SecretString>,
+    timeout: Duration,
+    max_body: usize,
+    client: reqwest::Client,
+    pub gate: Gate,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .field("dialect", &self.settings.dialect)
+            .field("url", &self.url.as_str())
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The result of one call, with how long it took.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub verdict: Verdict,
+    pub duration: Duration,
+}
+
+impl Provider {
+    fn new(
+        name: &str,
+        config: &ProviderConfig,
+        http: &HttpConfig,
+        client: reqwest::Client,
+    ) -> Provider {
+        Provider {
+            name: name.to_owned(),
+            settings: DialectSettings {
+                dialect: config.dialect,
+                auth: config.auth.unwrap_or(ClientAuth::ClientSecretBasic),
+                body: config.content_type.unwrap_or(BodyFormat::Json),
+                api_version: config
+                    .api_version
+                    .clone()
+                    .unwrap_or_else(|| MOOV_DEFAULT_VERSION.to_owned()),
+            },
+            url: config.url.0.clone(),
+            client_id: config.client_id.clone(),
+            client_secret: config.client_secret_value.clone(),
+            timeout: config.timeout.0,
+            max_body: http.max_body_bytes.usize(),
+            client,
+            gate: Gate::new(
+                config.rate,
+                NonZeroU32::new(config.burst.get()).expect("burst is positive"),
+            ),
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.settings.dialect
+    }
+
+    pub fn plan(&self, token_type: TokenType) -> Plan {
+        self.settings.plan(token_type)
+    }
+
+    /// Sends one revocation request and classifies the answer. Does not wait on the gate
+    /// (the caller does) but pauses it when the provider asks for quiet.
+    #[tracing::instrument(level = "debug", skip_all, fields(provider = %self.name))]
+    pub async fn revoke(&self, token: &TokenValue, token_type: TokenType) -> Call {
+        let started = Instant::now();
+        let secret = self.client_secret.as_ref().map(|s| s.expose_secret());
+        let creds = Credentials {
+            client_id: &self.client_id,
+            client_secret: secret,
+        };
+        let request = self
+            .settings
+            .build(
+                self.client.post(self.url.clone()),
+                &creds,
+                token,
+                token_type,
+            )
+            .timeout(self.timeout);
+        let secrets: Vec<&str> = [Some(token.expose()), secret]
+            .into_iter()
+            .flatten()
+            .collect();
+        let verdict = match self.send(request).await {
+            Ok(response) => self.settings.classify(&response, &secrets),
+            Err(error) => transport_verdict(&error, self.timeout, &secrets),
+        };
+        if let Some(wait) = verdict.retry_after {
+            self.gate.pause(wait);
+        }
+        Call {
+            verdict,
+            duration: started.elapsed(),
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<RawResponse, reqwest::Error> {
+        let mut response = request.send().await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let mut body = Vec::new();
+        // Read at most max_body bytes; a provider that streams more is cut off.
+        while let Some(chunk) = response.chunk().await? {
+            let room = self.max_body - body.len();
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if body.len() >= self.max_body {
+                break;
+            }
+        }
+        Ok(RawResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// A call that got no HTTP answer: always transient, described without the URL's query or
+/// any body (reqwest errors carry neither secrets nor tokens, but stay terse anyway).
+fn transport_verdict(error: &reqwest::Error, timeout: Duration, secrets: &[&str]) -> Verdict {
+    let what = if error.is_timeout() {
+        format!("no answer within {}", humantime::format_duration(timeout))
+    } else if error.is_connect() {
+        "connection failed".to_owned()
+    } else if error.is_body() || error.is_decode() {
+        "connection broke while reading the answer".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut chain = String::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    Verdict::new(Outcome::Transient)
+        .with_error(crate::token::redact(&format!("{what}{chain}"), secrets))
+}
+
+/// Every configured provider by name, sharing one HTTP client.
+#[derive(Debug, Clone)]
+pub struct Providers {
+    by_name: Arc<HashMap<String, Arc<Provider>>>,
+}
+
+impl Providers {
+    pub fn from_config(config: &Config) -> Result<Providers, reqwest::Error> {
+        let client = http_client(&config.http)?;
+        let by_name = config
+            .providers
+            .iter()
+            .map(|(name, p)| {
+                (
+                    name.clone(),
+                    Arc::new(Provider::new(name, p, &config.http, client.clone())),
+                )
+            })
+            .collect();
+        Ok(Providers {
+            by_name: Arc::new(by_name),
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Provider>> {
+        self.by_name.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+}
+
+/// The one HTTP client: pooled connections, rustls, no redirects (a revocation endpoint
+/// that redirects is misconfigured, and following it could send the token elsewhere).
+pub fn http_client(http: &HttpConfig) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .user_agent(http.user_agent.clone())
+        .connect_timeout(http.connect_timeout.0)
+        .timeout(Duration::from_secs(120))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}

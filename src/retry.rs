@@ -1,0 +1,157 @@
+//! Retry policy as plain data: in-process retries of one token (exponential backoff with
+//! full jitter, through `backon`), and the durable backoff between claims of a request.
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+use crate::config::RetryConfig;
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Tries per token within one claim, the first included.
+    pub attempts: u32,
+    pub base: Duration,
+    pub factor: f64,
+    pub cap: Duration,
+    /// A `Retry-After` longer than this is not waited out in process.
+    pub retry_after_cap: Duration,
+    pub durable_base: Duration,
+    pub durable_cap: Duration,
+}
+
+impl From<&RetryConfig> for RetryPolicy {
+    fn from(c: &RetryConfig) -> Self {
+        RetryPolicy {
+            attempts: c.attempts.get(),
+            base: c.base.0,
+            factor: c.factor.0,
+            cap: c.cap.0,
+            retry_after_cap: c.retry_after_cap.0,
+            durable_base: c.durable_base.0,
+            durable_cap: c.durable_cap.0,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// backon's exponential schedule without its own jitter: [`RetryPolicy::jitter`] applies
+    /// full jitter (a uniform draw from zero to the delay) on top.
+    pub fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(self.base)
+            .with_factor(self.factor as f32)
+            .with_max_delay(self.cap)
+            .with_max_times(self.attempts.saturating_sub(1) as usize)
+    }
+
+    /// Full jitter: `unit` is a uniform draw from [0, 1).
+    pub fn jitter(delay: Duration, unit: f64) -> Duration {
+        delay.mul_f64(unit.clamp(0.0, 1.0))
+    }
+
+    /// The pause before the next in-process try, or `None` when the budget is spent or the
+    /// provider asked for a longer pause than is worth waiting out here.
+    pub fn next_delay(
+        &self,
+        scheduled: Option<Duration>,
+        retry_after: Option<Duration>,
+        unit: f64,
+    ) -> Option<Duration> {
+        let delay = scheduled?;
+        match retry_after {
+            // The provider's gate holds every caller until the pause ends, so the jittered
+            // delay is only a floor.
+            Some(wait) if wait > self.retry_after_cap => None,
+            _ => Some(Self::jitter(delay, unit)),
+        }
+    }
+
+    /// Durable backoff before claim `attempt + 1`: full jitter over
+    /// `durable_base × 2^(attempt-1)`, capped. Never earlier than `not_before` (the end of a
+    /// provider's pause).
+    pub fn durable_delay(&self, attempt: i32, unit: f64, not_before: Option<Duration>) -> Duration {
+        let exponent = attempt.saturating_sub(1).clamp(0, 30) as u32;
+        let ceiling = self
+            .durable_base
+            .checked_mul(1u32 << exponent)
+            .map_or(self.durable_cap, |d| d.min(self.durable_cap));
+        Self::jitter(ceiling, unit).max(not_before.unwrap_or_default())
+    }
+
+    /// The in-process delays a token would see with no jitter: for tests and docs.
+    pub fn schedule(&self) -> Vec<Duration> {
+        self.backoff().build().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            attempts: 4,
+            base: Duration::from_millis(100),
+            factor: 2.0,
+            cap: Duration::from_millis(300),
+            retry_after_cap: Duration::from_secs(10),
+            durable_base: Duration::from_secs(30),
+            durable_cap: Duration::from_secs(100),
+        }
+    }
+
+    #[test]
+    fn in_process_schedule_is_exponential_capped_and_bounded() {
+        // backon multiplies in f32, so compare whole milliseconds.
+        let millis: Vec<u128> = policy()
+            .schedule()
+            .iter()
+            .map(Duration::as_millis)
+            .collect();
+        assert_eq!(millis, vec![100, 200, 300]);
+    }
+
+    #[test]
+    fn full_jitter_draws_between_zero_and_the_delay() {
+        let d = Duration::from_secs(10);
+        assert_eq!(RetryPolicy::jitter(d, 0.0), Duration::ZERO);
+        assert_eq!(RetryPolicy::jitter(d, 0.5), Duration::from_secs(5));
+        assert!(RetryPolicy::jitter(d, 0.999) < d);
+    }
+
+    #[test]
+    fn a_spent_budget_or_a_long_retry_after_stops_in_process_retries() {
+        let p = policy();
+        assert_eq!(p.next_delay(None, None, 0.5), None);
+        assert_eq!(
+            p.next_delay(
+                Some(Duration::from_secs(1)),
+                Some(Duration::from_secs(11)),
+                0.5
+            ),
+            None
+        );
+        assert_eq!(
+            p.next_delay(
+                Some(Duration::from_secs(1)),
+                Some(Duration::from_secs(2)),
+                0.5
+            ),
+            Some(Duration::from_millis(500))
+        );
+    }
+
+    #[test]
+    fn durable_delay_doubles_caps_and_respects_a_pause() {
+        let p = policy();
+        assert_eq!(p.durable_delay(1, 1.0, None), Duration::from_secs(30));
+        assert_eq!(p.durable_delay(2, 1.0, None), Duration::from_secs(60));
+        assert_eq!(p.durable_delay(3, 1.0, None), Duration::from_secs(100));
+        assert_eq!(p.durable_delay(40, 1.0, None), Duration::from_secs(100));
+        assert_eq!(
+            p.durable_delay(1, 0.0, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+    }
+}

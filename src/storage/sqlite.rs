@@ -1,0 +1,36 @@
+//! SQLite: the embedded default, for one process. The file is created on first use and runs
+//! in WAL mode, so readers (`status`, `gate`, the deletion job) never wait for the worker.
+//!
+//! Every write transaction starts with `BEGIN IMMEDIATE`: it takes the write lock up front,
+//! so two writers queue on the busy timeout instead of failing a read-to-write upgrade with
+//! "database is locked".
+
+use std::str::FromStr;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use super::{Result, StoreError};
+use crate::config::DatabaseConfig;
+
+pub(super) const CLAIM_SQL: &str = claim_sql!("");
+
+pub(super) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+pub(super) async fn connect(config: &DatabaseConfig) -> Result<sqlx::SqlitePool> {
+    let fail = |source| StoreError::Connect {
+        url: config.url.redacted(),
+        source,
+    };
+    let options = SqliteConnectOptions::from_str(config.url.as_str())
+        .map_err(fail)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(config.busy_timeout.0);
+    SqlitePoolOptions::new()
+        .max_connections(config.max_connections.get())
+        .connect_with(options)
+        .await
+        .map_err(fail)
+}
