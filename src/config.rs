@@ -123,7 +123,7 @@ pub struct RetryConfig {
     /// Longest `Retry-After` waited out in process; a longer one sends the request back to
     /// `pending` with `next_attempt_at` at the end of the pause.
     pub retry_after_cap: HumanDuration,
-    /// Durable backoff between claims: base × 2^(attempt-1), capped, with full jitter.
+    /// Durable backoff between claims: base × 2^(attempt-1), capped, with equal jitter.
     pub durable_base: HumanDuration,
     pub durable_cap: HumanDuration,
 }

@@ -67,16 +67,18 @@ impl RetryPolicy {
         }
     }
 
-    /// Durable backoff before claim `attempt + 1`: full jitter over
-    /// `durable_base × 2^(attempt-1)`, capped. Never earlier than `not_before` (the end of a
-    /// provider's pause).
+    /// Durable backoff before claim `attempt + 1`: equal jitter over
+    /// `durable_base × 2^(attempt-1)`, capped: half the delay is fixed and half is drawn, so
+    /// a failing request is never re-claimed at once, while many requests failing together
+    /// still spread out. Never earlier than `not_before` (the end of a provider's pause).
     pub fn durable_delay(&self, attempt: i32, unit: f64, not_before: Option<Duration>) -> Duration {
         let exponent = attempt.saturating_sub(1).clamp(0, 30) as u32;
         let ceiling = self
             .durable_base
             .checked_mul(1u32 << exponent)
             .map_or(self.durable_cap, |d| d.min(self.durable_cap));
-        Self::jitter(ceiling, unit).max(not_before.unwrap_or_default())
+        let half = ceiling / 2;
+        (half + Self::jitter(ceiling - half, unit)).max(not_before.unwrap_or_default())
     }
 
     /// The in-process delays a token would see with no jitter: for tests and docs.
@@ -150,8 +152,13 @@ mod tests {
         assert_eq!(p.durable_delay(3, 1.0, None), Duration::from_secs(100));
         assert_eq!(p.durable_delay(40, 1.0, None), Duration::from_secs(100));
         assert_eq!(
-            p.durable_delay(1, 0.0, Some(Duration::from_secs(7))),
-            Duration::from_secs(7)
+            p.durable_delay(1, 0.0, None),
+            Duration::from_secs(15),
+            "half is fixed"
+        );
+        assert_eq!(
+            p.durable_delay(1, 0.0, Some(Duration::from_secs(17))),
+            Duration::from_secs(17)
         );
     }
 }

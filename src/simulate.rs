@@ -228,6 +228,25 @@ impl Simulator {
         token
     }
 
+    /// Changes how a provider behaves from now on (a provider that recovers, or breaks).
+    pub fn set_behaviour(&self, name: &str, behaviour: Behaviour) {
+        if let Some(p) = self.state.lock().expect("sim lock").providers.get_mut(name) {
+            p.behaviour = behaviour;
+        }
+    }
+
+    /// Calls that carried this token.
+    pub fn calls_for(&self, token: &str) -> usize {
+        let fingerprint = Fingerprint::of(token);
+        self.state
+            .lock()
+            .expect("sim lock")
+            .calls
+            .iter()
+            .filter(|c| c.token.as_ref() == Some(&fingerprint))
+            .count()
+    }
+
     /// Marks an issued token revoked, as if revoked earlier by someone else.
     pub fn revoke_out_of_band(&self, token: &str) {
         if let Some(t) = self.state.lock().expect("sim lock").tokens.get_mut(token) {
