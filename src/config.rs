@@ -563,10 +563,10 @@ impl Config {
         let config: Config =
             serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
                 let key = e.path().to_string();
-                ConfigError::key(
-                    if key == "." { "config".into() } else { key },
-                    e.into_inner().to_string(),
-                )
+                // toml appends "in `section`" on a second line; the key path already says it.
+                let message = e.into_inner().to_string();
+                let message = message.lines().next().unwrap_or_default().trim().to_owned();
+                ConfigError::key(if key == "." { "config".into() } else { key }, message)
             })?;
         config.validate()?;
         Ok(config)

@@ -1,0 +1,226 @@
+//! The `offboard` binary as a deletion job and an operator use it: exit codes, messages,
+//! config errors that name the key, and shutdown on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn db_url(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("offboard.db").display())
+    }
+
+    /// Writes a config with the database and `extra`, returns its path.
+    fn config(&self, name: &str, extra: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!("[database]\nurl = \"{}\"\n{extra}", self.db_url()),
+        )
+        .unwrap();
+        path
+    }
+
+    fn run(&self, config: &Path, args: &[&str]) -> Output {
+        offboard(config).args(args).output().unwrap()
+    }
+}
+
+fn offboard(config: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_offboard"));
+    cmd.arg("--config")
+        .arg(config)
+        .env_remove("OFFBOARD_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_bad_value_stops_start_up_with_the_key_named() {
+    let env = Env::new();
+    let config = env.config("bad.toml", "[worker]\nconcurrency = \"lots\"\n");
+    let out = env.run(&config, &["check-config"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("error: invalid configuration in "), "{err}");
+    assert!(
+        err.contains("worker.concurrency: 'lots' is not a whole number"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_secret_names_the_key_and_the_variable() {
+    let env = Env::new();
+    let extra = "[providers.acme]\ndialect = \"rfc7009\"\nurl = \"https://auth.acme.example/revoke\"\nclient_id = \"c\"\nclient_secret_env = \"OFFBOARD_TEST_UNSET_SECRET\"\n";
+    let config = env.config("c.toml", extra);
+    let out = env.run(&config, &["check-config"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("providers.acme.client_secret_env: environment variable OFFBOARD_TEST_UNSET_SECRET is not set"),
+        "{}",
+        stderr(&out)
+    );
+    let out = offboard(&config)
+        .env("OFFBOARD_TEST_UNSET_SECRET", "hunter2-secret")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("provider acme: rfc7009 at https://auth.acme.example/revoke"));
+    assert!(!stdout(&out).contains("hunter2-secret") && !stderr(&out).contains("hunter2-secret"));
+}
+
+#[test]
+fn an_unknown_key_and_a_missing_file_are_reported() {
+    let env = Env::new();
+    let config = env.config("typo.toml", "[worker]\nconcurency = 4\n");
+    let err = stderr(&env.run(&config, &["check-config"]));
+    assert!(
+        err.contains("worker.concurency: unknown field `concurency`, expected one of"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let out = env.run(&env.dir.path().join("absent.toml"), &["check-config"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot read config file"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_start_that_fails_on_config_loses_no_request() {
+    let env = Env::new();
+    let good = env.config("good.toml", "");
+    assert!(env.run(&good, &["enqueue", "u1"]).status.success());
+    let bad = env.config("bad.toml", "[providers.x]\ndialect = \"carrier-pigeon\"\n");
+    let out = env.run(&bad, &["once"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("providers.x.dialect: unknown variant `carrier-pigeon`"),
+        "{}",
+        stderr(&out)
+    );
+    let status = stdout(&env.run(&good, &["status", "user:u1"]));
+    assert!(
+        status.starts_with("request 1  user u1  pending  attempts 0"),
+        "{status}"
+    );
+}
+
+#[test]
+fn the_deletion_job_enqueues_waits_on_the_gate_and_reads_the_status() {
+    let env = Env::new();
+    let config = env.config("c.toml", "");
+    let out = env.run(
+        &config,
+        &[
+            "enqueue",
+            "u1",
+            "--requested-by",
+            "gdpr-job",
+            "--external-ref",
+            "case-7",
+        ],
+    );
+    assert_eq!(stdout(&out), "queued: request 1 for user u1 is pending\n");
+    let out = env.run(&config, &["enqueue", "u1"]);
+    assert_eq!(
+        stdout(&out),
+        "already open: request 1 for user u1 is pending\n"
+    );
+
+    let out = env.run(&config, &["gate", "u1"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(stdout(&out), "not yet: request 1 for user u1 is pending\n");
+
+    // A user with no tokens has nothing to revoke: the drain clears them.
+    let out = env.run(&config, &["once"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("claimed 1, cleared 1, failed 0"),
+        "{}",
+        stdout(&out)
+    );
+    let out = env.run(&config, &["gate", "--quiet", "u1"]);
+    assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(0), ""));
+
+    let status = stdout(&env.run(&config, &["status", "1"]));
+    assert!(
+        status.contains("request 1  user u1  cleared  attempts 1"),
+        "{status}"
+    );
+    assert!(status.contains("by gdpr-job (ref case-7)"), "{status}");
+    let counts = stdout(&env.run(&config, &["status"]));
+    assert_eq!(counts, "cleared    1\n");
+    let report = stdout(&env.run(&config, &["report"]));
+    assert!(report.starts_with(
+        "request_id,user_id,token_id,provider,token_type,token_fingerprint,attempt,outcome"
+    ));
+
+    let out = env.run(&config, &["retry", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "error: request 1 is cleared; retry needs a request that is failed\n"
+    );
+    let out = env.run(&config, &["gate", "nobody"]);
+    assert_eq!(out.status.code(), Some(5));
+}
+
+#[test]
+fn the_daemon_stops_cleanly_on_sigterm() {
+    let env = Env::new();
+    let config = env.config("c.toml", "[worker]\nschedule = \"0 0 * * * *\"\n");
+    let mut child = offboard(&config)
+        .arg("run")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let started = Instant::now();
+    loop {
+        let line = lines.next().expect("daemon exited early").unwrap();
+        if line.contains("offboard worker started") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "daemon did not start"
+        );
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("offboard worker stopped")),
+        "{rest:?}"
+    );
+}
