@@ -780,6 +780,13 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_default_file_parses_to_the_built_in_defaults() {
+        let shipped = parse(include_str!("../config/offboard.toml"), &[]).unwrap();
+        let defaults = parse("", &[]).unwrap();
+        assert_eq!(format!("{shipped:?}"), format!("{defaults:?}"));
+    }
+
+    #[test]
     fn a_provider_reads_its_secret_from_the_environment() {
         let config = parse(ACME, &[("ACME_SECRET", "s3cret")]).unwrap();
         let acme = &config.providers["acme"];

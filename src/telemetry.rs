@@ -1,6 +1,8 @@
 //! Logging with `tracing`: human or JSON lines on stderr, filtered by `RUST_LOG` or the
 //! config's `log.level`. Log fields carry ids and fingerprints, never tokens or secrets.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
@@ -19,6 +21,9 @@ pub fn init(config: &LogConfig) {
             .flatten_event(true)
             .with_current_span(true)
             .try_init(),
-        LogFormat::Human => builder.with_target(false).try_init(),
+        LogFormat::Human => builder
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
     };
 }

@@ -71,6 +71,46 @@ async fn enqueueing_twice_returns_the_open_request(db: TestDb) {
     assert_ne!(third.request.id, first.request.id);
 }
 
+/// The SQL the README gives the deletion job returns the open request on a second insert.
+async fn the_documented_sql_insert_returns_the_open_request(db: TestDb) {
+    const INSERT: &str = "INSERT INTO offboarding_requests (user_id, requested_by, external_ref)
+         VALUES ('alice', 'gdpr-job', 'case-42')
+         ON CONFLICT (user_id) WHERE state IN ('pending', 'running', 'failed')
+         DO UPDATE SET user_id = excluded.user_id
+         RETURNING id";
+    let first = common::scalar(&db.store, INSERT).await;
+    let second = common::scalar(&db.store, INSERT).await;
+    assert_eq!(first, second);
+    assert_eq!(
+        db.store
+            .enqueue("alice", None, None)
+            .await
+            .unwrap()
+            .request
+            .id,
+        first
+    );
+    let plain = common::exec(
+        &db.store,
+        "INSERT INTO offboarding_requests (user_id) VALUES ('alice')",
+    )
+    .await;
+    assert!(plain.is_err(), "a second open request was inserted");
+    assert_eq!(
+        common::scalar(&db.store, "SELECT count(*) FROM offboarding_requests").await,
+        1
+    );
+    // The inserted request is due at once.
+    assert_eq!(
+        db.store
+            .claim_due("w", 5, LEASE, Utc::now())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 async fn concurrent_enqueues_make_one_request(db: TestDb) {
     let mut tasks = Vec::new();
     for _ in 0..16 {
@@ -411,6 +451,7 @@ async fn the_clearance_view_shows_each_users_latest_request(db: TestDb) {
 on_both_backends!(
     enqueueing_twice_returns_the_open_request,
     concurrent_enqueues_make_one_request,
+    the_documented_sql_insert_returns_the_open_request,
     a_claim_leases_the_request_and_others_skip_it,
     a_request_not_yet_due_is_not_claimed,
     an_expired_lease_is_taken_over_and_the_old_holder_is_fenced_out,
