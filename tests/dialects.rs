@@ -488,3 +488,18 @@ async fn no_answer_within_the_timeout_is_transient() {
             .starts_with("no answer within 200ms")
     );
 }
+
+#[tokio::test]
+async fn a_provider_that_echoes_the_token_and_secret_gets_them_redacted() {
+    let body = format!(
+        r#"{{"error":"invalid_request","error_description":"token {TOKEN} rejected for secret {SECRET}"}}"#
+    );
+    let server = answering(ResponseTemplate::new(400).set_body_raw(body, "application/json")).await;
+    let (result, _) = call(&server, "stitch", "/revoke", "", TokenType::AccessToken).await;
+    assert_eq!(result.verdict.outcome, Outcome::Failed);
+    assert_eq!(
+        result.verdict.error.as_deref(),
+        Some("HTTP 400: invalid_request: token [REDACTED] rejected for secret [REDACTED]")
+    );
+    assert!(!format!("{result:?}").contains(TOKEN));
+}

@@ -341,6 +341,89 @@ async fn a_provider_asking_for_quiet_is_left_alone_until_its_retry_after(db: Tes
     );
 }
 
+/// Invariant 6 and DESIGN.md §5: a provider that asks for a long pause does not hold up
+/// other providers. Its requests go back to the queue until the pause is over instead of
+/// holding worker slots; everyone else clears in the same drain.
+async fn a_paused_provider_does_not_hold_up_the_others(db: TestDb) {
+    let mut paused = SimProvider::new("paused", Dialect::Moov);
+    paused.behaviour = Behaviour {
+        throttle_for: Some(Duration::from_secs(600)),
+        retry_after: 300,
+        ..Behaviour::default()
+    };
+    let sim = Simulator::start(
+        loopback(),
+        vec![paused, SimProvider::new("healthy", Dialect::Stitch)],
+    )
+    .await
+    .unwrap();
+    // Two worker slots only: requests stuck on the paused provider would starve the rest.
+    let (text, env) = config_toml(
+        &db.url,
+        &sim,
+        &["paused", "healthy"],
+        "[worker]\nconcurrency = 2\nbatch_size = 1\n",
+    );
+    let (worker, _) = worker_for(&db.store, &text, &env);
+    for i in 0..6 {
+        let user = format!("stuck-{i}");
+        seed(
+            &db.store,
+            &sim,
+            &user,
+            "paused",
+            TokenType::RefreshToken,
+            None,
+            None,
+        )
+        .await;
+        db.store.enqueue(&user, None, None).await.unwrap();
+    }
+    for i in 0..6 {
+        let user = format!("free-{i}");
+        seed(
+            &db.store,
+            &sim,
+            &user,
+            "healthy",
+            TokenType::AccessToken,
+            None,
+            None,
+        )
+        .await;
+        db.store.enqueue(&user, None, None).await.unwrap();
+    }
+
+    let report = worker.drain(&CancellationToken::new()).await.unwrap();
+
+    assert_eq!((report.cleared, report.retrying), (6, 6), "{report:?}");
+    for i in 0..6 {
+        assert_eq!(
+            state_of(&db.store, &format!("free-{i}")).await,
+            RequestState::Cleared
+        );
+        let stuck = db
+            .store
+            .clearance(&format!("stuck-{i}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stuck.state, RequestState::Pending);
+        let wait = stuck.next_attempt_at.unwrap() - Utc::now();
+        assert!(
+            wait > chrono::Duration::seconds(250),
+            "retried before the provider's pause ends: {wait}"
+        );
+    }
+    // The paused provider was asked once per slot in flight before its first 429 came
+    // back, then left alone.
+    let calls = sim.stats()["paused"].calls;
+    assert!(
+        (1..=2).contains(&calls),
+        "{calls} calls to a paused provider"
+    );
+}
+
 /// A provider answering 500 until attempts are used up fails its own requests only
 /// (invariant 6); a provider with wrong credentials fails at once; the gate says so.
 async fn a_broken_provider_fails_its_requests_and_spares_the_others(db: TestDb) {
@@ -912,6 +995,7 @@ on_both_backends!(
     two_hundred_users_clear_across_every_dialect,
     a_provider_asking_for_quiet_is_left_alone_until_its_retry_after,
     a_broken_provider_fails_its_requests_and_spares_the_others,
+    a_paused_provider_does_not_hold_up_the_others,
     a_settled_token_is_never_sent_again_when_its_request_is_retried,
     a_request_whose_worker_died_is_finished_by_another,
     two_workers_never_work_on_one_request,
