@@ -424,6 +424,68 @@ async fn a_paused_provider_does_not_hold_up_the_others(db: TestDb) {
     );
 }
 
+/// The per-provider limiter: with `rate = "20/s"` and `burst = 2`, no one-second window at
+/// the provider holds more than the rate plus the burst.
+async fn the_rate_limit_paces_calls_to_a_provider(db: TestDb) {
+    let sim = Simulator::start(
+        loopback(),
+        vec![SimProvider::new("paced", Dialect::Rfc7009)],
+    )
+    .await
+    .unwrap();
+    let (text, env) = config_toml(&db.url, &sim, &["paced"], "");
+    let text = text.replace(
+        "rate = \"1000/s\"\nburst = 50",
+        "rate = \"20/s\"\nburst = 2",
+    );
+    let (worker, _) = worker_for(&db.store, &text, &env);
+    for i in 0..50 {
+        let user = format!("u{i}");
+        seed(
+            &db.store,
+            &sim,
+            &user,
+            "paced",
+            TokenType::AccessToken,
+            None,
+            None,
+        )
+        .await;
+        db.store.enqueue(&user, None, None).await.unwrap();
+    }
+
+    worker.drain(&CancellationToken::new()).await.unwrap();
+
+    assert_eq!(
+        scalar(
+            &db.store,
+            "SELECT count(*) FROM offboarding_requests WHERE state = 'cleared'"
+        )
+        .await,
+        50
+    );
+    let calls = sim.calls();
+    assert_eq!(calls.len(), 50);
+    let busiest = calls
+        .iter()
+        .map(|first| {
+            calls
+                .iter()
+                .filter(|c| c.at >= first.at && c.at < first.at + Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        busiest <= 22,
+        "{busiest} calls in one second at 20/s with burst 2"
+    );
+    assert!(
+        busiest >= 15,
+        "{busiest} calls in the busiest second: the limiter is far below its rate"
+    );
+}
+
 /// A provider answering 500 until attempts are used up fails its own requests only
 /// (invariant 6); a provider with wrong credentials fails at once; the gate says so.
 async fn a_broken_provider_fails_its_requests_and_spares_the_others(db: TestDb) {
@@ -996,6 +1058,7 @@ on_both_backends!(
     a_provider_asking_for_quiet_is_left_alone_until_its_retry_after,
     a_broken_provider_fails_its_requests_and_spares_the_others,
     a_paused_provider_does_not_hold_up_the_others,
+    the_rate_limit_paces_calls_to_a_provider,
     a_settled_token_is_never_sent_again_when_its_request_is_retried,
     a_request_whose_worker_died_is_finished_by_another,
     two_workers_never_work_on_one_request,
