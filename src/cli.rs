@@ -94,10 +94,7 @@ pub enum ReportFormat {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -116,14 +113,11 @@ pub fn main() -> ExitCode {
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     let explicit = cli.config.is_some() || std::env::var_os("OFFBOARD_CONFIG").is_some();
     let path = Config::locate(cli.config.as_deref());
-    Config::load(&path, explicit)
-        .with_context(|| format!("invalid configuration in {}", path.display()))
+    Config::load(&path, explicit).with_context(|| format!("invalid configuration in {}", path.display()))
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Store::open(&config.database)
-        .await
-        .context("cannot open the database")
+    Store::open(&config.database).await.context("cannot open the database")
 }
 
 /// Runs one command and returns its exit code.
@@ -134,11 +128,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::CheckConfig => {
             config.read_secrets().context("invalid configuration")?;
-            writeln!(
-                out,
-                "config ok: database {}",
-                config.database.url.redacted()
-            )?;
+            writeln!(out, "config ok: database {}", config.database.url.redacted())?;
             writeln!(
                 out,
                 "worker: schedule \"{}\", lease {}, concurrency {}, max_attempts {}",
@@ -173,23 +163,14 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate => {
             open_store(&config).await?;
-            writeln!(
-                out,
-                "migrations applied to {}",
-                config.database.url.redacted()
-            )?;
+            writeln!(out, "migrations applied to {}", config.database.url.redacted())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run | Command::Once => {
             config.read_secrets().context("invalid configuration")?;
             let store = open_store(&config).await?;
-            let providers =
-                Providers::from_config(&config).context("cannot build the HTTP client")?;
-            let worker = Worker::new(
-                store.clone(),
-                providers,
-                WorkerSettings::from_config(&config),
-            );
+            let providers = Providers::from_config(&config).context("cannot build the HTTP client")?;
+            let worker = Worker::new(store.clone(), providers, WorkerSettings::from_config(&config));
             let shutdown = CancellationToken::new();
             crate::daemon::cancel_on_signals(shutdown.clone());
             if matches!(cli.command, Command::Run) {
@@ -199,12 +180,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 writeln!(
                     out,
                     "claimed {}, cleared {}, failed {}, retrying later {}, released {}, lease lost {}",
-                    report.claimed,
-                    report.cleared,
-                    report.failed,
-                    report.retrying,
-                    report.released,
-                    report.lease_lost
+                    report.claimed, report.cleared, report.failed, report.retrying, report.released, report.lease_lost
                 )?;
             }
             store.close().await;
@@ -221,11 +197,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let done = store
                 .enqueue(user, requested_by.as_deref(), external_ref.as_deref())
                 .await?;
-            let verb = if done.created {
-                "queued"
-            } else {
-                "already open"
-            };
+            let verb = if done.created { "queued" } else { "already open" };
             writeln!(
                 out,
                 "{verb}: request {} for user {} is {}",
@@ -241,14 +213,12 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = open_store(&config).await?;
             let latest = store.clearance(user).await?;
             let (code, text) = match &latest {
-                Some(r) if r.state == RequestState::Cleared => (
-                    0,
-                    format!("cleared: user {user} (request {}) may be deleted", r.id),
-                ),
-                Some(r) if matches!(r.state, RequestState::Pending | RequestState::Running) => (
-                    3,
-                    format!("not yet: request {} for user {user} is {}", r.id, r.state),
-                ),
+                Some(r) if r.state == RequestState::Cleared => {
+                    (0, format!("cleared: user {user} (request {}) may be deleted", r.id))
+                }
+                Some(r) if matches!(r.state, RequestState::Pending | RequestState::Running) => {
+                    (3, format!("not yet: request {} for user {user} is {}", r.id, r.state))
+                }
                 Some(r) if r.state == RequestState::Failed => (
                     4,
                     format!(
@@ -259,10 +229,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 ),
                 Some(r) => (
                     5,
-                    format!(
-                        "no clearance: request {} for user {user} was cancelled",
-                        r.id
-                    ),
+                    format!("no clearance: request {} for user {user} was cancelled", r.id),
                 ),
                 None => (5, format!("no clearance: no request for user {user}")),
             };
@@ -274,11 +241,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retry { id } => {
             let store = open_store(&config).await?;
             let row = store.retry(id).await?;
-            writeln!(
-                out,
-                "request {} for user {} is pending again",
-                row.id, row.user_id
-            )?;
+            writeln!(out, "request {} for user {} is pending again", row.id, row.user_id)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Cancel { id } => {
@@ -304,11 +267,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn status(
-    store: &Store,
-    target: Option<&str>,
-    out: &mut impl Write,
-) -> anyhow::Result<ExitCode> {
+async fn status(store: &Store, target: Option<&str>, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let Some(target) = target else {
         let counts = store.state_counts().await?;
         if counts.is_empty() {
@@ -337,8 +296,7 @@ async fn status(
 }
 
 fn print_request(out: &mut impl Write, r: &RequestRow) -> std::io::Result<()> {
-    let ts =
-        |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let ts = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     writeln!(
         out,
         "request {}  user {}  {}  attempts {}",
@@ -348,10 +306,7 @@ fn print_request(out: &mut impl Write, r: &RequestRow) -> std::io::Result<()> {
         out,
         "  requested {}{}{}",
         ts(&r.requested_at),
-        r.requested_by
-            .as_ref()
-            .map(|b| format!(" by {b}"))
-            .unwrap_or_default(),
+        r.requested_by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default(),
         r.external_ref
             .as_ref()
             .map(|x| format!(" (ref {x})"))
@@ -407,8 +362,7 @@ fn report_fields(r: &AuditRow) -> [String; 15] {
         opt(r.error.clone()),
         r.duration_ms.to_string(),
         r.worker.clone(),
-        r.attempted_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        r.attempted_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     ]
 }
 
@@ -421,11 +375,7 @@ fn csv_field(field: &str) -> String {
     }
 }
 
-pub fn write_report(
-    out: &mut impl Write,
-    format: ReportFormat,
-    rows: &[AuditRow],
-) -> std::io::Result<()> {
+pub fn write_report(out: &mut impl Write, format: ReportFormat, rows: &[AuditRow]) -> std::io::Result<()> {
     match format {
         ReportFormat::Csv => {
             writeln!(out, "{}", REPORT_COLUMNS.join(","))?;

@@ -350,19 +350,7 @@ impl Count {
 
 impl<'de> Deserialize<'de> for Count {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(i64),
-            Str(String),
-        }
-        let value = match Raw::deserialize(d)? {
-            Raw::Int(n) => n,
-            Raw::Str(s) => s
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| serde::de::Error::custom(format!("'{s}' is not a whole number")))?,
-        };
+        let value: i64 = number_or_string(d, "a whole number")?;
         match u32::try_from(value) {
             Ok(n) if n > 0 => Ok(Count(n)),
             _ => Err(serde::de::Error::custom(format!(
@@ -379,19 +367,7 @@ pub struct Factor(pub f64);
 
 impl<'de> Deserialize<'de> for Factor {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Num(f64),
-            Str(String),
-        }
-        let value = match Raw::deserialize(d)? {
-            Raw::Num(n) => n,
-            Raw::Str(s) => s
-                .trim()
-                .parse::<f64>()
-                .map_err(|_| serde::de::Error::custom(format!("'{s}' is not a number")))?,
-        };
+        let value: f64 = number_or_string(d, "a number")?;
         if (1.0..=10.0).contains(&value) {
             Ok(Factor(value))
         } else {
@@ -400,6 +376,28 @@ impl<'de> Deserialize<'de> for Factor {
             )))
         }
     }
+}
+
+/// A number written as a TOML number or as a string of one (environment overrides are
+/// always strings), parsed with `FromStr` either way.
+fn number_or_string<'de, D, T>(d: D, what: &str) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: FromStr,
+{
+    let text = match toml::Value::deserialize(d)? {
+        toml::Value::String(s) => s.trim().to_owned(),
+        toml::Value::Integer(n) => n.to_string(),
+        toml::Value::Float(n) => n.to_string(),
+        other => {
+            return Err(serde::de::Error::custom(format!(
+                "expected {what}, got a {}",
+                other.type_str()
+            )));
+        }
+    };
+    text.parse::<T>()
+        .map_err(|_| serde::de::Error::custom(format!("'{text}' is not {what}")))
 }
 
 /// A rate such as `20/s`, `600/m` or `1000/h`.
@@ -415,8 +413,7 @@ impl FromStr for Rate {
         let bad = || format!("'{raw}' is not a rate such as \"20/s\", \"600/m\" or \"1000/h\"");
         let (count, unit) = raw.trim().split_once('/').ok_or_else(bad)?;
         let count: u32 = count.trim().parse().map_err(|_| bad())?;
-        let count =
-            NonZeroU32::new(count).ok_or_else(|| format!("'{raw}': rate must be above zero"))?;
+        let count = NonZeroU32::new(count).ok_or_else(|| format!("'{raw}': rate must be above zero"))?;
         let per = match unit.trim() {
             "s" | "sec" | "second" => Duration::from_secs(1),
             "m" | "min" | "minute" => Duration::from_secs(60),
@@ -482,10 +479,7 @@ impl FromStr for DatabaseUrl {
     type Err = String;
     fn from_str(raw: &str) -> Result<Self, String> {
         let raw = raw.trim();
-        if raw.starts_with("sqlite:")
-            || raw.starts_with("postgres:")
-            || raw.starts_with("postgresql:")
-        {
+        if raw.starts_with("sqlite:") || raw.starts_with("postgres:") || raw.starts_with("postgresql:") {
             Ok(DatabaseUrl(raw.to_owned()))
         } else {
             Err("must start with sqlite:// or postgres://".into())
@@ -501,8 +495,7 @@ pub struct ProviderUrl(pub reqwest::Url);
 impl FromStr for ProviderUrl {
     type Err = String;
     fn from_str(raw: &str) -> Result<Self, String> {
-        let url =
-            reqwest::Url::parse(raw.trim()).map_err(|e| format!("'{raw}' is not a URL ({e})"))?;
+        let url = reqwest::Url::parse(raw.trim()).map_err(|e| format!("'{raw}' is not a URL ({e})"))?;
         let loopback = match url.host() {
             Some(url::Host::Domain(d)) => d == "localhost",
             Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -552,22 +545,19 @@ impl Config {
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut table: toml::Table =
-            text.parse()
-                .map_err(|e: toml::de::Error| ConfigError::Syntax {
-                    path: path.to_owned(),
-                    message: e.to_string().trim().replace('\n', " "),
-                })?;
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
         let env: Vec<(String, String)> = env.into_iter().collect();
         apply_env_overrides(&mut table, &env)?;
-        let config: Config =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-                let key = e.path().to_string();
-                // toml appends "in `section`" on a second line; the key path already says it.
-                let message = e.into_inner().to_string();
-                let message = message.lines().next().unwrap_or_default().trim().to_owned();
-                ConfigError::key(if key == "." { "config".into() } else { key }, message)
-            })?;
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let key = e.path().to_string();
+            // toml appends "in `section`" on a second line; the key path already says it.
+            let message = e.into_inner().to_string();
+            let message = message.lines().next().unwrap_or_default().trim().to_owned();
+            ConfigError::key(if key == "." { "config".into() } else { key }, message)
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -583,10 +573,7 @@ impl Config {
             return Err(ConfigError::key("worker.lease", "must be at least 2s"));
         }
         if self.retry.cap.0 < self.retry.base.0 {
-            return Err(ConfigError::key(
-                "retry.cap",
-                "must not be below retry.base",
-            ));
+            return Err(ConfigError::key("retry.cap", "must not be below retry.base"));
         }
         if self.retry.durable_cap.0 < self.retry.durable_base.0 {
             return Err(ConfigError::key(
@@ -631,10 +618,7 @@ impl Config {
             if p.auth.is_some() && !matches!(p.dialect, Dialect::Rfc7009 | Dialect::Moov) {
                 return Err(ConfigError::key(
                     key("auth"),
-                    format!(
-                        "applies to the rfc7009 and moov dialects only, not {}",
-                        p.dialect
-                    ),
+                    format!("applies to the rfc7009 and moov dialects only, not {}", p.dialect),
                 ));
             }
             if (p.content_type.is_some() || p.api_version.is_some()) && p.dialect != Dialect::Moov {
@@ -653,10 +637,7 @@ impl Config {
     }
 
     /// As [`Config::read_secrets`], with the environment given.
-    pub fn read_secrets_with(
-        &mut self,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<(), ConfigError> {
+    pub fn read_secrets_with(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         for (name, p) in &mut self.providers {
             let key = |k: &str| format!("providers.{name}.{k}");
             let secret = if let Some(var) = &p.client_secret_env {
@@ -703,10 +684,7 @@ impl Config {
 /// regard to case (so `OFFBOARD_PROVIDERS__ACME__URL` finds `[providers.Acme]`); new keys
 /// are lower-cased. Values are strings; numeric keys parse them. Variables without `__`
 /// (such as `OFFBOARD_CONFIG`) are not overrides.
-fn apply_env_overrides(
-    table: &mut toml::Table,
-    env: &[(String, String)],
-) -> Result<(), ConfigError> {
+fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
     for (name, value) in env {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
             continue;
@@ -751,14 +729,9 @@ mod tests {
     use super::*;
 
     fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let vars: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut config = Config::from_toml(text, Path::new("test.toml"), vars.clone())?;
-        config.read_secrets_with(|name| {
-            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-        })?;
+        config.read_secrets_with(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))?;
         Ok(config)
     }
 
@@ -807,9 +780,7 @@ mod tests {
     #[test]
     fn a_literal_secret_in_the_file_is_refused() {
         let text = format!("{ACME}\nclient_secret = \"oops\"");
-        let err = parse(&text, &[("ACME_SECRET", "x")])
-            .unwrap_err()
-            .to_string();
+        let err = parse(&text, &[("ACME_SECRET", "x")]).unwrap_err().to_string();
         assert!(
             err.starts_with("providers.acme.client_secret: secrets are never read"),
             "{err}"
@@ -818,23 +789,18 @@ mod tests {
 
     #[test]
     fn type_errors_name_the_key() {
-        let err = parse("[worker]\nconcurrency = \"lots\"", &[])
-            .unwrap_err()
-            .to_string();
+        let err = parse("[worker]\nconcurrency = \"lots\"", &[]).unwrap_err().to_string();
         assert!(
             err.starts_with("worker.concurrency: 'lots' is not a whole number"),
             "{err}"
         );
-        let err = parse("[worker]\nlease = \"soon\"", &[])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("worker.lease: 'soon' is not a duration"),
-            "{err}"
-        );
-        let err = parse("[worker]\nconcurency = 3", &[])
-            .unwrap_err()
-            .to_string();
+        let err = parse("[worker]\nlease = \"soon\"", &[]).unwrap_err().to_string();
+        assert!(err.starts_with("worker.lease: 'soon' is not a duration"), "{err}");
+        let err = parse("[worker]\nconcurrency = 2.5", &[]).unwrap_err().to_string();
+        assert_eq!(err, "worker.concurrency: '2.5' is not a whole number");
+        let err = parse("[retry]\nfactor = true", &[]).unwrap_err().to_string();
+        assert_eq!(err, "retry.factor: expected a number, got a boolean");
+        let err = parse("[worker]\nconcurency = 3", &[]).unwrap_err().to_string();
         assert!(err.contains("unknown field `concurency`"), "{err}");
     }
 
@@ -843,18 +809,13 @@ mod tests {
         let err = parse("[worker]\nschedule = \"*/5 * * * *\"", &[])
             .unwrap_err()
             .to_string();
-        assert!(
-            err.starts_with("worker.schedule: '*/5 * * * *' has 5 fields"),
-            "{err}"
-        );
+        assert!(err.starts_with("worker.schedule: '*/5 * * * *' has 5 fields"), "{err}");
     }
 
     #[test]
     fn plain_http_is_refused_except_to_loopback() {
         let text = ACME.replace("https://auth.acme.example", "http://auth.acme.example");
-        let err = parse(&text, &[("ACME_SECRET", "x")])
-            .unwrap_err()
-            .to_string();
+        let err = parse(&text, &[("ACME_SECRET", "x")]).unwrap_err().to_string();
         assert!(err.starts_with("providers.acme.url: "), "{err}");
         assert!(err.contains("must use https://"), "{err}");
         let text = ACME.replace("https://auth.acme.example", "http://127.0.0.1:8080");
@@ -889,10 +850,7 @@ mod tests {
     #[test]
     fn rates_parse_with_their_unit() {
         assert_eq!("20/s".parse::<Rate>().unwrap().count.get(), 20);
-        assert_eq!(
-            "600/m".parse::<Rate>().unwrap().per,
-            Duration::from_secs(60)
-        );
+        assert_eq!("600/m".parse::<Rate>().unwrap().per, Duration::from_secs(60));
         assert!("20 per second".parse::<Rate>().is_err());
         assert!("0/s".parse::<Rate>().is_err());
     }
@@ -906,9 +864,7 @@ mod tests {
     #[test]
     fn dialect_specific_keys_are_refused_elsewhere() {
         let text = format!("{ACME}\ncontent_type = \"form\"");
-        let err = parse(&text, &[("ACME_SECRET", "x")])
-            .unwrap_err()
-            .to_string();
+        let err = parse(&text, &[("ACME_SECRET", "x")]).unwrap_err().to_string();
         assert!(
             err.starts_with("providers.acme.content_type: applies to the moov dialect only"),
             "{err}"

@@ -12,11 +12,7 @@ use crate::worker::{Worker, error_chain};
 
 pub const NOTIFY_CHANNEL: &str = "offboard_requests";
 
-pub async fn run(
-    worker: Worker,
-    schedule: cron::Schedule,
-    shutdown: CancellationToken,
-) -> Result<(), StoreError> {
+pub async fn run(worker: Worker, schedule: cron::Schedule, shutdown: CancellationToken) -> Result<(), StoreError> {
     let mut listener = match worker.store().pg_pool() {
         Some(pool) => {
             let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
@@ -67,16 +63,15 @@ pub fn cancel_on_signals(token: CancellationToken) {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(term) => term,
-                    Err(e) => {
-                        warn!(error = %e, "cannot listen for SIGTERM");
-                        let _ = ctrl_c.await;
-                        token.cancel();
-                        return;
-                    }
-                };
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(e) => {
+                    warn!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}

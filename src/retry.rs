@@ -106,11 +106,7 @@ mod tests {
     #[test]
     fn in_process_schedule_is_exponential_capped_and_bounded() {
         // backon multiplies in f32, so compare whole milliseconds.
-        let millis: Vec<u128> = policy()
-            .schedule()
-            .iter()
-            .map(Duration::as_millis)
-            .collect();
+        let millis: Vec<u128> = policy().schedule().iter().map(Duration::as_millis).collect();
         assert_eq!(millis, vec![100, 200, 300]);
     }
 
@@ -127,19 +123,11 @@ mod tests {
         let p = policy();
         assert_eq!(p.next_delay(None, None, 0.5), None);
         assert_eq!(
-            p.next_delay(
-                Some(Duration::from_secs(1)),
-                Some(Duration::from_secs(11)),
-                0.5
-            ),
+            p.next_delay(Some(Duration::from_secs(1)), Some(Duration::from_secs(11)), 0.5),
             None
         );
         assert_eq!(
-            p.next_delay(
-                Some(Duration::from_secs(1)),
-                Some(Duration::from_secs(2)),
-                0.5
-            ),
+            p.next_delay(Some(Duration::from_secs(1)), Some(Duration::from_secs(2)), 0.5),
             Some(Duration::from_millis(500))
         );
     }
@@ -151,11 +139,7 @@ mod tests {
         assert_eq!(p.durable_delay(2, 1.0, None), Duration::from_secs(60));
         assert_eq!(p.durable_delay(3, 1.0, None), Duration::from_secs(100));
         assert_eq!(p.durable_delay(40, 1.0, None), Duration::from_secs(100));
-        assert_eq!(
-            p.durable_delay(1, 0.0, None),
-            Duration::from_secs(15),
-            "half is fixed"
-        );
+        assert_eq!(p.durable_delay(1, 0.0, None), Duration::from_secs(15), "half is fixed");
         assert_eq!(
             p.durable_delay(1, 0.0, Some(Duration::from_secs(17))),
             Duration::from_secs(17)

@@ -151,10 +151,7 @@ pub struct ProviderStats {
 
 impl Simulator {
     /// Serves `providers` on `addr` (port 0 picks a free one).
-    pub async fn start(
-        addr: SocketAddr,
-        providers: Vec<SimProvider>,
-    ) -> std::io::Result<Simulator> {
+    pub async fn start(addr: SocketAddr, providers: Vec<SimProvider>) -> std::io::Result<Simulator> {
         let state = Arc::new(Mutex::new(SimState {
             providers: providers.into_iter().map(|p| (p.name.clone(), p)).collect(),
             tokens: HashMap::new(),
@@ -182,30 +179,17 @@ impl Simulator {
     /// The revocation URL of a provider.
     pub fn url(&self, name: &str) -> String {
         let state = self.state.lock().expect("sim lock");
-        let path = state
-            .providers
-            .get(name)
-            .map_or("/revoke", SimProvider::path);
+        let path = state.providers.get(name).map_or("/revoke", SimProvider::path);
         format!("http://{}/{name}{path}", self.addr)
     }
 
     pub fn provider(&self, name: &str) -> Option<SimProvider> {
-        self.state
-            .lock()
-            .expect("sim lock")
-            .providers
-            .get(name)
-            .cloned()
+        self.state.lock().expect("sim lock").providers.get(name).cloned()
     }
 
     /// Issues a token the provider will recognise. A OneLogin refresh token passed as
     /// `paired_with` dies with that access token.
-    pub fn issue(
-        &self,
-        provider: &str,
-        token_type: TokenType,
-        paired_with: Option<&str>,
-    ) -> String {
+    pub fn issue(&self, provider: &str, token_type: TokenType, paired_with: Option<&str>) -> String {
         let token = format!(
             "{provider}_{}_{:016x}{:016x}",
             &token_type.as_str()[..1],
@@ -306,8 +290,7 @@ fn stats_of(state: &SimState) -> HashMap<String, ProviderStats> {
 async fn stats_handler(State(state): State<Arc<Mutex<SimState>>>) -> Response {
     let state = state.lock().expect("sim lock");
     let twice = state.accepted.values().filter(|n| **n > 1).count();
-    axum::Json(json!({ "providers": stats_of(&state), "tokens_accepted_twice": twice }))
-        .into_response()
+    axum::Json(json!({ "providers": stats_of(&state), "tokens_accepted_twice": twice })).into_response()
 }
 
 /// A parsed request body: form or JSON fields as strings.
@@ -317,10 +300,7 @@ struct Body {
 
 impl Body {
     fn get(&self, key: &str) -> Option<&str> {
-        self.fields
-            .get(key)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.fields.get(key).map(String::as_str).filter(|v| !v.is_empty())
     }
 }
 
@@ -336,12 +316,7 @@ fn content_kind(headers: &HeaderMap) -> Kind {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match mime.as_str() {
         "application/x-www-form-urlencoded" => Kind::Form,
         "application/json" => Kind::Json,
@@ -369,9 +344,7 @@ fn parse_body(kind: Kind, bytes: &[u8]) -> Option<Body> {
 fn basic_credentials(headers: &HeaderMap, form_decode: bool) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let encoded = value.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
     let pair = String::from_utf8(decoded).ok()?;
     let (id, secret) = pair.split_once(':')?;
     let decode = |s: &str| -> String {
@@ -423,19 +396,13 @@ fn reject(dialect: Dialect, why: Rejection) -> Response {
                 "Content Type is not specified or specified incorrectly. Content-Type header must be set to application/json",
             ),
             MissingToken => onelogin_status(400, "bad request", "Access Token Missing"),
-            MissingCredentials => onelogin_status(
-                400,
-                "bad request",
-                "The authorization information is missing",
-            ),
+            MissingCredentials => onelogin_status(400, "bad request", "The authorization information is missing"),
             BadCredentials => onelogin_status(401, "Unauthorized", "Authentication Failure"),
         },
         Dialect::Moov => match why {
             MissingToken => json_response(422, json!({ "token": "is required" })),
             WrongContentType => json_response(400, json!({ "error": "unsupported content type" })),
-            MissingCredentials | BadCredentials => {
-                json_response(400, json!({ "error": "invalid client credentials" }))
-            }
+            MissingCredentials | BadCredentials => json_response(400, json!({ "error": "invalid client credentials" })),
         },
         Dialect::Auth0 => match why {
             MissingToken => json_response(
@@ -464,9 +431,7 @@ fn reject(dialect: Dialect, why: Rejection) -> Response {
                 400,
                 json!({ "error": "invalid_request", "error_description": "expected application/x-www-form-urlencoded" }),
             ),
-            MissingCredentials | BadCredentials => {
-                json_response(401, json!({ "error": "invalid_client" }))
-            }
+            MissingCredentials | BadCredentials => json_response(401, json!({ "error": "invalid_client" })),
         },
     }
 }
@@ -508,8 +473,7 @@ fn check_request(p: &SimProvider, headers: &HeaderMap, bytes: &[u8]) -> Result<S
             .map(|id| (id.to_owned(), body.get("client_secret").map(str::to_owned))),
         Dialect::Rfc7009 | Dialect::Moov => match p.auth {
             ClientAuth::ClientSecretBasic => {
-                basic_credentials(headers, p.dialect == Dialect::Rfc7009)
-                    .map(|(id, secret)| (id, Some(secret)))
+                basic_credentials(headers, p.dialect == Dialect::Rfc7009).map(|(id, secret)| (id, Some(secret)))
             }
             ClientAuth::ClientSecretPost => body
                 .get("client_id")
@@ -527,9 +491,7 @@ fn check_request(p: &SimProvider, headers: &HeaderMap, bytes: &[u8]) -> Result<S
     } else {
         "token"
     };
-    body.get(field)
-        .map(str::to_owned)
-        .ok_or(Rejection::MissingToken)
+    body.get(field).map(str::to_owned).ok_or(Rejection::MissingToken)
 }
 
 async fn revoke_handler(
@@ -539,27 +501,14 @@ async fn revoke_handler(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Response {
-    let Some(provider) = state
-        .lock()
-        .expect("sim lock")
-        .providers
-        .get(&name)
-        .cloned()
-    else {
+    let Some(provider) = state.lock().expect("sim lock").providers.get(&name).cloned() else {
         return empty(404);
     };
     let behaviour = &provider.behaviour;
     if !behaviour.latency.is_zero() {
         tokio::time::sleep(behaviour.latency).await;
     }
-    let (mut response, token) = answer(
-        &state,
-        &provider,
-        &method,
-        &format!("/{rest}"),
-        &headers,
-        &bytes,
-    );
+    let (mut response, token) = answer(&state, &provider, &method, &format!("/{rest}"), &headers, &bytes);
     if provider.dialect == Dialect::Moov {
         let id = format!(
             "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
@@ -618,16 +567,10 @@ fn answer(
         }
     }
     if let Some(status) = b.always_status {
-        return (
-            json_response(status, json!({ "error": "simulated outage" })),
-            None,
-        );
+        return (json_response(status, json!({ "error": "simulated outage" })), None);
     }
     if b.fail_fraction > 0.0 && fastrand::f64() < b.fail_fraction {
-        return (
-            json_response(503, json!({ "error": "temporarily_unavailable" })),
-            None,
-        );
+        return (json_response(503, json!({ "error": "temporarily_unavailable" })), None);
     }
     let token = match check_request(p, headers, bytes) {
         Ok(token) => token,
@@ -635,17 +578,9 @@ fn answer(
     };
     let mut s = state.lock().expect("sim lock");
     *s.accepted.entry(token.clone()).or_default() += 1;
-    let known = s
-        .tokens
-        .get(&token)
-        .filter(|t| t.provider == p.name)
-        .cloned();
+    let known = s.tokens.get(&token).filter(|t| t.provider == p.name).cloned();
     let valid = known.as_ref().is_some_and(|t| !t.revoked);
-    if p.dialect == Dialect::Auth0
-        && known
-            .as_ref()
-            .is_some_and(|t| t.token_type == TokenType::AccessToken)
-    {
+    if p.dialect == Dialect::Auth0 && known.as_ref().is_some_and(|t| t.token_type == TokenType::AccessToken) {
         let response = json_response(
             400,
             json!({ "error": "unsupported_token_type", "error_description": "only refresh tokens can be revoked" }),

@@ -16,11 +16,7 @@ pub fn init(config: &LogConfig) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let _ = match config.format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
         LogFormat::Human => builder
             .with_target(false)
             .with_ansi(std::io::stderr().is_terminal())

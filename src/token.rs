@@ -135,10 +135,7 @@ mod tests {
 
     #[test]
     fn redact_removes_secrets_controls_and_length() {
-        let text = format!(
-            "bad token tok_123456 for\nclient s3cr3t {}",
-            "x".repeat(400)
-        );
+        let text = format!("bad token tok_123456 for\nclient s3cr3t {}", "x".repeat(400));
         let out = redact(&text, &["tok_123456", "s3cr3t"]);
         assert!(!out.contains("tok_123456"));
         assert!(!out.contains("s3cr3t"));

@@ -142,9 +142,7 @@ impl Worker {
                 collect(&mut in_flight, &mut report).await;
                 continue;
             }
-            let limit = u32::try_from(free)
-                .unwrap_or(u32::MAX)
-                .min(self.settings.batch_size);
+            let limit = u32::try_from(free).unwrap_or(u32::MAX).min(self.settings.batch_size);
             let claimed = match self
                 .store
                 .claim_due(&self.settings.id, limit, self.settings.lease, Utc::now())
@@ -166,8 +164,7 @@ impl Worker {
                 let worker = self.clone();
                 let shutdown = shutdown.clone();
                 let span = info_span!("request", request_id = request.id, user_id = %request.user_id, attempt = request.attempt);
-                in_flight
-                    .spawn(async move { worker.process(request, shutdown).await }.instrument(span));
+                in_flight.spawn(async move { worker.process(request, shutdown).await }.instrument(span));
             }
         };
 
@@ -268,22 +265,13 @@ impl Worker {
         let released = decision == Decision::Release;
         let state = self
             .store
-            .complete(
-                &request.fence,
-                &request.user_id,
-                &rows,
-                &decision,
-                Utc::now(),
-            )
+            .complete(&request.fence, &request.user_id, &rows, &decision, Utc::now())
             .await?;
         Ok((state, released))
     }
 }
 
-async fn collect(
-    in_flight: &mut JoinSet<(Result<RequestState, StoreError>, bool)>,
-    report: &mut DrainReport,
-) {
+async fn collect(in_flight: &mut JoinSet<(Result<RequestState, StoreError>, bool)>, report: &mut DrainReport) {
     match in_flight.join_next().await {
         Some(Ok((result, released))) => report.count(&result, released),
         Some(Err(e)) if e.is_cancelled() => {}
@@ -404,9 +392,7 @@ impl Run<'_> {
                 )),
             };
         }
-        let delay = s
-            .retry
-            .durable_delay(self.request.attempt, fastrand::f64(), not_before);
+        let delay = s.retry.durable_delay(self.request.attempt, fastrand::f64(), not_before);
         Decision::Retry {
             at: self.now + delay,
             reason: clip(format!(
@@ -475,10 +461,7 @@ impl RunOwned {
             Plan::ViaPairedAccessToken => {
                 unreachable!("paired tokens are settled after their pair")
             }
-            Plan::Call => {
-                self.call_with_retries(&provider, token, token_type, shutdown)
-                    .await
-            }
+            Plan::Call => self.call_with_retries(&provider, token, token_type, shutdown).await,
         }
     }
 
@@ -492,18 +475,11 @@ impl RunOwned {
         let retry = &self.settings.retry;
         // A provider paused for longer than we would wait here is not called at all; the
         // request comes back when the pause is over.
-        if let Some(left) = provider
-            .gate
-            .pause_left()
-            .filter(|left| *left > retry.retry_after_cap)
-        {
+        if let Some(left) = provider.gate.pause_left().filter(|left| *left > retry.retry_after_cap) {
             return TokenResult {
                 token_id: token.id,
                 end: TokenEnd::Transient {
-                    reason: format!(
-                        "provider paused for {}s after asking for quiet",
-                        left.as_secs()
-                    ),
+                    reason: format!("provider paused for {}s after asking for quiet", left.as_secs()),
                     not_before: Some(left),
                 },
                 rows: Vec::new(),
@@ -522,13 +498,9 @@ impl RunOwned {
             let verdict = call.verdict;
             let settled = self.settles(verdict.outcome, token);
             debug!(outcome = %verdict.outcome, status = ?verdict.http_status, "attempt");
-            rows.lock().expect("rows lock").push(self.row(
-                token,
-                number,
-                &verdict,
-                settled,
-                call.duration,
-            ));
+            rows.lock()
+                .expect("rows lock")
+                .push(self.row(token, number, &verdict, settled, call.duration));
             match verdict.outcome {
                 Outcome::Transient => Err(TryError::Transient(verdict)),
                 _ => Ok(verdict),
@@ -564,12 +536,7 @@ impl RunOwned {
     /// A OneLogin refresh token dies with its paired access token: settled when the pair
     /// is dead (now or before), not revocable when it has no pair, and otherwise left for
     /// the pair's own outcome to decide.
-    fn settle_via_pair(
-        &self,
-        token: &StoredToken,
-        all: &[StoredToken],
-        results: &[TokenResult],
-    ) -> TokenResult {
+    fn settle_via_pair(&self, token: &StoredToken, all: &[StoredToken], results: &[TokenResult]) -> TokenResult {
         let pair = token.grant_ref.as_ref().and_then(|grant| {
             all.iter().find(|t| {
                 t.id != token.id
@@ -582,9 +549,9 @@ impl RunOwned {
             return self.not_revocable(token, ONELOGIN_UNPAIRED_REFRESH);
         };
         let pair_dead = pair.revoked_at.is_some()
-            || results.iter().any(|r| {
-                r.token_id == pair.id && matches!(r.end, TokenEnd::Settled(o) if o.token_is_dead())
-            });
+            || results
+                .iter()
+                .any(|r| r.token_id == pair.id && matches!(r.end, TokenEnd::Settled(o) if o.token_is_dead()));
         if pair_dead {
             let note = format!("revoked with its paired access token {}", pair.id);
             self.immediate(token, Outcome::Revoked, true, note)
@@ -606,10 +573,7 @@ impl RunOwned {
     fn policy_note(&self, token: &StoredToken, settled: bool) -> String {
         let s = &self.settings;
         let expiry = match token.expires_at {
-            Some(at) => format!(
-                "expires {}",
-                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            ),
+            Some(at) => format!("expires {}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             None => "no expiry recorded".to_owned(),
         };
         let within = humantime::format_duration(s.not_revocable_within);
@@ -624,9 +588,7 @@ impl RunOwned {
                 format!("{expiry}, within {within}; settled by policy")
             }
             (NotRevocablePolicy::Expiring, false) => {
-                format!(
-                    "{expiry}, not within {within}; not settled (policy not_revocable = expiring)"
-                )
+                format!("{expiry}, not within {within}; not settled (policy not_revocable = expiring)")
             }
         }
     }
@@ -647,12 +609,7 @@ impl RunOwned {
     }
 
     fn end_of(&self, verdict: Verdict, token: &StoredToken) -> TokenEnd {
-        let reason = || {
-            verdict
-                .error
-                .clone()
-                .unwrap_or_else(|| verdict.outcome.to_string())
-        };
+        let reason = || verdict.error.clone().unwrap_or_else(|| verdict.outcome.to_string());
         match verdict.outcome {
             Outcome::Revoked | Outcome::AlreadyInvalid => TokenEnd::Settled(verdict.outcome),
             Outcome::NotRevocable if self.settles(Outcome::NotRevocable, token) => {
@@ -672,26 +629,14 @@ impl RunOwned {
     }
 
     /// A result decided without calling the provider, with its one audit row.
-    fn immediate(
-        &self,
-        token: &StoredToken,
-        outcome: Outcome,
-        settled: bool,
-        note: String,
-    ) -> TokenResult {
+    fn immediate(&self, token: &StoredToken, outcome: Outcome, settled: bool, note: String) -> TokenResult {
         let verdict = Verdict::new(outcome).with_error(note.clone());
         let end = match (outcome, settled) {
             (_, true) => TokenEnd::Settled(outcome),
             (Outcome::NotRevocable, false) => TokenEnd::Failed(format!("not revocable: {note}")),
             _ => TokenEnd::Failed(note),
         };
-        let row = self.row(
-            token,
-            token.prior_attempts + 1,
-            &verdict,
-            settled,
-            Duration::ZERO,
-        );
+        let row = self.row(token, token.prior_attempts + 1, &verdict, settled, Duration::ZERO);
         TokenResult {
             token_id: token.id,
             end,
@@ -699,14 +644,7 @@ impl RunOwned {
         }
     }
 
-    fn row(
-        &self,
-        token: &StoredToken,
-        attempt: i32,
-        verdict: &Verdict,
-        settled: bool,
-        duration: Duration,
-    ) -> AuditRow {
+    fn row(&self, token: &StoredToken, attempt: i32, verdict: &Verdict, settled: bool, duration: Duration) -> AuditRow {
         AuditRow {
             request_id: self.request_id,
             user_id: self.user_id.clone(),

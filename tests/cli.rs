@@ -24,11 +24,7 @@ impl Env {
     /// Writes a config with the database and `extra`, returns its path.
     fn config(&self, name: &str, extra: &str) -> PathBuf {
         let path = self.dir.path().join(name);
-        std::fs::write(
-            &path,
-            format!("[database]\nurl = \"{}\"\n{extra}", self.db_url()),
-        )
-        .unwrap();
+        std::fs::write(&path, format!("[database]\nurl = \"{}\"\n{extra}", self.db_url())).unwrap();
         path
     }
 
@@ -77,7 +73,8 @@ fn a_missing_secret_names_the_key_and_the_variable() {
     let out = env.run(&config, &["check-config"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("providers.acme.client_secret_env: environment variable OFFBOARD_TEST_UNSET_SECRET is not set"),
+        stderr(&out)
+            .contains("providers.acme.client_secret_env: environment variable OFFBOARD_TEST_UNSET_SECRET is not set"),
         "{}",
         stderr(&out)
     );
@@ -103,11 +100,7 @@ fn an_unknown_key_and_a_missing_file_are_reported() {
     assert_eq!(err.lines().count(), 1, "{err}");
     let out = env.run(&env.dir.path().join("absent.toml"), &["check-config"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("cannot read config file"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("cannot read config file"), "{}", stderr(&out));
 }
 
 #[test]
@@ -147,10 +140,7 @@ fn the_deletion_job_enqueues_waits_on_the_gate_and_reads_the_status() {
     );
     assert_eq!(stdout(&out), "queued: request 1 for user u1 is pending\n");
     let out = env.run(&config, &["enqueue", "u1"]);
-    assert_eq!(
-        stdout(&out),
-        "already open: request 1 for user u1 is pending\n"
-    );
+    assert_eq!(stdout(&out), "already open: request 1 for user u1 is pending\n");
 
     let out = env.run(&config, &["gate", "u1"]);
     assert_eq!(out.status.code(), Some(3));
@@ -168,17 +158,12 @@ fn the_deletion_job_enqueues_waits_on_the_gate_and_reads_the_status() {
     assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(0), ""));
 
     let status = stdout(&env.run(&config, &["status", "1"]));
-    assert!(
-        status.contains("request 1  user u1  cleared  attempts 1"),
-        "{status}"
-    );
+    assert!(status.contains("request 1  user u1  cleared  attempts 1"), "{status}");
     assert!(status.contains("by gdpr-job (ref case-7)"), "{status}");
     let counts = stdout(&env.run(&config, &["status"]));
     assert_eq!(counts, "cleared    1\n");
     let report = stdout(&env.run(&config, &["report"]));
-    assert!(report.starts_with(
-        "request_id,user_id,token_id,provider,token_type,token_fingerprint,attempt,outcome"
-    ));
+    assert!(report.starts_with("request_id,user_id,token_id,provider,token_type,token_fingerprint,attempt,outcome"));
 
     let out = env.run(&config, &["retry", "1"]);
     assert_eq!(out.status.code(), Some(1));
@@ -194,11 +179,7 @@ fn the_deletion_job_enqueues_waits_on_the_gate_and_reads_the_status() {
 fn the_daemon_stops_cleanly_on_sigterm() {
     let env = Env::new();
     let config = env.config("c.toml", "[worker]\nschedule = \"0 0 * * * *\"\n");
-    let mut child = offboard(&config)
-        .arg("run")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = offboard(&config).arg("run").stderr(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let started = Instant::now();
     loop {
@@ -206,10 +187,7 @@ fn the_daemon_stops_cleanly_on_sigterm() {
         if line.contains("offboard worker started") {
             break;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "daemon did not start"
-        );
+        assert!(started.elapsed() < Duration::from_secs(30), "daemon did not start");
     }
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -219,8 +197,5 @@ fn the_daemon_stops_cleanly_on_sigterm() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{rest:?}");
-    assert!(
-        rest.iter().any(|l| l.contains("offboard worker stopped")),
-        "{rest:?}"
-    );
+    assert!(rest.iter().any(|l| l.contains("offboard worker stopped")), "{rest:?}");
 }

@@ -45,14 +45,10 @@ async fn call_with_secret(
         server.uri()
     );
     let mut config = Config::from_toml(&text, Path::new("test"), Vec::new()).expect("config");
-    config
-        .read_secrets_with(|_| Some(SECRET.to_owned()))
-        .expect("secret");
+    config.read_secrets_with(|_| Some(SECRET.to_owned())).expect("secret");
     let providers = Providers::from_config(&config).expect("client");
     let provider = providers.get("p").expect("provider p");
-    let result = provider
-        .revoke(&TokenValue::new(TOKEN.into()), token_type)
-        .await;
+    let result = provider.revoke(&TokenValue::new(TOKEN.into()), token_type).await;
     let requests = server.received_requests().await.expect("recording on");
     let request = requests.last().cloned().expect("one request");
     (result, request)
@@ -60,10 +56,7 @@ async fn call_with_secret(
 
 async fn answering(template: ResponseTemplate) -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(template)
-        .mount(&server)
-        .await;
+    Mock::given(any()).respond_with(template).mount(&server).await;
     server
 }
 
@@ -96,10 +89,7 @@ async fn assert_outcomes(dialect: &str, path: &str, extra: &str, cases: &[(u16, 
         }
         let server = answering(template).await;
         let (result, _) = call(&server, dialect, path, extra, TokenType::AccessToken).await;
-        assert_eq!(
-            result.verdict.outcome, *expected,
-            "{dialect}: {status} {body}"
-        );
+        assert_eq!(result.verdict.outcome, *expected, "{dialect}: {status} {body}");
         assert_eq!(result.verdict.http_status, Some(*status));
         let error = result.verdict.error.unwrap_or_default();
         assert!(
@@ -112,14 +102,7 @@ async fn assert_outcomes(dialect: &str, path: &str, extra: &str, cases: &[(u16, 
 #[tokio::test]
 async fn rfc7009_sends_a_form_with_client_secret_basic_by_default() {
     let server = answering(ResponseTemplate::new(200)).await;
-    let (result, request) = call(
-        &server,
-        "rfc7009",
-        "/oauth2/revoke",
-        "",
-        TokenType::RefreshToken,
-    )
-    .await;
+    let (result, request) = call(&server, "rfc7009", "/oauth2/revoke", "", TokenType::RefreshToken).await;
     assert_eq!(result.verdict.outcome, Outcome::Revoked);
     assert_eq!(request.method.as_str(), "POST");
     assert_eq!(request.url.path(), "/oauth2/revoke");
@@ -152,9 +135,7 @@ async fn rfc7009_client_secret_post_puts_the_credentials_in_the_form() {
     assert_eq!(header(&request, "authorization"), None);
     assert_eq!(
         body_text(&request),
-        format!(
-            "token={TOKEN}&token_type_hint=access_token&client_id=client-1&client_secret=s3cr%2Ft%2Bvalue"
-        )
+        format!("token={TOKEN}&token_type_hint=access_token&client_id=client-1&client_secret=s3cr%2Ft%2Bvalue")
     );
 }
 
@@ -166,11 +147,7 @@ async fn rfc7009_answers_are_classified() {
         "",
         &[
             (200, "", Outcome::Revoked),
-            (
-                400,
-                r#"{"error":"unsupported_token_type"}"#,
-                Outcome::NotRevocable,
-            ),
+            (400, r#"{"error":"unsupported_token_type"}"#, Outcome::NotRevocable),
             (400, r#"{"error":"invalid_token"}"#, Outcome::AlreadyInvalid),
             (400, r#"{"error":"invalid_request"}"#, Outcome::Failed),
             (401, r#"{"error":"invalid_client"}"#, Outcome::Failed),
@@ -191,9 +168,7 @@ async fn a_503_with_retry_after_pauses_the_whole_provider() {
     config.read_secrets_with(|_| Some("x".into())).unwrap();
     let providers = Providers::from_config(&config).unwrap();
     let p = providers.get("p").unwrap();
-    let result = p
-        .revoke(&TokenValue::new(TOKEN.into()), TokenType::AccessToken)
-        .await;
+    let result = p.revoke(&TokenValue::new(TOKEN.into()), TokenType::AccessToken).await;
     assert_eq!(result.verdict.outcome, Outcome::Transient);
     assert_eq!(result.verdict.retry_after, Some(Duration::from_secs(3)));
     let left = p.gate.pause_left().expect("provider paused");
@@ -206,14 +181,7 @@ async fn a_503_with_retry_after_pauses_the_whole_provider() {
 #[tokio::test]
 async fn stitch_sends_credentials_and_token_in_a_form() {
     let server = answering(ResponseTemplate::new(200)).await;
-    let (result, request) = call(
-        &server,
-        "stitch",
-        "/connect/token/revoke",
-        "",
-        TokenType::AccessToken,
-    )
-    .await;
+    let (result, request) = call(&server, "stitch", "/connect/token/revoke", "", TokenType::AccessToken).await;
     assert_eq!(result.verdict.outcome, Outcome::Revoked);
     assert_eq!(request.method.as_str(), "POST");
     assert_eq!(
@@ -223,9 +191,7 @@ async fn stitch_sends_credentials_and_token_in_a_form() {
     assert_eq!(header(&request, "authorization"), None);
     assert_eq!(
         body_text(&request),
-        format!(
-            "client_id=client-1&client_secret=s3cr%2Ft%2Bvalue&token={TOKEN}&token_type_hint=access_token"
-        )
+        format!("client_id=client-1&client_secret=s3cr%2Ft%2Bvalue&token={TOKEN}&token_type_hint=access_token")
     );
 }
 
@@ -246,19 +212,10 @@ async fn stitch_answers_are_classified() {
 
 #[tokio::test]
 async fn moov_sends_json_with_basic_auth_and_its_version_header() {
-    let server = answering(
-        ResponseTemplate::new(204)
-            .insert_header("x-request-id", "3f1c2a9e-0000-4000-8000-000000000001"),
-    )
-    .await;
-    let (result, request) = call(
-        &server,
-        "moov",
-        "/oauth2/revoke",
-        "",
-        TokenType::RefreshToken,
-    )
-    .await;
+    let server =
+        answering(ResponseTemplate::new(204).insert_header("x-request-id", "3f1c2a9e-0000-4000-8000-000000000001"))
+            .await;
+    let (result, request) = call(&server, "moov", "/oauth2/revoke", "", TokenType::RefreshToken).await;
     assert_eq!(result.verdict.outcome, Outcome::Revoked);
     assert_eq!(
         result.verdict.provider_request_id.as_deref(),
@@ -280,16 +237,8 @@ async fn moov_sends_json_with_basic_auth_and_its_version_header() {
 #[tokio::test]
 async fn moov_can_send_a_form_with_credentials_in_the_body() {
     let server = answering(ResponseTemplate::new(204)).await;
-    let extra =
-        "content_type = \"form\"\nauth = \"client_secret_post\"\napi_version = \"v2025.07.00\"";
-    let (_, request) = call(
-        &server,
-        "moov",
-        "/oauth2/revoke",
-        extra,
-        TokenType::AccessToken,
-    )
-    .await;
+    let extra = "content_type = \"form\"\nauth = \"client_secret_post\"\napi_version = \"v2025.07.00\"";
+    let (_, request) = call(&server, "moov", "/oauth2/revoke", extra, TokenType::AccessToken).await;
     assert_eq!(
         header(&request, "content-type"),
         Some("application/x-www-form-urlencoded")
@@ -298,9 +247,7 @@ async fn moov_can_send_a_form_with_credentials_in_the_body() {
     assert_eq!(header(&request, "authorization"), None);
     assert_eq!(
         body_text(&request),
-        format!(
-            "token={TOKEN}&token_type_hint=access_token&client_id=client-1&client_secret=s3cr%2Ft%2Bvalue"
-        )
+        format!("token={TOKEN}&token_type_hint=access_token&client_id=client-1&client_secret=s3cr%2Ft%2Bvalue")
     );
 }
 
@@ -330,14 +277,7 @@ async fn moov_answers_are_classified() {
 async fn onelogin_sends_its_own_authorization_header_and_the_access_token() {
     let ok = r#"{"status":{"error":false,"code":200,"type":"success","message":"Success"}}"#;
     let server = answering(ResponseTemplate::new(200).set_body_raw(ok, "application/json")).await;
-    let (result, request) = call(
-        &server,
-        "onelogin",
-        "/auth/oauth2/revoke",
-        "",
-        TokenType::AccessToken,
-    )
-    .await;
+    let (result, request) = call(&server, "onelogin", "/auth/oauth2/revoke", "", TokenType::AccessToken).await;
     assert_eq!(result.verdict.outcome, Outcome::Revoked);
     assert_eq!(request.url.path(), "/auth/oauth2/revoke");
     assert_eq!(header(&request, "content-type"), Some("application/json"));
@@ -351,8 +291,7 @@ async fn onelogin_sends_its_own_authorization_header_and_the_access_token() {
 #[tokio::test]
 async fn onelogin_answers_are_classified() {
     let status = |code: u16, kind: &str, msg: &str| {
-        json!({ "status": { "error": code != 200, "code": code, "type": kind, "message": msg } })
-            .to_string()
+        json!({ "status": { "error": code != 200, "code": code, "type": kind, "message": msg } }).to_string()
     };
     let content_type = status(
         400,
@@ -360,11 +299,7 @@ async fn onelogin_answers_are_classified() {
         "Content Type is not specified or specified incorrectly.",
     );
     let missing = status(400, "bad request", "Access Token Missing");
-    let no_auth = status(
-        400,
-        "bad request",
-        "The authorization information is missing",
-    );
+    let no_auth = status(400, "bad request", "The authorization information is missing");
     let bad_auth = status(401, "Unauthorized", "Authentication Failure");
     let no_route = status(404, "not found", "No Route Exists");
     let ok = status(200, "success", "Success");
@@ -384,16 +319,8 @@ async fn onelogin_answers_are_classified() {
         ],
     )
     .await;
-    let server =
-        answering(ResponseTemplate::new(401).set_body_raw(bad_auth, "application/json")).await;
-    let (result, _) = call(
-        &server,
-        "onelogin",
-        "/auth/oauth2/revoke",
-        "",
-        TokenType::AccessToken,
-    )
-    .await;
+    let server = answering(ResponseTemplate::new(401).set_body_raw(bad_auth, "application/json")).await;
+    let (result, _) = call(&server, "onelogin", "/auth/oauth2/revoke", "", TokenType::AccessToken).await;
     assert_eq!(
         result.verdict.error.as_deref(),
         Some("HTTP 401: Authentication Failure")
@@ -403,14 +330,7 @@ async fn onelogin_answers_are_classified() {
 #[tokio::test]
 async fn auth0_sends_json_with_credentials_and_no_hint() {
     let server = answering(ResponseTemplate::new(200)).await;
-    let (result, request) = call(
-        &server,
-        "auth0",
-        "/oauth/revoke",
-        "",
-        TokenType::RefreshToken,
-    )
-    .await;
+    let (result, request) = call(&server, "auth0", "/oauth/revoke", "", TokenType::RefreshToken).await;
     assert_eq!(result.verdict.outcome, Outcome::Revoked);
     assert_eq!(request.url.path(), "/oauth/revoke");
     assert_eq!(header(&request, "content-type"), Some("application/json"));
@@ -424,19 +344,8 @@ async fn auth0_sends_json_with_credentials_and_no_hint() {
 #[tokio::test]
 async fn auth0_public_clients_send_no_secret() {
     let server = answering(ResponseTemplate::new(200)).await;
-    let (_, request) = call_with_secret(
-        &server,
-        "auth0",
-        "/oauth/revoke",
-        "",
-        TokenType::RefreshToken,
-        false,
-    )
-    .await;
-    assert_eq!(
-        body_json(&request),
-        json!({ "client_id": "client-1", "token": TOKEN })
-    );
+    let (_, request) = call_with_secret(&server, "auth0", "/oauth/revoke", "", TokenType::RefreshToken, false).await;
+    assert_eq!(body_json(&request), json!({ "client_id": "client-1", "token": TOKEN }));
 }
 
 #[tokio::test]
@@ -447,8 +356,16 @@ async fn auth0_answers_are_classified() {
         "",
         &[
             (200, "", Outcome::Revoked),
-            (400, r#"{"error":"invalid_request","error_description":"Missing required parameter: token"}"#, Outcome::Failed),
-            (401, r#"{"error":"access_denied","error_description":"Unauthorized"}"#, Outcome::Failed),
+            (
+                400,
+                r#"{"error":"invalid_request","error_description":"Missing required parameter: token"}"#,
+                Outcome::Failed,
+            ),
+            (
+                401,
+                r#"{"error":"access_denied","error_description":"Unauthorized"}"#,
+                Outcome::Failed,
+            ),
             (429, "", Outcome::Transient),
         ],
     )
@@ -480,20 +397,13 @@ async fn no_answer_within_the_timeout_is_transient() {
     )
     .await;
     assert_eq!(result.verdict.outcome, Outcome::Transient);
-    assert!(
-        result
-            .verdict
-            .error
-            .unwrap()
-            .starts_with("no answer within 200ms")
-    );
+    assert!(result.verdict.error.unwrap().starts_with("no answer within 200ms"));
 }
 
 #[tokio::test]
 async fn a_provider_that_echoes_the_token_and_secret_gets_them_redacted() {
-    let body = format!(
-        r#"{{"error":"invalid_request","error_description":"token {TOKEN} rejected for secret {SECRET}"}}"#
-    );
+    let body =
+        format!(r#"{{"error":"invalid_request","error_description":"token {TOKEN} rejected for secret {SECRET}"}}"#);
     let server = answering(ResponseTemplate::new(400).set_body_raw(body, "application/json")).await;
     let (result, _) = call(&server, "stitch", "/revoke", "", TokenType::AccessToken).await;
     assert_eq!(result.verdict.outcome, Outcome::Failed);

@@ -12,37 +12,25 @@ use common::{TestDb, captured_logs, config_toml, scalar, worker_for};
 use offboard::config::Dialect;
 use offboard::outcome::{Outcome, RequestState};
 use offboard::simulate::{Behaviour, InvalidTokenAnswer, SimProvider, Simulator};
-use offboard::storage::{NewToken, Store};
+use offboard::storage::{NewToken, RequestRow, Store};
 use offboard::token::{TokenType, TokenValue};
-use offboard::worker::Worker;
+use offboard::worker::{DrainReport, Worker};
 use tokio_util::sync::CancellationToken;
 
-const LOOPBACK: &str = "127.0.0.1:0";
-
-fn loopback() -> SocketAddr {
-    LOOPBACK.parse().unwrap()
-}
+use TokenType::{AccessToken, RefreshToken};
 
 /// Fast retries so tests spend their time on behaviour, not on waiting.
-const FAST_RETRIES: &str = "[retry]\nattempts = 2\nbase = \"10ms\"\ncap = \"20ms\"\ndurable_base = \"10ms\"\ndurable_cap = \"20ms\"\n";
+const FAST_RETRIES: &str = "[retry]\nattempts = 2\nbase = \"10ms\"\ncap = \"20ms\"\n\
+                            durable_base = \"10ms\"\ndurable_cap = \"20ms\"\n";
 
-async fn drain_until_settled(worker: &Worker, store: &Store) {
-    for _ in 0..300 {
-        worker
-            .drain(&CancellationToken::new())
-            .await
-            .expect("drain");
-        let open = scalar(
-            store,
-            "SELECT count(*) FROM offboarding_requests WHERE state IN ('pending', 'running')",
-        )
-        .await;
-        if open == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("requests still open after 300 drains");
+/// A database, simulated providers, and a worker configured for them.
+struct Fixture {
+    db: TestDb,
+    sim: Simulator,
+    worker: Worker,
+    /// The config text and secret environment the worker was built from.
+    text: String,
+    env: Vec<(String, String)>,
 }
 
 /// A token issued by the simulator and stored in `oauth_tokens`.
@@ -51,35 +39,121 @@ struct Seeded {
     id: i64,
 }
 
-async fn seed(
-    store: &Store,
-    sim: &Simulator,
-    user: &str,
-    provider: &str,
-    ty: TokenType,
-    grant: Option<(&str, Option<&str>)>,
-    expires_in: Option<i64>,
-) -> Seeded {
-    let value = sim.issue(provider, ty, grant.and_then(|(_, pair)| pair));
-    let token = NewToken {
-        user_id: user.into(),
-        provider: provider.into(),
-        token_type: ty,
-        value: TokenValue::new(value.clone()),
-        grant_ref: grant.map(|(g, _)| g.to_owned()),
-        expires_at: expires_in.map(|s| Utc::now() + chrono::Duration::seconds(s)),
-    };
-    let id = store.insert_tokens(&[token]).await.expect("insert token")[0];
-    Seeded { value, id }
+/// Optional parts of a seeded token.
+#[derive(Default, Clone, Copy)]
+struct Spec<'a> {
+    grant_ref: Option<&'a str>,
+    /// OneLogin: the access token this refresh token dies with.
+    paired_with: Option<&'a str>,
+    expires_in_secs: Option<i64>,
 }
 
-async fn state_of(store: &Store, user: &str) -> RequestState {
-    store
-        .clearance(user)
-        .await
-        .unwrap()
-        .expect("a request")
-        .state
+impl Fixture {
+    async fn new(db: TestDb, providers: Vec<SimProvider>, extra_toml: &str) -> Fixture {
+        let names: Vec<String> = providers.iter().map(|p| p.name.clone()).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let sim = Simulator::start("127.0.0.1:0".parse::<SocketAddr>().unwrap(), providers)
+            .await
+            .unwrap();
+        let (text, env) = config_toml(&db.url, &sim, &names, extra_toml);
+        Fixture::with_config(db, sim, text, env)
+    }
+
+    fn with_config(db: TestDb, sim: Simulator, text: String, env: Vec<(String, String)>) -> Fixture {
+        let (worker, _) = worker_for(&db.store, &text, &env);
+        Fixture {
+            db,
+            sim,
+            worker,
+            text,
+            env,
+        }
+    }
+
+    fn store(&self) -> &Store {
+        &self.db.store
+    }
+
+    /// Another worker on the same database, with `extra_toml` appended to the config.
+    fn another_worker(&self, extra_toml: &str) -> Worker {
+        worker_for(self.store(), &format!("{}\n{extra_toml}", self.text), &self.env).0
+    }
+
+    async fn seed_with(&self, user: &str, provider: &str, ty: TokenType, spec: Spec<'_>) -> Seeded {
+        let value = self.sim.issue(provider, ty, spec.paired_with);
+        let token = NewToken {
+            user_id: user.into(),
+            provider: provider.into(),
+            token_type: ty,
+            value: TokenValue::new(value.clone()),
+            grant_ref: spec.grant_ref.map(str::to_owned),
+            expires_at: spec.expires_in_secs.map(|s| Utc::now() + chrono::Duration::seconds(s)),
+        };
+        let id = self.store().insert_tokens(&[token]).await.expect("insert token")[0];
+        Seeded { value, id }
+    }
+
+    async fn seed(&self, user: &str, provider: &str, ty: TokenType) -> Seeded {
+        self.seed_with(user, provider, ty, Spec::default()).await
+    }
+
+    async fn enqueue(&self, user: &str) -> i64 {
+        self.store().enqueue(user, None, None).await.unwrap().request.id
+    }
+
+    /// A user with one token at `provider`, enqueued.
+    async fn user_with(&self, user: &str, provider: &str, ty: TokenType) -> Seeded {
+        let token = self.seed(user, provider, ty).await;
+        self.enqueue(user).await;
+        token
+    }
+
+    async fn drain(&self) -> DrainReport {
+        self.worker.drain(&CancellationToken::new()).await.expect("drain")
+    }
+
+    /// Drains until no request is pending or running.
+    async fn drain_until_settled(&self) {
+        for _ in 0..300 {
+            self.drain().await;
+            if self
+                .count("SELECT count(*) FROM offboarding_requests WHERE state IN ('pending', 'running')")
+                .await
+                == 0
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("requests still open after 300 drains");
+    }
+
+    async fn latest(&self, user: &str) -> RequestRow {
+        self.store().clearance(user).await.unwrap().expect("a request")
+    }
+
+    async fn state(&self, user: &str) -> RequestState {
+        self.latest(user).await.state
+    }
+
+    async fn count(&self, sql: &'static str) -> i64 {
+        scalar(self.store(), sql).await
+    }
+}
+
+fn provider(name: &str, dialect: Dialect, behaviour: Behaviour) -> SimProvider {
+    SimProvider {
+        behaviour,
+        ..SimProvider::new(name, dialect)
+    }
+}
+
+fn throttling(for_: Duration, retry_after: u64) -> Behaviour {
+    Behaviour {
+        throttle_for: Some(for_),
+        retry_after,
+        ..Behaviour::default()
+    }
 }
 
 /// The main path: 200 users, 1 to 6 tokens each, spread over one provider of each dialect.
@@ -89,143 +163,68 @@ async fn two_hundred_users_clear_across_every_dialect(db: TestDb) {
     // An RFC 7009 server in the Google style, so already-revoked tokens come back
     // `already_invalid`.
     providers[0].behaviour.invalid_token_answer = InvalidTokenAnswer::InvalidToken400;
-    let sim = Simulator::start(loopback(), providers).await.unwrap();
-    let names: Vec<&str> = Dialect::ALL.iter().map(|d| d.as_str()).collect();
-    let (text, env) = config_toml(&db.url, &sim, &names, "");
-    let (worker, _) = worker_for(&db.store, &text, &env);
+    let f = Fixture::new(db, providers, "").await;
 
     let mut tokens: Vec<Seeded> = Vec::new();
     let mut expected_calls = 0usize;
+    let expiring = |secs| Spec {
+        expires_in_secs: Some(secs),
+        ..Spec::default()
+    };
     for i in 0..200 {
         let user = format!("user-{i:03}");
         for k in 0..(1 + i % 6) {
             let grant = format!("grant-{i}-{k}");
-            let seeded = match (i + k) % 7 {
-                0 => {
-                    seed(
-                        &db.store,
-                        &sim,
-                        &user,
-                        "rfc7009",
-                        TokenType::AccessToken,
-                        None,
-                        Some(3600),
-                    )
-                    .await
-                }
+            let (token, calls_provider) = match (i + k) % 7 {
+                0 => (f.seed_with(&user, "rfc7009", AccessToken, expiring(3600)).await, true),
                 1 => {
                     // Revoked elsewhere before: the provider answers invalid_token.
-                    let t = seed(
-                        &db.store,
-                        &sim,
-                        &user,
-                        "rfc7009",
-                        TokenType::RefreshToken,
-                        None,
-                        None,
-                    )
-                    .await;
-                    sim.revoke_out_of_band(&t.value);
-                    t
+                    let t = f.seed(&user, "rfc7009", RefreshToken).await;
+                    f.sim.revoke_out_of_band(&t.value);
+                    (t, true)
                 }
-                2 => {
-                    seed(
-                        &db.store,
-                        &sim,
-                        &user,
-                        "stitch",
-                        TokenType::AccessToken,
-                        None,
-                        Some(3600),
-                    )
-                    .await
-                }
-                3 => {
-                    seed(
-                        &db.store,
-                        &sim,
-                        &user,
-                        "moov",
-                        TokenType::RefreshToken,
-                        None,
-                        None,
-                    )
-                    .await
-                }
+                2 => (f.seed_with(&user, "stitch", AccessToken, expiring(3600)).await, true),
+                3 => (f.seed(&user, "moov", RefreshToken).await, true),
                 4 => {
-                    let access = seed(
-                        &db.store,
-                        &sim,
-                        &user,
-                        "onelogin",
-                        TokenType::AccessToken,
-                        Some((&grant, None)),
-                        Some(3600),
-                    )
-                    .await;
-                    let refresh = seed(
-                        &db.store,
-                        &sim,
-                        &user,
-                        "onelogin",
-                        TokenType::RefreshToken,
-                        Some((&grant, Some(&access.value))),
-                        None,
-                    )
-                    .await;
-                    tokens.push(refresh);
-                    access
+                    let grant = Spec {
+                        grant_ref: Some(&grant),
+                        expires_in_secs: Some(3600),
+                        ..Spec::default()
+                    };
+                    let access = f.seed_with(&user, "onelogin", AccessToken, grant).await;
+                    let paired = Spec {
+                        paired_with: Some(&access.value),
+                        ..grant
+                    };
+                    // Revoked with its access token: no call of its own.
+                    tokens.push(f.seed_with(&user, "onelogin", RefreshToken, paired).await);
+                    (access, true)
                 }
-                5 => {
-                    seed(
-                        &db.store,
-                        &sim,
-                        &user,
-                        "auth0",
-                        TokenType::RefreshToken,
-                        None,
-                        None,
-                    )
-                    .await
-                }
-                _ => {
-                    // A JWT access token expiring within the default 24h bound: no call.
-                    let t = seed(
-                        &db.store,
-                        &sim,
-                        &user,
-                        "auth0",
-                        TokenType::AccessToken,
-                        None,
-                        Some(600),
-                    )
-                    .await;
-                    tokens.push(t);
-                    continue;
-                }
+                5 => (f.seed(&user, "auth0", RefreshToken).await, true),
+                // A JWT access token expiring within the default 24h bound: no call.
+                _ => (f.seed_with(&user, "auth0", AccessToken, expiring(600)).await, false),
             };
-            expected_calls += 1;
-            tokens.push(seeded);
+            expected_calls += usize::from(calls_provider);
+            tokens.push(token);
         }
-        db.store
-            .enqueue(&user, Some("gdpr-job"), None)
-            .await
-            .unwrap();
+        f.store().enqueue(&user, Some("gdpr-job"), None).await.unwrap();
     }
 
-    drain_until_settled(&worker, &db.store).await;
+    f.drain_until_settled().await;
 
-    let cleared = scalar(&db.store, "SELECT count(*) FROM offboarding_requests WHERE state = 'cleared' AND cleared_at IS NOT NULL").await;
-    assert_eq!(cleared, 200);
-    let audit = db.store.audit_rows(None, None).await.unwrap();
-    let by_token: HashMap<i64, Vec<_>> = audit.iter().fold(HashMap::new(), |mut m, r| {
-        m.entry(r.token_id).or_insert_with(Vec::new).push(r);
-        m
-    });
+    assert_eq!(
+        f.count("SELECT count(*) FROM offboarding_requests WHERE state = 'cleared' AND cleared_at IS NOT NULL")
+            .await,
+        200
+    );
+    let audit = f.store().audit_rows(None, None).await.unwrap();
+    let mut by_token: HashMap<i64, Vec<_>> = HashMap::new();
+    for row in &audit {
+        by_token.entry(row.token_id).or_default().push(row);
+    }
     let mut outcomes: HashMap<Outcome, usize> = HashMap::new();
     for t in &tokens {
-        let rows = &by_token[&t.id];
-        let last = rows.last().unwrap();
+        let last = by_token[&t.id].last().unwrap();
         assert!(last.settled, "token {} not settled: {last:?}", t.id);
         *outcomes.entry(last.outcome).or_default() += 1;
         match last.outcome {
@@ -239,36 +238,27 @@ async fn two_hundred_users_clear_across_every_dialect(db: TestDb) {
             other => panic!("unexpected final outcome {other}"),
         }
     }
-    let dead = scalar(
-        &db.store,
-        "SELECT count(*) FROM oauth_tokens WHERE revoked_at IS NOT NULL",
-    )
-    .await as usize;
-    assert_eq!(
-        dead,
-        outcomes[&Outcome::Revoked] + outcomes[&Outcome::AlreadyInvalid]
-    );
+    let dead = f
+        .count("SELECT count(*) FROM oauth_tokens WHERE revoked_at IS NOT NULL")
+        .await as usize;
+    assert_eq!(dead, outcomes[&Outcome::Revoked] + outcomes[&Outcome::AlreadyInvalid]);
     assert!(outcomes[&Outcome::AlreadyInvalid] > 0 && outcomes[&Outcome::NotRevocable] > 0);
 
     // One audit row per attempt: every HTTP call the providers saw has its row, and every
     // token settled without a call (not revocable, revoked with its pair) has one row.
-    let calls = sim.calls().len();
+    let calls = f.sim.calls().len();
     assert_eq!(calls, expected_calls);
-    let http_rows = audit.iter().filter(|r| r.http_status.is_some()).count();
-    assert_eq!(http_rows, calls);
+    assert_eq!(audit.iter().filter(|r| r.http_status.is_some()).count(), calls);
     assert_eq!(audit.len(), tokens.len());
-    assert_eq!(sim.tokens_accepted_twice(), 0);
+    assert_eq!(f.sim.tokens_accepted_twice(), 0);
 
     // No token value and no client secret anywhere in the audit table or the logs.
     let audit_dump = format!("{audit:?}");
     let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("request done"), "log capture is not working");
-    let secrets: Vec<String> = env.iter().map(|(_, v)| v.clone()).collect();
-    for value in tokens.iter().map(|t| &t.value).chain(secrets.iter()) {
-        assert!(
-            !audit_dump.contains(value.as_str()),
-            "a secret is in the audit table"
-        );
+    let secrets = f.env.iter().map(|(_, v)| v);
+    for value in tokens.iter().map(|t| &t.value).chain(secrets) {
+        assert!(!audit_dump.contains(value.as_str()), "a secret is in the audit table");
         assert!(!logs.contains(value.as_str()), "a secret is in the logs");
     }
 }
@@ -276,138 +266,62 @@ async fn two_hundred_users_clear_across_every_dialect(db: TestDb) {
 /// A provider answering 429 with `Retry-After: 2` for a while: no request reaches it before
 /// the pause is over, and the requests still clear.
 async fn a_provider_asking_for_quiet_is_left_alone_until_its_retry_after(db: TestDb) {
-    let mut quiet = SimProvider::new("quiet", Dialect::Rfc7009);
-    quiet.behaviour = Behaviour {
-        throttle_for: Some(Duration::from_millis(2500)),
-        retry_after: 2,
-        ..Behaviour::default()
-    };
-    let sim = Simulator::start(loopback(), vec![quiet]).await.unwrap();
-    let (text, env) = config_toml(&db.url, &sim, &["quiet"], "");
-    let (worker, _) = worker_for(&db.store, &text, &env);
+    let quiet = provider("quiet", Dialect::Rfc7009, throttling(Duration::from_millis(2500), 2));
+    let f = Fixture::new(db, vec![quiet], "").await;
     for i in 0..20 {
-        let user = format!("u{i}");
-        seed(
-            &db.store,
-            &sim,
-            &user,
-            "quiet",
-            TokenType::RefreshToken,
-            None,
-            None,
-        )
-        .await;
-        db.store.enqueue(&user, None, None).await.unwrap();
+        f.user_with(&format!("u{i}"), "quiet", RefreshToken).await;
     }
 
-    drain_until_settled(&worker, &db.store).await;
+    f.drain_until_settled().await;
 
     assert_eq!(
-        scalar(
-            &db.store,
-            "SELECT count(*) FROM offboarding_requests WHERE state = 'cleared'"
-        )
-        .await,
+        f.count("SELECT count(*) FROM offboarding_requests WHERE state = 'cleared'")
+            .await,
         20
     );
-    let calls = sim.calls();
+    let calls = f.sim.calls();
     let throttled: Vec<_> = calls.iter().filter(|c| c.status == 429).collect();
     assert!(!throttled.is_empty(), "the provider never throttled");
     // Calls already in flight when a 429 went out may land just after it; after that, the
     // next call waits the full Retry-After.
     let in_flight = Duration::from_millis(250);
     for t in &throttled {
-        for c in &calls {
-            if c.at > t.at + in_flight {
-                assert!(
-                    c.at >= t.at + Duration::from_secs(2),
-                    "a call came {:?} after a 429 asking for 2s",
-                    c.at - t.at
-                );
-            }
+        for c in calls.iter().filter(|c| c.at > t.at + in_flight) {
+            assert!(
+                c.at >= t.at + Duration::from_secs(2),
+                "a call came {:?} after a 429 asking for 2s",
+                c.at - t.at
+            );
         }
     }
-    let accepted = calls.iter().filter(|c| c.status == 200).count();
-    assert_eq!(accepted, 20);
-    let audited_429 = scalar(
-        &db.store,
-        "SELECT count(*) FROM revocation_audit WHERE http_status = 429",
-    )
-    .await;
-    assert_eq!(
-        audited_429 as usize,
-        throttled.len(),
-        "every 429 is an audited attempt"
-    );
+    assert_eq!(calls.iter().filter(|c| c.status == 200).count(), 20);
+    let audited_429 = f
+        .count("SELECT count(*) FROM revocation_audit WHERE http_status = 429")
+        .await;
+    assert_eq!(audited_429 as usize, throttled.len(), "every 429 is an audited attempt");
 }
 
 /// Invariant 6 and DESIGN.md §5: a provider that asks for a long pause does not hold up
 /// other providers. Its requests go back to the queue until the pause is over instead of
 /// holding worker slots; everyone else clears in the same drain.
 async fn a_paused_provider_does_not_hold_up_the_others(db: TestDb) {
-    let mut paused = SimProvider::new("paused", Dialect::Moov);
-    paused.behaviour = Behaviour {
-        throttle_for: Some(Duration::from_secs(600)),
-        retry_after: 300,
-        ..Behaviour::default()
-    };
-    let sim = Simulator::start(
-        loopback(),
-        vec![paused, SimProvider::new("healthy", Dialect::Stitch)],
-    )
-    .await
-    .unwrap();
+    let paused = provider("paused", Dialect::Moov, throttling(Duration::from_secs(600), 300));
+    let healthy = SimProvider::new("healthy", Dialect::Stitch);
     // Two worker slots only: requests stuck on the paused provider would starve the rest.
-    let (text, env) = config_toml(
-        &db.url,
-        &sim,
-        &["paused", "healthy"],
-        "[worker]\nconcurrency = 2\nbatch_size = 1\n",
-    );
-    let (worker, _) = worker_for(&db.store, &text, &env);
+    let f = Fixture::new(db, vec![paused, healthy], "[worker]\nconcurrency = 2\nbatch_size = 1\n").await;
     for i in 0..6 {
-        let user = format!("stuck-{i}");
-        seed(
-            &db.store,
-            &sim,
-            &user,
-            "paused",
-            TokenType::RefreshToken,
-            None,
-            None,
-        )
-        .await;
-        db.store.enqueue(&user, None, None).await.unwrap();
+        f.user_with(&format!("stuck-{i}"), "paused", RefreshToken).await;
     }
     for i in 0..6 {
-        let user = format!("free-{i}");
-        seed(
-            &db.store,
-            &sim,
-            &user,
-            "healthy",
-            TokenType::AccessToken,
-            None,
-            None,
-        )
-        .await;
-        db.store.enqueue(&user, None, None).await.unwrap();
+        f.user_with(&format!("free-{i}"), "healthy", AccessToken).await;
     }
 
-    let report = worker.drain(&CancellationToken::new()).await.unwrap();
+    let report = f.drain().await;
 
     assert_eq!((report.cleared, report.retrying), (6, 6), "{report:?}");
     for i in 0..6 {
-        assert_eq!(
-            state_of(&db.store, &format!("free-{i}")).await,
-            RequestState::Cleared
-        );
-        let stuck = db
-            .store
-            .clearance(&format!("stuck-{i}"))
-            .await
-            .unwrap()
-            .unwrap();
+        assert_eq!(f.state(&format!("free-{i}")).await, RequestState::Cleared);
+        let stuck = f.latest(&format!("stuck-{i}")).await;
         assert_eq!(stuck.state, RequestState::Pending);
         let wait = stuck.next_attempt_at.unwrap() - Utc::now();
         assert!(
@@ -417,69 +331,40 @@ async fn a_paused_provider_does_not_hold_up_the_others(db: TestDb) {
     }
     // The paused provider was asked once per slot in flight before its first 429 came
     // back, then left alone.
-    let calls = sim.stats()["paused"].calls;
-    assert!(
-        (1..=2).contains(&calls),
-        "{calls} calls to a paused provider"
-    );
+    let calls = f.sim.stats()["paused"].calls;
+    assert!((1..=2).contains(&calls), "{calls} calls to a paused provider");
 }
 
 /// The per-provider limiter: with `rate = "20/s"` and `burst = 2`, no one-second window at
 /// the provider holds more than the rate plus the burst.
 async fn the_rate_limit_paces_calls_to_a_provider(db: TestDb) {
-    let sim = Simulator::start(
-        loopback(),
-        vec![SimProvider::new("paced", Dialect::Rfc7009)],
-    )
-    .await
-    .unwrap();
-    let (text, env) = config_toml(&db.url, &sim, &["paced"], "");
-    let text = text.replace(
-        "rate = \"1000/s\"\nburst = 50",
-        "rate = \"20/s\"\nburst = 2",
-    );
-    let (worker, _) = worker_for(&db.store, &text, &env);
+    let paced = Fixture::new(db, vec![SimProvider::new("paced", Dialect::Rfc7009)], "").await;
+    let text = paced
+        .text
+        .replace("rate = \"1000/s\"\nburst = 50", "rate = \"20/s\"\nburst = 2");
+    assert_ne!(text, paced.text);
+    let f = Fixture::with_config(paced.db, paced.sim, text, paced.env);
     for i in 0..50 {
-        let user = format!("u{i}");
-        seed(
-            &db.store,
-            &sim,
-            &user,
-            "paced",
-            TokenType::AccessToken,
-            None,
-            None,
-        )
-        .await;
-        db.store.enqueue(&user, None, None).await.unwrap();
+        f.user_with(&format!("u{i}"), "paced", AccessToken).await;
     }
 
-    worker.drain(&CancellationToken::new()).await.unwrap();
+    f.drain().await;
 
     assert_eq!(
-        scalar(
-            &db.store,
-            "SELECT count(*) FROM offboarding_requests WHERE state = 'cleared'"
-        )
-        .await,
+        f.count("SELECT count(*) FROM offboarding_requests WHERE state = 'cleared'")
+            .await,
         50
     );
-    let calls = sim.calls();
+    let calls = f.sim.calls();
     assert_eq!(calls.len(), 50);
-    let busiest = calls
-        .iter()
-        .map(|first| {
-            calls
-                .iter()
-                .filter(|c| c.at >= first.at && c.at < first.at + Duration::from_secs(1))
-                .count()
-        })
-        .max()
-        .unwrap();
-    assert!(
-        busiest <= 22,
-        "{busiest} calls in one second at 20/s with burst 2"
-    );
+    let in_second_from = |t| {
+        calls
+            .iter()
+            .filter(|c| c.at >= t && c.at < t + Duration::from_secs(1))
+            .count()
+    };
+    let busiest = calls.iter().map(|c| in_second_from(c.at)).max().unwrap();
+    assert!(busiest <= 22, "{busiest} calls in one second at 20/s with burst 2");
     assert!(
         busiest >= 15,
         "{busiest} calls in the busiest second: the limiter is far below its rate"
@@ -491,132 +376,59 @@ async fn the_rate_limit_paces_calls_to_a_provider(db: TestDb) {
 async fn a_broken_provider_fails_its_requests_and_spares_the_others(db: TestDb) {
     let mut providers = common::one_of_each();
     providers[1].behaviour.always_status = Some(500); // stitch: an outage
-    let sim = Simulator::start(loopback(), providers).await.unwrap();
-    let names: Vec<&str> = Dialect::ALL.iter().map(|d| d.as_str()).collect();
-    let extra = format!("[worker]\nmax_attempts = 3\n{FAST_RETRIES}");
-    let (text, mut env) = config_toml(&db.url, &sim, &names, &extra);
+    let f = Fixture::new(db, providers, &format!("[worker]\nmax_attempts = 3\n{FAST_RETRIES}")).await;
     // onelogin: credentials the provider does not accept.
+    let mut env = f.env.clone();
     env.iter_mut()
         .filter(|(k, _)| k == "SIM_ONELOGIN_SECRET")
         .for_each(|(_, v)| v.push_str("-wrong"));
-    let (worker, _) = worker_for(&db.store, &text, &env);
+    let f = Fixture::with_config(f.db, f.sim, f.text, env);
 
     for i in 0..10 {
         let user = format!("outage-{i}");
-        seed(
-            &db.store,
-            &sim,
-            &user,
-            "stitch",
-            TokenType::AccessToken,
-            None,
-            None,
-        )
-        .await;
-        seed(
-            &db.store,
-            &sim,
-            &user,
-            "moov",
-            TokenType::RefreshToken,
-            None,
-            None,
-        )
-        .await;
-        db.store.enqueue(&user, None, None).await.unwrap();
+        f.seed(&user, "stitch", AccessToken).await;
+        f.user_with(&user, "moov", RefreshToken).await;
         let user = format!("healthy-{i}");
-        seed(
-            &db.store,
-            &sim,
-            &user,
-            "moov",
-            TokenType::RefreshToken,
-            None,
-            None,
-        )
-        .await;
-        seed(
-            &db.store,
-            &sim,
-            &user,
-            "rfc7009",
-            TokenType::AccessToken,
-            None,
-            None,
-        )
-        .await;
-        db.store.enqueue(&user, None, None).await.unwrap();
+        f.seed(&user, "moov", RefreshToken).await;
+        f.user_with(&user, "rfc7009", AccessToken).await;
     }
-    seed(
-        &db.store,
-        &sim,
-        "badcreds",
-        "onelogin",
-        TokenType::AccessToken,
-        None,
-        None,
-    )
-    .await;
-    db.store.enqueue("badcreds", None, None).await.unwrap();
+    f.user_with("badcreds", "onelogin", AccessToken).await;
 
-    drain_until_settled(&worker, &db.store).await;
+    f.drain_until_settled().await;
 
     for i in 0..10 {
-        assert_eq!(
-            state_of(&db.store, &format!("healthy-{i}")).await,
-            RequestState::Cleared
-        );
-        let failed = db
-            .store
-            .clearance(&format!("outage-{i}"))
-            .await
-            .unwrap()
-            .unwrap();
+        assert_eq!(f.state(&format!("healthy-{i}")).await, RequestState::Cleared);
+        let failed = f.latest(&format!("outage-{i}")).await;
         assert_eq!((failed.state, failed.attempts), (RequestState::Failed, 3));
         let reason = failed.last_error.unwrap();
-        assert!(
-            reason.starts_with("attempts used up (3 of 3): token"),
-            "{reason}"
-        );
-        assert!(
-            reason.contains("stitch access_token): HTTP 500"),
-            "{reason}"
-        );
+        assert!(reason.starts_with("attempts used up (3 of 3): token"), "{reason}");
+        assert!(reason.contains("stitch access_token): HTTP 500"), "{reason}");
     }
     // 3 claims × 2 tries for each stitch token, each an audit row.
-    let stitch_rows = scalar(
-        &db.store,
-        "SELECT count(*) FROM revocation_audit WHERE provider = 'stitch' AND outcome = 'transient'",
-    )
-    .await;
+    let stitch_rows = f
+        .count("SELECT count(*) FROM revocation_audit WHERE provider = 'stitch' AND outcome = 'transient'")
+        .await;
     assert_eq!(stitch_rows, 10 * 3 * 2);
     // The outage users' moov tokens were revoked once, on the first claim, and not again.
     assert_eq!(
-        scalar(
-            &db.store,
-            "SELECT count(*) FROM revocation_audit WHERE provider = 'moov'"
-        )
-        .await,
+        f.count("SELECT count(*) FROM revocation_audit WHERE provider = 'moov'")
+            .await,
         20
     );
-    assert_eq!(sim.tokens_accepted_twice(), 0);
+    assert_eq!(f.sim.tokens_accepted_twice(), 0);
 
-    let bad = db.store.clearance("badcreds").await.unwrap().unwrap();
+    let bad = f.latest("badcreds").await;
     assert_eq!(
         (bad.state, bad.attempts),
         (RequestState::Failed, 1),
         "a 401 is not retried"
     );
-    assert!(
-        bad.last_error
-            .unwrap()
-            .contains("HTTP 401: Authentication Failure")
-    );
+    assert!(bad.last_error.unwrap().contains("HTTP 401: Authentication Failure"));
 
     // The deletion job's gate: non-zero for failed users, zero for cleared ones.
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("gate.toml");
-    std::fs::write(&config, format!("[database]\nurl = \"{}\"\n", db.url)).unwrap();
+    std::fs::write(&config, format!("[database]\nurl = \"{}\"\n", f.db.url)).unwrap();
     let gate = |user: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_offboard"))
             .args(["--config", config.to_str().unwrap(), "gate", user])
@@ -625,245 +437,155 @@ async fn a_broken_provider_fails_its_requests_and_spares_the_others(db: TestDb) 
             .unwrap()
     };
     let out = gate("outage-0");
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("blocked: request"));
     assert_eq!(gate("badcreds").status.code(), Some(4));
     let out = gate("healthy-0");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(gate("nobody").status.code(), Some(5));
 }
 
 /// Invariant 3: on a retried request, tokens settled by the earlier claim are not sent.
 async fn a_settled_token_is_never_sent_again_when_its_request_is_retried(db: TestDb) {
-    let mut providers = vec![
-        SimProvider::new("good", Dialect::Rfc7009),
-        SimProvider::new("flaky", Dialect::Moov),
-    ];
-    providers[1].behaviour.always_status = Some(503);
-    let sim = Simulator::start(loopback(), providers).await.unwrap();
-    let slow_durable = "[retry]\nattempts = 2\nbase = \"10ms\"\ncap = \"20ms\"\ndurable_base = \"1h\"\ndurable_cap = \"1h\"\n";
-    let (text, env) = config_toml(&db.url, &sim, &["good", "flaky"], slow_durable);
-    let (worker, _) = worker_for(&db.store, &text, &env);
-    let good = seed(
-        &db.store,
-        &sim,
-        "u1",
-        "good",
-        TokenType::RefreshToken,
-        None,
-        None,
-    )
-    .await;
-    let flaky = seed(
-        &db.store,
-        &sim,
-        "u1",
+    let good = SimProvider::new("good", Dialect::Rfc7009);
+    let flaky = provider(
         "flaky",
-        TokenType::RefreshToken,
-        None,
-        None,
-    )
-    .await;
-    let id = db.store.enqueue("u1", None, None).await.unwrap().request.id;
+        Dialect::Moov,
+        Behaviour {
+            always_status: Some(503),
+            ..Behaviour::default()
+        },
+    );
+    let slow_durable =
+        "[retry]\nattempts = 2\nbase = \"10ms\"\ncap = \"20ms\"\ndurable_base = \"1h\"\ndurable_cap = \"1h\"\n";
+    let f = Fixture::new(db, vec![good, flaky], slow_durable).await;
+    let good = f.seed("u1", "good", RefreshToken).await;
+    let flaky = f.seed("u1", "flaky", RefreshToken).await;
+    let id = f.enqueue("u1").await;
 
-    worker.drain(&CancellationToken::new()).await.unwrap();
-    let row = db.store.request(id).await.unwrap().unwrap();
+    f.drain().await;
+    let row = f.latest("u1").await;
     assert_eq!(row.state, RequestState::Pending);
     assert!(row.next_attempt_at.is_some());
     assert!(row.last_error.unwrap().starts_with("attempt 1 of 8: token"));
-    assert_eq!(sim.calls_for(&good.value), 1);
+    assert_eq!(f.sim.calls_for(&good.value), 1);
 
     // The provider recovers, and the hour of durable backoff passes.
-    sim.set_behaviour("flaky", Behaviour::default());
-    common::exec(
-        &db.store,
-        "UPDATE offboarding_requests SET next_attempt_at = NULL",
-    )
-    .await
-    .unwrap();
-    drain_until_settled(&worker, &db.store).await;
-
-    assert_eq!(state_of(&db.store, "u1").await, RequestState::Cleared);
-    assert_eq!(
-        sim.calls_for(&good.value),
-        1,
-        "a settled token was sent again"
-    );
-    assert_eq!(sim.is_revoked(&flaky.value), Some(true));
-    let attempts: Vec<i32> = db
-        .store
-        .audit_rows(Some(id), None)
+    f.sim.set_behaviour("flaky", Behaviour::default());
+    common::exec(f.store(), "UPDATE offboarding_requests SET next_attempt_at = NULL")
         .await
-        .unwrap()
+        .unwrap();
+    f.drain_until_settled().await;
+
+    assert_eq!(f.state("u1").await, RequestState::Cleared);
+    assert_eq!(f.sim.calls_for(&good.value), 1, "a settled token was sent again");
+    assert_eq!(f.sim.is_revoked(&flaky.value), Some(true));
+    let audit = f.store().audit_rows(Some(id), None).await.unwrap();
+    let attempts: Vec<i32> = audit
         .iter()
         .filter(|r| r.token_id == flaky.id)
         .map(|r| r.attempt)
         .collect();
-    assert_eq!(
-        attempts,
-        vec![1, 2, 3],
-        "attempt numbers run on across claims"
-    );
+    assert_eq!(attempts, vec![1, 2, 3], "attempt numbers run on across claims");
 }
 
 /// Invariant 2: a request whose worker died mid-run is finished by another worker once the
 /// lease expires.
 async fn a_request_whose_worker_died_is_finished_by_another(db: TestDb) {
-    let sim = Simulator::start(loopback(), vec![SimProvider::new("acme", Dialect::Rfc7009)])
-        .await
-        .unwrap();
-    let (text, env) = config_toml(&db.url, &sim, &["acme"], "");
-    let (worker, _) = worker_for(&db.store, &text, &env);
-    seed(
-        &db.store,
-        &sim,
-        "u1",
-        "acme",
-        TokenType::AccessToken,
-        None,
-        None,
-    )
-    .await;
-    let id = db.store.enqueue("u1", None, None).await.unwrap().request.id;
+    let f = Fixture::new(db, vec![SimProvider::new("acme", Dialect::Rfc7009)], "").await;
+    let token = f.user_with("u1", "acme", AccessToken).await;
     // A worker claimed it two minutes ago with a 60s lease, then died.
     let long_ago = Utc::now() - chrono::Duration::seconds(120);
-    let dead = db
-        .store
+    let dead = f
+        .store()
         .claim_due("dead-worker", 10, Duration::from_secs(60), long_ago)
         .await
         .unwrap();
     assert_eq!(dead.len(), 1);
 
-    let report = worker.drain(&CancellationToken::new()).await.unwrap();
+    let report = f.drain().await;
 
     assert_eq!((report.claimed, report.cleared), (1, 1));
-    let row = db.store.request(id).await.unwrap().unwrap();
+    let row = f.latest("u1").await;
     assert_eq!((row.state, row.attempts), (RequestState::Cleared, 2));
-    let audit = db.store.audit_rows(Some(id), None).await.unwrap();
-    assert!(audit.iter().all(|r| r.worker == worker.settings().id));
+    let audit = f.store().audit_rows(Some(row.id), None).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(
+        (audit[0].token_id, audit[0].worker.as_str()),
+        (token.id, f.worker.settings().id.as_str())
+    );
 }
 
 /// Invariant 4 with real workers: two workers drain the same queue at once against a
 /// provider slower than the lease; renewals keep each request with one worker, and each
 /// token is sent once.
 async fn two_workers_never_work_on_one_request(db: TestDb) {
-    let mut slow = SimProvider::new("slow", Dialect::Stitch);
-    slow.behaviour.latency = Duration::from_millis(2500);
-    let sim = Simulator::start(loopback(), vec![slow]).await.unwrap();
-    let (text, env) = config_toml(
-        &db.url,
-        &sim,
-        &["slow"],
-        "[worker]\nlease = \"2s\"\nconcurrency = 8\nbatch_size = 2\n",
+    let slow = provider(
+        "slow",
+        Dialect::Stitch,
+        Behaviour {
+            latency: Duration::from_millis(2500),
+            ..Behaviour::default()
+        },
     );
-    let (a, _) = worker_for(&db.store, &text, &env);
-    let (b, _) = worker_for(&db.store, &text, &env);
-    assert_ne!(a.settings().id, b.settings().id);
+    let f = Fixture::new(
+        db,
+        vec![slow],
+        "[worker]\nlease = \"2s\"\nconcurrency = 8\nbatch_size = 2\n",
+    )
+    .await;
+    let other = f.another_worker("");
+    assert_ne!(f.worker.settings().id, other.settings().id);
     for i in 0..12 {
-        let user = format!("u{i}");
-        seed(
-            &db.store,
-            &sim,
-            &user,
-            "slow",
-            TokenType::AccessToken,
-            None,
-            None,
-        )
-        .await;
-        db.store.enqueue(&user, None, None).await.unwrap();
+        f.user_with(&format!("u{i}"), "slow", AccessToken).await;
     }
 
-    let (ra, rb) = tokio::join!(
-        async { a.drain(&CancellationToken::new()).await.unwrap() },
-        async { b.drain(&CancellationToken::new()).await.unwrap() }
-    );
+    let never = CancellationToken::new();
+    let (a, b) = tokio::join!(f.worker.drain(&never), other.drain(&never));
+    let (a, b) = (a.unwrap(), b.unwrap());
 
-    assert_eq!(ra.cleared + rb.cleared, 12);
-    assert_eq!(
-        ra.lease_lost + rb.lease_lost,
-        0,
-        "a lease was lost despite renewal"
-    );
-    assert_eq!(sim.calls().len(), 12, "a token was sent by both workers");
-    let audit = db.store.audit_rows(None, None).await.unwrap();
+    assert_eq!(a.cleared + b.cleared, 12);
+    assert_eq!(a.lease_lost + b.lease_lost, 0, "a lease was lost despite renewal");
+    assert_eq!(f.sim.calls().len(), 12, "a token was sent by both workers");
+    let audit = f.store().audit_rows(None, None).await.unwrap();
     for r in &audit {
         let others = audit
             .iter()
             .filter(|o| o.request_id == r.request_id && o.worker != r.worker)
             .count();
-        assert_eq!(
-            others, 0,
-            "request {} has rows from two workers",
-            r.request_id
-        );
+        assert_eq!(others, 0, "request {} has rows from two workers", r.request_id);
     }
 }
 
 /// Invariant 7: a token row naming an unknown provider fails its request with the reason,
 /// and other users' requests go on.
 async fn an_unknown_provider_fails_the_request_with_the_reason(db: TestDb) {
-    let sim = Simulator::start(loopback(), vec![SimProvider::new("acme", Dialect::Rfc7009)])
-        .await
-        .unwrap();
-    let (text, env) = config_toml(&db.url, &sim, &["acme"], "");
-    let (worker, _) = worker_for(&db.store, &text, &env);
-    seed(
-        &db.store,
-        &sim,
-        "u1",
-        "acme",
-        TokenType::AccessToken,
-        None,
-        None,
-    )
-    .await;
+    let f = Fixture::new(db, vec![SimProvider::new("acme", Dialect::Rfc7009)], "").await;
+    f.seed("u1", "acme", AccessToken).await;
     let stray = NewToken {
         user_id: "u1".into(),
         provider: "legacy-idp".into(),
-        token_type: TokenType::RefreshToken,
+        token_type: RefreshToken,
         value: TokenValue::new("legacy-token-value-123".into()),
         grant_ref: None,
         expires_at: None,
     };
-    db.store.insert_tokens(&[stray]).await.unwrap();
-    seed(
-        &db.store,
-        &sim,
-        "u2",
-        "acme",
-        TokenType::AccessToken,
-        None,
-        None,
-    )
-    .await;
-    db.store.enqueue("u1", None, None).await.unwrap();
-    db.store.enqueue("u2", None, None).await.unwrap();
+    f.store().insert_tokens(&[stray]).await.unwrap();
+    f.enqueue("u1").await;
+    f.user_with("u2", "acme", AccessToken).await;
 
-    worker.drain(&CancellationToken::new()).await.unwrap();
+    f.drain().await;
 
-    let u1 = db.store.clearance("u1").await.unwrap().unwrap();
+    let u1 = f.latest("u1").await;
     assert_eq!(u1.state, RequestState::Failed);
     let reason = u1.last_error.unwrap();
     assert!(
-        reason.contains(
-            "provider 'legacy-idp' is not configured (add [providers.legacy-idp] to the config)"
-        ),
+        reason.contains("provider 'legacy-idp' is not configured (add [providers.legacy-idp] to the config)"),
         "{reason}"
     );
-    assert_eq!(state_of(&db.store, "u2").await, RequestState::Cleared);
+    assert_eq!(f.state("u2").await, RequestState::Cleared);
     assert_eq!(
-        scalar(&db.store, "SELECT count(*) FROM oauth_tokens").await,
+        f.count("SELECT count(*) FROM oauth_tokens").await,
         3,
         "no token row was lost"
     );
@@ -873,54 +595,34 @@ async fn an_unknown_provider_fails_the_request_with_the_reason(db: TestDb) {
 /// under the default policy, and does under `settle`; a OneLogin refresh token with no pair
 /// is not revocable.
 async fn tokens_that_cannot_be_revoked_settle_only_by_policy(db: TestDb) {
-    let sim = Simulator::start(
-        loopback(),
-        vec![
-            SimProvider::new("auth0", Dialect::Auth0),
-            SimProvider::new("onelogin", Dialect::Onelogin),
-        ],
-    )
-    .await
-    .unwrap();
-    let (text, env) = config_toml(&db.url, &sim, &["auth0", "onelogin"], "");
-    let (worker, _) = worker_for(&db.store, &text, &env);
-    seed(
-        &db.store,
-        &sim,
-        "forever",
-        "auth0",
-        TokenType::AccessToken,
-        None,
-        None,
-    )
-    .await;
-    seed(
-        &db.store,
-        &sim,
+    let providers = vec![
+        SimProvider::new("auth0", Dialect::Auth0),
+        SimProvider::new("onelogin", Dialect::Onelogin),
+    ];
+    let f = Fixture::new(db, providers, "").await;
+    f.user_with("forever", "auth0", AccessToken).await;
+    f.seed_with(
         "soon",
         "auth0",
-        TokenType::AccessToken,
-        None,
-        Some(3600),
+        AccessToken,
+        Spec {
+            expires_in_secs: Some(3600),
+            ..Spec::default()
+        },
     )
     .await;
-    seed(
-        &db.store,
-        &sim,
-        "unpaired",
-        "onelogin",
-        TokenType::RefreshToken,
-        Some(("g-1", None)),
-        Some(60),
-    )
-    .await;
-    for user in ["forever", "soon", "unpaired"] {
-        db.store.enqueue(user, None, None).await.unwrap();
-    }
+    let unpaired = Spec {
+        grant_ref: Some("g-1"),
+        expires_in_secs: Some(60),
+        ..Spec::default()
+    };
+    f.seed_with("unpaired", "onelogin", RefreshToken, unpaired).await;
+    f.enqueue("soon").await;
+    f.enqueue("unpaired").await;
 
-    worker.drain(&CancellationToken::new()).await.unwrap();
+    f.drain().await;
 
-    let forever = db.store.clearance("forever").await.unwrap().unwrap();
+    let forever = f.latest("forever").await;
     assert_eq!(forever.state, RequestState::Failed);
     assert!(
         forever
@@ -928,9 +630,9 @@ async fn tokens_that_cannot_be_revoked_settle_only_by_policy(db: TestDb) {
             .unwrap()
             .contains("no expiry recorded, not within 1day")
     );
-    assert_eq!(state_of(&db.store, "soon").await, RequestState::Cleared);
-    assert_eq!(state_of(&db.store, "unpaired").await, RequestState::Cleared);
-    let rows = db.store.audit_rows(None, Some("unpaired")).await.unwrap();
+    assert_eq!(f.state("soon").await, RequestState::Cleared);
+    assert_eq!(f.state("unpaired").await, RequestState::Cleared);
+    let rows = f.store().audit_rows(None, Some("unpaired")).await.unwrap();
     assert_eq!(rows[0].outcome, Outcome::NotRevocable);
     assert!(
         rows[0]
@@ -939,47 +641,22 @@ async fn tokens_that_cannot_be_revoked_settle_only_by_policy(db: TestDb) {
             .unwrap()
             .starts_with("OneLogin API v1 revokes a refresh token only through")
     );
-    assert!(
-        sim.calls().is_empty(),
-        "nothing here is revocable at the provider"
-    );
+    assert!(f.sim.calls().is_empty(), "nothing here is revocable at the provider");
 
     // An operator who accepts the risk settles it by policy and retries.
-    let (settling, _) = worker_for(
-        &db.store,
-        &format!("{text}\n[policy]\nnot_revocable = \"settle\"\n"),
-        &env,
-    );
-    db.store.retry(forever.id).await.unwrap();
+    let settling = f.another_worker("[policy]\nnot_revocable = \"settle\"\n");
+    f.store().retry(forever.id).await.unwrap();
     settling.drain(&CancellationToken::new()).await.unwrap();
-    assert_eq!(state_of(&db.store, "forever").await, RequestState::Cleared);
+    assert_eq!(f.state("forever").await, RequestState::Cleared);
 }
 
 /// Shutdown mid-drain releases requests that had not been sent, without spending an
 /// attempt, and the drain returns.
 async fn shutdown_releases_requests_not_yet_sent(db: TestDb) {
-    let mut quiet = SimProvider::new("quiet", Dialect::Rfc7009);
-    quiet.behaviour = Behaviour {
-        throttle_for: Some(Duration::from_secs(30)),
-        retry_after: 20,
-        ..Behaviour::default()
-    };
-    let sim = Simulator::start(loopback(), vec![quiet]).await.unwrap();
-    let (text, env) = config_toml(&db.url, &sim, &["quiet"], "");
-    let (worker, _) = worker_for(&db.store, &text, &env);
+    let quiet = provider("quiet", Dialect::Rfc7009, throttling(Duration::from_secs(30), 20));
+    let f = Fixture::new(db, vec![quiet], "").await;
     for i in 0..5 {
-        let user = format!("u{i}");
-        seed(
-            &db.store,
-            &sim,
-            &user,
-            "quiet",
-            TokenType::AccessToken,
-            None,
-            None,
-        )
-        .await;
-        db.store.enqueue(&user, None, None).await.unwrap();
+        f.user_with(&format!("u{i}"), "quiet", AccessToken).await;
     }
     let shutdown = CancellationToken::new();
     let stopper = shutdown.clone();
@@ -988,64 +665,49 @@ async fn shutdown_releases_requests_not_yet_sent(db: TestDb) {
         stopper.cancel();
     });
 
-    let report = worker.drain(&shutdown).await.unwrap();
+    let report = f.worker.drain(&shutdown).await.unwrap();
 
     assert_eq!(report.released, 5, "{report:?}");
-    assert_eq!(scalar(&db.store, "SELECT count(*) FROM offboarding_requests WHERE state = 'pending' AND attempts = 0 AND locked_by IS NULL").await, 5);
-    assert_eq!(
-        scalar(
-            &db.store,
-            "SELECT count(*) FROM revocation_audit WHERE http_status = 429"
+    let released = f
+        .count(
+            "SELECT count(*) FROM offboarding_requests WHERE state = 'pending' AND attempts = 0 AND locked_by IS NULL",
         )
-        .await as usize,
-        sim.calls().len()
+        .await;
+    assert_eq!(released, 5);
+    let audited = f
+        .count("SELECT count(*) FROM revocation_audit WHERE http_status = 429")
+        .await;
+    assert_eq!(
+        audited as usize,
+        f.sim.calls().len(),
+        "the attempts made before shutdown are audited"
     );
 }
 
 /// The worker's decision is re-checked in the database: a token inserted while the run was
 /// under way keeps the request from clearing (invariant 1).
 async fn a_token_that_appears_during_the_run_keeps_the_request_open(db: TestDb) {
-    let mut slow = SimProvider::new("slow", Dialect::Rfc7009);
-    slow.behaviour.latency = Duration::from_millis(300);
-    let sim = Simulator::start(loopback(), vec![slow]).await.unwrap();
-    let (text, env) = config_toml(&db.url, &sim, &["slow"], "");
-    let (worker, _) = worker_for(&db.store, &text, &env);
-    seed(
-        &db.store,
-        &sim,
-        "u1",
+    let slow = provider(
         "slow",
-        TokenType::AccessToken,
-        None,
-        None,
-    )
-    .await;
-    let id = db.store.enqueue("u1", None, None).await.unwrap().request.id;
-    let store = db.store.clone();
-    let sim2 = sim.clone();
-    let late = tokio::spawn(async move {
+        Dialect::Rfc7009,
+        Behaviour {
+            latency: Duration::from_millis(300),
+            ..Behaviour::default()
+        },
+    );
+    let f = Fixture::new(db, vec![slow], "").await;
+    f.user_with("u1", "slow", AccessToken).await;
+    let (first, late) = tokio::join!(f.drain(), async {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        seed(
-            &store,
-            &sim2,
-            "u1",
-            "slow",
-            TokenType::RefreshToken,
-            None,
-            None,
-        )
-        .await
+        f.seed("u1", "slow", RefreshToken).await
     });
-
-    let first = worker.drain(&CancellationToken::new()).await.unwrap();
-    let late = late.await.unwrap();
 
     // The first run ended with the late token unsettled, so the request was not cleared
     // then; the same drain picked it up again and settled the newcomer.
     assert!(first.claimed >= 2, "{first:?}");
-    assert_eq!(state_of(&db.store, "u1").await, RequestState::Cleared);
-    assert_eq!(sim.is_revoked(&late.value), Some(true));
-    let audit = db.store.audit_rows(Some(id), None).await.unwrap();
+    assert_eq!(f.state("u1").await, RequestState::Cleared);
+    assert_eq!(f.sim.is_revoked(&late.value), Some(true));
+    let audit = f.store().audit_rows(None, Some("u1")).await.unwrap();
     assert!(
         audit
             .iter()
@@ -1056,9 +718,9 @@ async fn a_token_that_appears_during_the_run_keeps_the_request_open(db: TestDb) 
 on_both_backends!(
     two_hundred_users_clear_across_every_dialect,
     a_provider_asking_for_quiet_is_left_alone_until_its_retry_after,
-    a_broken_provider_fails_its_requests_and_spares_the_others,
     a_paused_provider_does_not_hold_up_the_others,
     the_rate_limit_paces_calls_to_a_provider,
+    a_broken_provider_fails_its_requests_and_spares_the_others,
     a_settled_token_is_never_sent_again_when_its_request_is_retried,
     a_request_whose_worker_died_is_finished_by_another,
     two_workers_never_work_on_one_request,

@@ -51,11 +51,7 @@ async fn claim_one(store: &Store, worker: &str, now: DateTime<Utc>) -> ClaimedRe
 }
 
 async fn enqueueing_twice_returns_the_open_request(db: TestDb) {
-    let first = db
-        .store
-        .enqueue("u1", Some("gdpr-job"), Some("case-1"))
-        .await
-        .unwrap();
+    let first = db.store.enqueue("u1", Some("gdpr-job"), Some("case-1")).await.unwrap();
     let second = db.store.enqueue("u1", None, None).await.unwrap();
     assert!(first.created);
     assert!(!second.created);
@@ -64,10 +60,7 @@ async fn enqueueing_twice_returns_the_open_request(db: TestDb) {
 
     db.store.cancel(first.request.id).await.unwrap();
     let third = db.store.enqueue("u1", None, None).await.unwrap();
-    assert!(
-        third.created,
-        "a cancelled request is closed, so a new one is made"
-    );
+    assert!(third.created, "a cancelled request is closed, so a new one is made");
     assert_ne!(third.request.id, first.request.id);
 }
 
@@ -81,34 +74,15 @@ async fn the_documented_sql_insert_returns_the_open_request(db: TestDb) {
     let first = common::scalar(&db.store, INSERT).await;
     let second = common::scalar(&db.store, INSERT).await;
     assert_eq!(first, second);
-    assert_eq!(
-        db.store
-            .enqueue("alice", None, None)
-            .await
-            .unwrap()
-            .request
-            .id,
-        first
-    );
-    let plain = common::exec(
-        &db.store,
-        "INSERT INTO offboarding_requests (user_id) VALUES ('alice')",
-    )
-    .await;
+    assert_eq!(db.store.enqueue("alice", None, None).await.unwrap().request.id, first);
+    let plain = common::exec(&db.store, "INSERT INTO offboarding_requests (user_id) VALUES ('alice')").await;
     assert!(plain.is_err(), "a second open request was inserted");
     assert_eq!(
         common::scalar(&db.store, "SELECT count(*) FROM offboarding_requests").await,
         1
     );
     // The inserted request is due at once.
-    assert_eq!(
-        db.store
-            .claim_due("w", 5, LEASE, Utc::now())
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(db.store.claim_due("w", 5, LEASE, Utc::now()).await.unwrap().len(), 1);
 }
 
 async fn concurrent_enqueues_make_one_request(db: TestDb) {
@@ -138,13 +112,7 @@ async fn a_claim_leases_the_request_and_others_skip_it(db: TestDb) {
     let row = db.store.request(id).await.unwrap().unwrap();
     assert_eq!(row.state, RequestState::Running);
     assert_eq!(row.locked_by.as_deref(), Some("w1"));
-    assert!(
-        db.store
-            .claim_due("w2", 10, LEASE, now)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(db.store.claim_due("w2", 10, LEASE, now).await.unwrap().is_empty());
 }
 
 async fn a_request_not_yet_due_is_not_claimed(db: TestDb) {
@@ -173,10 +141,7 @@ async fn a_request_not_yet_due_is_not_claimed(db: TestDb) {
 /// Invariant 2: a worker that dies leaves a lease that expires; another worker takes over.
 /// Invariant 4: the dead worker, if it comes back, cannot write.
 async fn an_expired_lease_is_taken_over_and_the_old_holder_is_fenced_out(db: TestDb) {
-    db.store
-        .insert_tokens(&[token("u1", "acme", "t-1")])
-        .await
-        .unwrap();
+    db.store.insert_tokens(&[token("u1", "acme", "t-1")]).await.unwrap();
     let id = db.store.enqueue("u1", None, None).await.unwrap().request.id;
     let now = Utc::now();
     let first = claim_one(&db.store, "w1", now).await;
@@ -201,11 +166,7 @@ async fn an_expired_lease_is_taken_over_and_the_old_holder_is_fenced_out(db: Tes
         "{stale:?}"
     );
     assert!(
-        db.store
-            .audit_rows(Some(id), None)
-            .await
-            .unwrap()
-            .is_empty(),
+        db.store.audit_rows(Some(id), None).await.unwrap().is_empty(),
         "a fenced-out worker wrote audit rows"
     );
     let row = db.store.request(id).await.unwrap().unwrap();
@@ -213,11 +174,7 @@ async fn an_expired_lease_is_taken_over_and_the_old_holder_is_fenced_out(db: Tes
         (row.state, row.locked_by.as_deref()),
         (RequestState::Running, Some("w2"))
     );
-    assert!(
-        db.store.tokens_for(id, "u1").await.unwrap()[0]
-            .revoked_at
-            .is_none()
-    );
+    assert!(db.store.tokens_for(id, "u1").await.unwrap()[0].revoked_at.is_none());
 
     let state = db
         .store
@@ -236,10 +193,7 @@ async fn an_expired_lease_is_taken_over_and_the_old_holder_is_fenced_out(db: Tes
 /// Invariant 4: concurrent claimers never get the same request.
 async fn concurrent_claimers_never_share_a_request(db: TestDb) {
     for i in 0..60 {
-        db.store
-            .enqueue(&format!("user-{i}"), None, None)
-            .await
-            .unwrap();
+        db.store.enqueue(&format!("user-{i}"), None, None).await.unwrap();
     }
     let mut tasks = Vec::new();
     for w in 0..4 {
@@ -247,10 +201,7 @@ async fn concurrent_claimers_never_share_a_request(db: TestDb) {
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let batch = store
-                    .claim_due(&format!("w{w}"), 5, LEASE, Utc::now())
-                    .await
-                    .unwrap();
+                let batch = store.claim_due(&format!("w{w}"), 5, LEASE, Utc::now()).await.unwrap();
                 if batch.is_empty() {
                     return mine;
                 }
@@ -291,11 +242,7 @@ async fn a_request_clears_only_when_every_token_is_settled(db: TestDb) {
         .complete(&claimed.fence, "u1", &rows, &Decision::Cleared, Utc::now())
         .await
         .unwrap();
-    assert_eq!(
-        state,
-        RequestState::Pending,
-        "cleared with an unsettled token"
-    );
+    assert_eq!(state, RequestState::Pending, "cleared with an unsettled token");
     let row = db.store.request(id).await.unwrap().unwrap();
     assert!(row.cleared_at.is_none());
     assert!(row.last_error.unwrap().contains("1 token(s)"));
@@ -319,20 +266,14 @@ async fn a_request_clears_only_when_every_token_is_settled(db: TestDb) {
         "revoked_at set on dead tokens"
     );
     assert!(
-        db.store.tokens_for(0, "u2").await.unwrap()[0]
-            .revoked_at
-            .is_none(),
+        db.store.tokens_for(0, "u2").await.unwrap()[0].revoked_at.is_none(),
         "another user's token touched"
     );
     assert_eq!(db.store.audit_rows(Some(id), None).await.unwrap().len(), 3);
 }
 
 async fn the_audit_table_is_append_only(db: TestDb) {
-    let ids = db
-        .store
-        .insert_tokens(&[token("u1", "acme", "t-1")])
-        .await
-        .unwrap();
+    let ids = db.store.insert_tokens(&[token("u1", "acme", "t-1")]).await.unwrap();
     db.store.enqueue("u1", None, None).await.unwrap();
     let claimed = claim_one(&db.store, "w1", Utc::now()).await;
     let rows = [audit(&claimed, ids[0], Outcome::Revoked, true)];
@@ -362,11 +303,7 @@ async fn operators_retry_failed_and_cancel_open_requests(db: TestDb) {
         .await
         .unwrap();
     assert!(
-        db.store
-            .claim_due("w1", 5, LEASE, Utc::now())
-            .await
-            .unwrap()
-            .is_empty(),
+        db.store.claim_due("w1", 5, LEASE, Utc::now()).await.unwrap().is_empty(),
         "failed requests are not claimed"
     );
 
@@ -379,10 +316,7 @@ async fn operators_retry_failed_and_cancel_open_requests(db: TestDb) {
     );
     let row = db.store.cancel(id).await.unwrap();
     assert_eq!(row.state, RequestState::Cancelled);
-    assert!(matches!(
-        db.store.cancel(id).await,
-        Err(StoreError::WrongState { .. })
-    ));
+    assert!(matches!(db.store.cancel(id).await, Err(StoreError::WrongState { .. })));
     assert!(matches!(
         db.store.retry(9999).await,
         Err(StoreError::NoSuchRequest(9999))
@@ -404,9 +338,7 @@ async fn renewal_extends_only_the_workers_own_live_leases(db: TestDb) {
     );
     let a_row = db.store.request(a.id).await.unwrap().unwrap();
     let b_row = db.store.request(b.id).await.unwrap().unwrap();
-    assert!(
-        a_row.locked_until.unwrap() > b_row.locked_until.unwrap() + chrono::Duration::seconds(500)
-    );
+    assert!(a_row.locked_until.unwrap() > b_row.locked_until.unwrap() + chrono::Duration::seconds(500));
     // An expired lease is not revived: another worker may already be taking it over.
     let late = now + chrono::Duration::seconds(3600);
     assert_eq!(db.store.renew_leases("w2", LEASE, late).await.unwrap(), 0);
@@ -434,11 +366,7 @@ async fn the_clearance_view_shows_each_users_latest_request(db: TestDb) {
         .complete(&claimed.fence, "u1", &[], &Decision::Cleared, Utc::now())
         .await
         .unwrap();
-    let cleared = common::scalar(
-        &db.store,
-        "SELECT count(*) FROM deletion_clearance WHERE cleared",
-    )
-    .await;
+    let cleared = common::scalar(&db.store, "SELECT count(*) FROM deletion_clearance WHERE cleared").await;
     let latest = common::scalar(
         &db.store,
         "SELECT request_id FROM deletion_clearance WHERE user_id = 'u1'",

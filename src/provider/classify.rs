@@ -18,12 +18,7 @@ pub struct RawResponse {
 }
 
 /// Headers that carry a provider's id for a request (Moov sends `x-request-id`).
-const REQUEST_ID_HEADERS: [&str; 4] = [
-    "x-request-id",
-    "request-id",
-    "x-correlation-id",
-    "x-amzn-requestid",
-];
+const REQUEST_ID_HEADERS: [&str; 4] = ["x-request-id", "request-id", "x-correlation-id", "x-amzn-requestid"];
 
 impl RawResponse {
     pub fn request_id(&self) -> Option<String> {
@@ -39,12 +34,7 @@ impl RawResponse {
 
     /// `Retry-After` as a wait from now: delta-seconds or an HTTP date.
     pub fn retry_after(&self) -> Option<Duration> {
-        let raw = self
-            .headers
-            .get(reqwest::header::RETRY_AFTER)?
-            .to_str()
-            .ok()?
-            .trim();
+        let raw = self.headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
         parse_retry_after(raw, SystemTime::now())
     }
 }
@@ -61,8 +51,7 @@ pub fn parse_retry_after(raw: &str, now: SystemTime) -> Option<Duration> {
 /// RFC 6749 `{error, error_description}`, `{message}`, OneLogin's `{status: {message}}`,
 /// Moov's 422 `{field: problem}`.
 fn error_text(json: &serde_json::Value) -> Option<String> {
-    let field =
-        |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    let field = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
     if let Some(code) = field(json, "error") {
         return Some(match field(json, "error_description") {
             Some(desc) => format!("{code}: {desc}"),
@@ -122,9 +111,7 @@ pub fn classify(response: &RawResponse, secrets: &[&str]) -> Verdict {
         http_status: Some(status),
         provider_request_id: response.request_id(),
         error: (outcome != Outcome::Revoked).then(detail),
-        retry_after: matches!(status, 429 | 503)
-            .then(|| response.retry_after())
-            .flatten(),
+        retry_after: matches!(status, 429 | 503).then(|| response.retry_after()).flatten(),
     }
 }
 
@@ -152,11 +139,7 @@ mod tests {
             (503, "", Outcome::Transient),
             (504, "", Outcome::Transient),
             (400, r#"{"error":"invalid_token"}"#, Outcome::AlreadyInvalid),
-            (
-                400,
-                r#"{"error":"unsupported_token_type"}"#,
-                Outcome::NotRevocable,
-            ),
+            (400, r#"{"error":"unsupported_token_type"}"#, Outcome::NotRevocable),
             (400, r#"{"error":"invalid_request"}"#, Outcome::Failed),
             (401, r#"{"error":"invalid_client"}"#, Outcome::Failed),
             (404, "not here", Outcome::Failed),
@@ -185,10 +168,7 @@ mod tests {
             Some("HTTP 401: invalid_client: bad secret [REDACTED]")
         );
         let verdict = classify(&response(422, r#"{"token":"is required"}"#), &[]);
-        assert_eq!(
-            verdict.error.as_deref(),
-            Some("HTTP 422: token: is required")
-        );
+        assert_eq!(verdict.error.as_deref(), Some("HTTP 422: token: is required"));
     }
 
     #[test]
@@ -196,10 +176,7 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
         let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(
-            parse_retry_after(&later, now),
-            Some(Duration::from_secs(30))
-        );
+        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
         let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
         assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);

@@ -67,19 +67,12 @@ impl DialectSettings {
         let secret = creds.client_secret.unwrap_or_default();
         match self.dialect {
             Dialect::Rfc7009 => {
-                let mut form = vec![
-                    ("token", token.expose()),
-                    ("token_type_hint", token_type.as_str()),
-                ];
+                let mut form = vec![("token", token.expose()), ("token_type_hint", token_type.as_str())];
                 match self.auth {
                     // RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
                     ClientAuth::ClientSecretBasic => {
-                        let pair =
-                            format!("{}:{}", form_encode(creds.client_id), form_encode(secret));
-                        let value = format!(
-                            "Basic {}",
-                            base64::engine::general_purpose::STANDARD.encode(pair)
-                        );
+                        let pair = format!("{}:{}", form_encode(creds.client_id), form_encode(secret));
+                        let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
                         return request.header(AUTHORIZATION, value).form(&form);
                     }
                     ClientAuth::ClientSecretPost => {
@@ -97,14 +90,9 @@ impl DialectSettings {
             ]),
             Dialect::Moov => {
                 let request = request.header("x-moov-version", &self.api_version);
-                let mut fields = vec![
-                    ("token", token.expose()),
-                    ("token_type_hint", token_type.as_str()),
-                ];
+                let mut fields = vec![("token", token.expose()), ("token_type_hint", token_type.as_str())];
                 let request = match self.auth {
-                    ClientAuth::ClientSecretBasic => {
-                        request.basic_auth(creds.client_id, Some(secret))
-                    }
+                    ClientAuth::ClientSecretBasic => request.basic_auth(creds.client_id, Some(secret)),
                     ClientAuth::ClientSecretPost => {
                         fields.push(("client_id", creds.client_id));
                         fields.push(("client_secret", secret));
@@ -113,10 +101,8 @@ impl DialectSettings {
                 };
                 match self.body {
                     BodyFormat::Json => {
-                        let body: serde_json::Map<String, serde_json::Value> = fields
-                            .into_iter()
-                            .map(|(k, v)| (k.to_owned(), json!(v)))
-                            .collect();
+                        let body: serde_json::Map<String, serde_json::Value> =
+                            fields.into_iter().map(|(k, v)| (k.to_owned(), json!(v))).collect();
                         request.json(&body)
                     }
                     BodyFormat::Form => request.form(&fields),
@@ -160,11 +146,7 @@ fn refine_onelogin(verdict: Verdict, response: &RawResponse, secrets: &[&str]) -
         return verdict;
     }
     let status = response.json().and_then(|j| j.get("status").cloned());
-    match status
-        .as_ref()
-        .and_then(|s| s.get("error"))
-        .and_then(|e| e.as_bool())
-    {
+    match status.as_ref().and_then(|s| s.get("error")).and_then(|e| e.as_bool()) {
         Some(false) => verdict,
         Some(true) => {
             let code = status
@@ -221,18 +203,12 @@ mod tests {
     #[test]
     fn onelogin_success_needs_status_error_false() {
         let ok = r#"{"status":{"error":false,"code":200,"type":"success","message":"Success"}}"#;
-        assert_eq!(
-            onelogin().classify(&answer(200, ok), &[]).outcome,
-            Outcome::Revoked
-        );
+        assert_eq!(onelogin().classify(&answer(200, ok), &[]).outcome, Outcome::Revoked);
         let hidden = r#"{"status":{"error":true,"code":401,"type":"Unauthorized","message":"Authentication Failure"}}"#;
         let v = onelogin().classify(&answer(200, hidden), &[]);
         assert_eq!(v.outcome, Outcome::Failed);
         assert_eq!(v.error.as_deref(), Some("HTTP 401: Authentication Failure"));
-        assert_eq!(
-            onelogin().classify(&answer(200, ""), &[]).outcome,
-            Outcome::Transient
-        );
+        assert_eq!(onelogin().classify(&answer(200, ""), &[]).outcome, Outcome::Transient);
     }
 
     #[test]
@@ -241,10 +217,7 @@ mod tests {
         assert_eq!(s.plan(TokenType::RefreshToken), Plan::ViaPairedAccessToken);
         assert_eq!(s.plan(TokenType::AccessToken), Plan::Call);
         s.dialect = Dialect::Auth0;
-        assert_eq!(
-            s.plan(TokenType::AccessToken),
-            Plan::NotRevocable(AUTH0_ACCESS_TOKEN)
-        );
+        assert_eq!(s.plan(TokenType::AccessToken), Plan::NotRevocable(AUTH0_ACCESS_TOKEN));
         assert_eq!(s.plan(TokenType::RefreshToken), Plan::Call);
         s.dialect = Dialect::Stitch;
         assert_eq!(s.plan(TokenType::AccessToken), Plan::Call);

@@ -34,9 +34,7 @@ impl Gate {
     /// How much of a pause is left, if any.
     pub fn pause_left(&self) -> Option<Duration> {
         let until = (*self.paused_until.lock().expect("pause lock"))?;
-        until
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
+        until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
     }
 
     /// Pauses the provider for `wait` from now. A pause only ever grows: a shorter
@@ -56,9 +54,7 @@ impl Gate {
                 tokio::time::sleep(left).await;
                 continue;
             }
-            self.limiter
-                .until_ready_with_jitter(Jitter::up_to(self.jitter))
-                .await;
+            self.limiter.until_ready_with_jitter(Jitter::up_to(self.jitter)).await;
             // A pause may have begun while this caller waited for the limiter.
             if self.pause_left().is_none() {
                 return;

@@ -51,12 +51,7 @@ pub struct Call {
 }
 
 impl Provider {
-    fn new(
-        name: &str,
-        config: &ProviderConfig,
-        http: &HttpConfig,
-        client: reqwest::Client,
-    ) -> Provider {
+    fn new(name: &str, config: &ProviderConfig, http: &HttpConfig, client: reqwest::Client) -> Provider {
         Provider {
             name: name.to_owned(),
             settings: DialectSettings {
@@ -101,17 +96,9 @@ impl Provider {
         };
         let request = self
             .settings
-            .build(
-                self.client.post(self.url.clone()),
-                &creds,
-                token,
-                token_type,
-            )
+            .build(self.client.post(self.url.clone()), &creds, token, token_type)
             .timeout(self.timeout);
-        let secrets: Vec<&str> = [Some(token.expose()), secret]
-            .into_iter()
-            .flatten()
-            .collect();
+        let secrets: Vec<&str> = [Some(token.expose()), secret].into_iter().flatten().collect();
         let verdict = match self.send(request).await {
             Ok(response) => self.settings.classify(&response, &secrets),
             Err(error) => transport_verdict(&error, self.timeout, &secrets),
@@ -138,11 +125,7 @@ impl Provider {
                 break;
             }
         }
-        Ok(RawResponse {
-            status,
-            headers,
-            body,
-        })
+        Ok(RawResponse { status, headers, body })
     }
 }
 
@@ -165,8 +148,7 @@ fn transport_verdict(error: &reqwest::Error, timeout: Duration, secrets: &[&str]
         chain.push_str(&cause.to_string());
         source = cause.source();
     }
-    Verdict::new(Outcome::Transient)
-        .with_error(crate::token::redact(&format!("{what}{chain}"), secrets))
+    Verdict::new(Outcome::Transient).with_error(crate::token::redact(&format!("{what}{chain}"), secrets))
 }
 
 /// Every configured provider by name, sharing one HTTP client.

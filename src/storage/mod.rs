@@ -230,8 +230,7 @@ where
         user_id: row.try_get("user_id")?,
         requested_by: row.try_get("requested_by")?,
         external_ref: row.try_get("external_ref")?,
-        state: RequestState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("request state '{state}'")))?,
+        state: RequestState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("request state '{state}'")))?,
         attempts: row.try_get("attempts")?,
         next_attempt_at: row.try_get("next_attempt_at")?,
         locked_by: row.try_get("locked_by")?,
@@ -404,12 +403,7 @@ impl Store {
 
     /// Extends the lease of every request `worker` still holds. Requests taken over by
     /// another worker are not touched, because their `locked_by` changed.
-    pub async fn renew_leases(
-        &self,
-        worker: &str,
-        lease: std::time::Duration,
-        now: DateTime<Utc>,
-    ) -> Result<u64> {
+    pub async fn renew_leases(&self, worker: &str, lease: std::time::Duration, now: DateTime<Utc>) -> Result<u64> {
         let until = now + lease;
         on_pool!(self, |pool| {
             let done = sqlx::query(
@@ -453,8 +447,7 @@ impl Store {
                         expires_at: row.try_get("expires_at")?,
                         revoked_at: row.try_get("revoked_at")?,
                         settled_in_request: row.try_get::<i64, _>("settled_rows")? > 0,
-                        prior_attempts: i32::try_from(row.try_get::<i64, _>("prior_rows")?)
-                            .unwrap_or(i32::MAX),
+                        prior_attempts: i32::try_from(row.try_get::<i64, _>("prior_rows")?).unwrap_or(i32::MAX),
                     })
                 })
                 .collect()
@@ -525,11 +518,8 @@ impl Store {
                 .map(|r| r.token_id)
                 .collect();
             for chunk in dead.chunks(AUDIT_CHUNK) {
-                let mut update =
-                    sqlx::QueryBuilder::<Db>::new("UPDATE oauth_tokens SET revoked_at = ");
-                update
-                    .push_bind(now)
-                    .push(" WHERE revoked_at IS NULL AND id IN (");
+                let mut update = sqlx::QueryBuilder::<Db>::new("UPDATE oauth_tokens SET revoked_at = ");
+                update.push_bind(now).push(" WHERE revoked_at IS NULL AND id IN (");
                 let mut ids = update.separated(", ");
                 for id in chunk {
                     ids.push_bind(*id);
@@ -559,12 +549,8 @@ impl Store {
                         (RequestState::Pending, Some(now), Some(why), 0)
                     }
                 }
-                Decision::Retry { at, reason } => {
-                    (RequestState::Pending, Some(*at), Some(reason.clone()), 0)
-                }
-                Decision::Failed { reason } => {
-                    (RequestState::Failed, None, Some(reason.clone()), 0)
-                }
+                Decision::Retry { at, reason } => (RequestState::Pending, Some(*at), Some(reason.clone()), 0),
+                Decision::Failed { reason } => (RequestState::Failed, None, Some(reason.clone()), 0),
                 Decision::Release => (RequestState::Pending, None, None, -1),
             };
             let cleared_at = (state == RequestState::Cleared).then_some(now);
@@ -617,11 +603,10 @@ impl Store {
     /// Number of requests in each state.
     pub async fn state_counts(&self) -> Result<Vec<(String, i64)>> {
         on_pool!(self, |pool| {
-            let rows = sqlx::query(
-                "SELECT state, count(*) AS n FROM offboarding_requests GROUP BY state ORDER BY state",
-            )
-            .fetch_all(pool)
-            .await?;
+            let rows =
+                sqlx::query("SELECT state, count(*) AS n FROM offboarding_requests GROUP BY state ORDER BY state")
+                    .fetch_all(pool)
+                    .await?;
             rows.iter()
                 .map(|r| Ok((r.try_get::<String, _>("state")?, r.try_get::<i64, _>("n")?)))
                 .collect()
@@ -656,11 +641,7 @@ impl Store {
         to: RequestState,
     ) -> Result<RequestRow> {
         let now = Utc::now();
-        let from_list = from
-            .iter()
-            .map(|s| format!("'{s}'"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let from_list = from.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
         let updated = on_pool!(self, |pool| {
             let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE offboarding_requests
@@ -691,11 +672,7 @@ impl Store {
     }
 
     /// Audit rows, oldest first, optionally for one request or one user.
-    pub async fn audit_rows(
-        &self,
-        request_id: Option<i64>,
-        user_id: Option<&str>,
-    ) -> Result<Vec<AuditRow>> {
+    pub async fn audit_rows(&self, request_id: Option<i64>, user_id: Option<&str>) -> Result<Vec<AuditRow>> {
         on_pool!(self, |pool| {
             let rows = sqlx::query(
                 "SELECT request_id, user_id, token_id, provider, token_type, token_fingerprint, attempt,
@@ -720,9 +697,8 @@ impl Store {
                         token_type: r.try_get("token_type")?,
                         token_fingerprint: r.try_get("token_fingerprint")?,
                         attempt: r.try_get("attempt")?,
-                        outcome: Outcome::parse(&outcome).ok_or_else(|| {
-                            StoreError::Corrupt(format!("audit outcome '{outcome}'"))
-                        })?,
+                        outcome: Outcome::parse(&outcome)
+                            .ok_or_else(|| StoreError::Corrupt(format!("audit outcome '{outcome}'")))?,
                         settled: r.try_get("settled")?,
                         http_status: r.try_get("http_status")?,
                         provider_request_id: r.try_get("provider_request_id")?,

@@ -37,9 +37,7 @@ impl TestDb {
     /// A new database on the server named by `OFFBOARD_TEST_PG_URL` (scripts/test sets it).
     pub async fn postgres() -> TestDb {
         let admin = std::env::var(PG_URL_VAR).unwrap_or_else(|_| {
-            panic!(
-                "{PG_URL_VAR} is not set: run the tests with scripts/test, which starts PostgreSQL"
-            )
+            panic!("{PG_URL_VAR} is not set: run the tests with scripts/test, which starts PostgreSQL")
         });
         let name = format!("offboard_test_{:016x}", fastrand::u64(..));
         let mut conn = sqlx::PgConnection::connect(&admin)
@@ -53,24 +51,14 @@ impl TestDb {
         url.set_path(&name);
         let url = url.to_string();
         let store = open(&url).await;
-        TestDb {
-            store,
-            url,
-            _dir: None,
-        }
+        TestDb { store, url, _dir: None }
     }
 }
 
 async fn open(url: &str) -> Store {
-    let config = Config::from_toml(
-        &format!("[database]\nurl = \"{url}\""),
-        Path::new("test"),
-        Vec::new(),
-    )
-    .expect("test config");
-    Store::open(&config.database)
-        .await
-        .expect("open test store")
+    let config =
+        Config::from_toml(&format!("[database]\nurl = \"{url}\""), Path::new("test"), Vec::new()).expect("test config");
+    Store::open(&config.database).await.expect("open test store")
 }
 
 /// Expands to one test per backend for each named `async fn name(db: TestDb)`.
@@ -98,20 +86,12 @@ macro_rules! on_both_backends {
 
 /// One simulated provider of each dialect, named after it.
 pub fn one_of_each() -> Vec<SimProvider> {
-    Dialect::ALL
-        .iter()
-        .map(|d| SimProvider::new(d.as_str(), *d))
-        .collect()
+    Dialect::ALL.iter().map(|d| SimProvider::new(d.as_str(), *d)).collect()
 }
 
 /// Config TOML for a database and the simulator's providers. Secrets go through
 /// environment variables named `SIM_<NAME>_SECRET`, returned alongside.
-pub fn config_toml(
-    db_url: &str,
-    sim: &Simulator,
-    names: &[&str],
-    extra: &str,
-) -> (String, Vec<(String, String)>) {
+pub fn config_toml(db_url: &str, sim: &Simulator, names: &[&str], extra: &str) -> (String, Vec<(String, String)>) {
     let mut text = format!("[database]\nurl = \"{db_url}\"\n{extra}\n");
     let mut env = Vec::new();
     for name in names {
@@ -139,11 +119,7 @@ pub fn worker_for(store: &Store, text: &str, env: &[(String, String)]) -> (Worke
         .read_secrets_with(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
         .expect("secrets");
     let providers = Providers::from_config(&config).expect("http client");
-    let worker = Worker::new(
-        store.clone(),
-        providers,
-        WorkerSettings::from_config(&config),
-    );
+    let worker = Worker::new(store.clone(), providers, WorkerSettings::from_config(&config));
     (worker, config)
 }
 
@@ -179,14 +155,8 @@ impl Write for SharedWriter {
 /// Runs one raw statement on either backend; returns rows affected.
 pub async fn exec(store: &Store, sql: &'static str) -> Result<u64, sqlx::Error> {
     match (store.pg_pool(), store.sqlite_pool()) {
-        (Some(pg), _) => sqlx::query(sql)
-            .execute(pg)
-            .await
-            .map(|r| r.rows_affected()),
-        (_, Some(lite)) => sqlx::query(sql)
-            .execute(lite)
-            .await
-            .map(|r| r.rows_affected()),
+        (Some(pg), _) => sqlx::query(sql).execute(pg).await.map(|r| r.rows_affected()),
+        (_, Some(lite)) => sqlx::query(sql).execute(lite).await.map(|r| r.rows_affected()),
         _ => unreachable!("a store has one pool"),
     }
 }
