@@ -172,7 +172,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let providers = Providers::from_config(&config).context("cannot build the HTTP client")?;
             let worker = Worker::new(store.clone(), providers, WorkerSettings::from_config(&config));
             let shutdown = CancellationToken::new();
-            crate::daemon::cancel_on_signals(shutdown.clone());
+            crate::daemon::cancel_on_signals(shutdown.clone()).context("cannot listen for SIGTERM and Ctrl-C")?;
             if matches!(cli.command, Command::Run) {
                 crate::daemon::run(worker, config.worker.schedule.0.clone(), shutdown).await?;
             } else {

@@ -57,29 +57,29 @@ pub async fn run(worker: Worker, schedule: cron::Schedule, shutdown: Cancellatio
     Ok(())
 }
 
-/// Cancels `token` on SIGTERM or Ctrl-C.
-pub fn cancel_on_signals(token: CancellationToken) {
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(e) => {
-                    warn!(error = %e, "cannot listen for SIGTERM");
-                    let _ = ctrl_c.await;
-                    token.cancel();
-                    return;
-                }
-            };
+/// Cancels `token` on SIGTERM or Ctrl-C (SIGINT). The handlers are registered before this
+/// returns, so a signal that arrives at any later moment is seen, never lost or fatal.
+pub fn cancel_on_signals(token: CancellationToken) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        tokio::spawn(async move {
             tokio::select! {
-                _ = ctrl_c => {}
                 _ = term.recv() => {}
+                _ = interrupt.recv() => {}
             }
+            info!("shutdown requested: no new claims; finishing in-flight work");
+            token.cancel();
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            info!("shutdown requested: no new claims; finishing in-flight work");
+            token.cancel();
         }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
-        info!("shutdown requested: no new claims; finishing in-flight work");
-        token.cancel();
     });
+    Ok(())
 }

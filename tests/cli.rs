@@ -194,8 +194,19 @@ fn the_daemon_stops_cleanly_on_sigterm() {
         .status()
         .unwrap();
     assert!(kill.success());
+    // Bounded wait: a daemon that ignores SIGTERM fails the test instead of hanging it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the daemon did not stop within 30s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{rest:?}");
     assert!(rest.iter().any(|l| l.contains("offboard worker stopped")), "{rest:?}");
 }
