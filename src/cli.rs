@@ -174,6 +174,12 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let shutdown = CancellationToken::new();
             crate::daemon::cancel_on_signals(shutdown.clone()).context("cannot listen for SIGTERM and Ctrl-C")?;
             if matches!(cli.command, Command::Run) {
+                if let Some(addr) = config.server.listen.0 {
+                    let bound = crate::server::spawn(addr, store.clone(), worker.metrics().clone(), shutdown.clone())
+                        .await
+                        .with_context(|| format!("server.listen: cannot serve on {addr}"))?;
+                    tracing::info!(address = %bound, "serving /healthz, /readyz and /metrics");
+                }
                 crate::daemon::run(worker, config.worker.schedule.0.clone(), shutdown).await?;
             } else {
                 let report = worker.drain(&shutdown).await.context("drain failed")?;

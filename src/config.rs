@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -58,6 +59,8 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
 }
@@ -203,6 +206,39 @@ impl Default for LogConfig {
         LogConfig {
             format: LogFormat::Human,
             level: "info".into(),
+        }
+    }
+}
+
+/// The operations endpoint of `offboard run`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address for `/healthz`, `/readyz` and `/metrics`, or `"off"`.
+    pub listen: ListenAddr,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: ListenAddr(Some(SocketAddr::from(([127, 0, 0, 1], 9187)))),
+        }
+    }
+}
+
+/// A socket address such as `127.0.0.1:9187`, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr(pub Option<SocketAddr>);
+
+impl FromStr for ListenAddr {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        match raw.trim() {
+            "off" | "" => Ok(ListenAddr(None)),
+            addr => addr
+                .parse()
+                .map(|a| ListenAddr(Some(a)))
+                .map_err(|_| format!("'{raw}' is not an address such as \"127.0.0.1:9187\" (or \"off\")")),
         }
     }
 }
@@ -513,6 +549,7 @@ impl FromStr for ProviderUrl {
     }
 }
 deserialize_via_from_str!(ProviderUrl);
+deserialize_via_from_str!(ListenAddr);
 
 impl Config {
     /// Where the config file is: the flag, else `OFFBOARD_CONFIG`, else the default path.

@@ -13,14 +13,17 @@
 //! - [`storage`]: the queue, token and audit tables on PostgreSQL or SQLite.
 //! - [`simulate`]: local providers of every dialect for the demo and the tests.
 //! - [`outcome`], [`token`]: the vocabulary: outcomes, decisions, states, secret tokens.
+//! - [`server`], [`metrics`]: `/healthz`, `/readyz` and Prometheus `/metrics` for `run`.
 //! - [`telemetry`]: tracing set-up.
 
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod metrics;
 pub mod outcome;
 pub mod provider;
 pub mod retry;
+pub mod server;
 pub mod simulate;
 pub mod storage;
 pub mod telemetry;

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::{Config, NotRevocablePolicy};
+use crate::metrics::Metrics;
 use crate::outcome::{Decision, Outcome, RequestState, Verdict};
 use crate::provider::dialect::{ONELOGIN_UNPAIRED_REFRESH, Plan};
 use crate::provider::{Provider, Providers};
@@ -105,6 +106,7 @@ pub struct Worker {
     store: Store,
     providers: Providers,
     settings: Arc<WorkerSettings>,
+    metrics: Arc<Metrics>,
 }
 
 impl Worker {
@@ -113,7 +115,18 @@ impl Worker {
             store,
             providers,
             settings: Arc::new(settings),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Records into `metrics` instead of a private registry.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Worker {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     pub fn settings(&self) -> &WorkerSettings {
@@ -220,9 +233,14 @@ impl Worker {
         let released = matches!(result, Ok((_, true)));
         let result = result.map(|(state, _)| state);
         match &result {
-            Ok(state) => info!(state = %state, "request done"),
+            Ok(state) => {
+                self.metrics
+                    .record_run(if released { "released" } else { state.as_str() });
+                info!(state = %state, "request done");
+            }
             Err(StoreError::LeaseLost(_)) => {
-                warn!("lease lost to another worker; results discarded")
+                self.metrics.record_lease_lost();
+                warn!("lease lost to another worker; results discarded");
             }
             Err(e) => warn!(error = %error_chain(e), "request left to lease expiry"),
         }
@@ -262,6 +280,11 @@ impl Worker {
         let results = run.revoke_all(shutdown).await;
         let decision = run.decide(&results);
         let rows: Vec<AuditRow> = results.into_iter().flat_map(|r| r.rows).collect();
+        for row in &rows {
+            let duration = Duration::from_millis(u64::try_from(row.duration_ms).unwrap_or(0));
+            self.metrics
+                .record_attempt(&row.provider, row.outcome.as_str(), row.http_status, duration);
+        }
         let released = decision == Decision::Release;
         let state = self
             .store

@@ -178,12 +178,19 @@ fn the_deletion_job_enqueues_waits_on_the_gate_and_reads_the_status() {
 #[test]
 fn the_daemon_stops_cleanly_on_sigterm() {
     let env = Env::new();
-    let config = env.config("c.toml", "[worker]\nschedule = \"0 0 * * * *\"\n");
+    let config = env.config(
+        "c.toml",
+        "[worker]\nschedule = \"0 0 * * * *\"\n[server]\nlisten = \"127.0.0.1:0\"\n",
+    );
     let mut child = offboard(&config).arg("run").stderr(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let started = Instant::now();
     loop {
         let line = lines.next().expect("daemon exited early").unwrap();
+        if let Some((_, addr)) = line.split_once("serving /healthz, /readyz and /metrics address=") {
+            let (status, body) = http_get(addr.trim(), "/readyz");
+            assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "ready\n"));
+        }
         if line.contains("offboard worker started") {
             break;
         }
@@ -209,4 +216,19 @@ fn the_daemon_stops_cleanly_on_sigterm() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert_eq!(status.code(), Some(0), "{rest:?}");
     assert!(rest.iter().any(|l| l.contains("offboard worker stopped")), "{rest:?}");
+}
+
+/// A bare HTTP/1.1 GET: the status line and the body.
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
 }

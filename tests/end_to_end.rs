@@ -299,6 +299,11 @@ async fn a_provider_asking_for_quiet_is_left_alone_until_its_retry_after(db: Tes
         .count("SELECT count(*) FROM revocation_audit WHERE http_status = 429")
         .await;
     assert_eq!(audited_429 as usize, throttled.len(), "every 429 is an audited attempt");
+    let metric = format!(
+        "offboard_provider_throttled_total{{provider=\"quiet\"}} {}\n",
+        throttled.len()
+    );
+    assert!(f.worker.metrics().render().contains(&metric), "{metric}");
 }
 
 /// Invariant 6 and DESIGN.md §5: a provider that asks for a long pause does not hold up
@@ -715,7 +720,50 @@ async fn a_token_that_appears_during_the_run_keeps_the_request_open(db: TestDb) 
     );
 }
 
+/// `/healthz`, `/readyz` and `/metrics` as `offboard run` serves them.
+async fn the_operations_endpoint_reports_health_readiness_and_metrics(db: TestDb) {
+    let f = Fixture::new(db, vec![SimProvider::new("acme", Dialect::Rfc7009)], "").await;
+    for i in 0..3 {
+        f.user_with(&format!("u{i}"), "acme", AccessToken).await;
+    }
+    f.enqueue("waiting").await;
+    f.store().cancel(f.latest("waiting").await.id).await.unwrap();
+    f.drain().await;
+    let stop = CancellationToken::new();
+    let any_port = "127.0.0.1:0".parse().unwrap();
+    let addr = offboard::server::spawn(any_port, f.store().clone(), f.worker.metrics().clone(), stop.clone())
+        .await
+        .unwrap();
+    let get = |path: &'static str| async move {
+        let response = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    };
+
+    assert_eq!(get("/healthz").await, (200, "ok\n".to_owned()));
+    assert_eq!(get("/readyz").await, (200, "ready\n".to_owned()));
+    let (status, metrics) = get("/metrics").await;
+    assert_eq!(status, 200);
+    for line in [
+        r#"offboard_revocation_attempts_total{provider="acme",outcome="revoked"} 3"#,
+        r#"offboard_request_runs_total{state="cleared"} 3"#,
+        r#"offboard_requests{state="cleared"} 3"#,
+        r#"offboard_requests{state="cancelled"} 1"#,
+        r#"offboard_requests{state="pending"} 0"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+
+    // A database that no longer answers makes the worker unready, not dead.
+    f.store().close().await;
+    let (status, body) = get("/readyz").await;
+    assert_eq!(status, 503);
+    assert!(body.starts_with("not ready: database error"), "{body}");
+    assert_eq!(get("/healthz").await.0, 200);
+    stop.cancel();
+}
+
 on_both_backends!(
+    the_operations_endpoint_reports_health_readiness_and_metrics,
     two_hundred_users_clear_across_every_dialect,
     a_provider_asking_for_quiet_is_left_alone_until_its_retry_after,
     a_paused_provider_does_not_hold_up_the_others,

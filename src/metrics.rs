@@ -1,0 +1,188 @@
+//! Prometheus metrics, in an explicit registry (no globals, so tests can read their own).
+//! Labels carry provider names, outcomes and states only: never a user, token or secret.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    provider: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderLabels {
+    provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
+}
+
+type Latency = Family<ProviderLabels, Histogram, fn() -> Histogram>;
+
+pub struct Metrics {
+    registry: Registry,
+    attempts: Family<AttemptLabels, Counter>,
+    throttled: Family<ProviderLabels, Counter>,
+    latency: Latency,
+    finished: Family<StateLabels, Counter>,
+    leases_lost: Counter,
+    queue: Family<StateLabels, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 5 ms to about 20 s.
+    Histogram::new(exponential_buckets(0.005, 2.0, 13))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("offboard");
+        let attempts = Family::<AttemptLabels, Counter>::default();
+        registry.register(
+            "revocation_attempts",
+            "Revocation attempts by provider and outcome",
+            attempts.clone(),
+        );
+        let throttled = Family::<ProviderLabels, Counter>::default();
+        registry.register(
+            "provider_throttled",
+            "Answers of 429 or 503 with Retry-After, which pause the whole provider",
+            throttled.clone(),
+        );
+        let latency: Latency = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "revocation_seconds",
+            "Time from sending a revocation to its answer",
+            latency.clone(),
+        );
+        let finished = Family::<StateLabels, Counter>::default();
+        registry.register(
+            "request_runs",
+            "Runs of a claimed request, by the state they left it in",
+            finished.clone(),
+        );
+        let leases_lost = Counter::default();
+        registry.register(
+            "leases_lost",
+            "Runs whose results were discarded because another worker took the lease over",
+            leases_lost.clone(),
+        );
+        let queue = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "requests",
+            "Requests in the database by state, read at scrape time",
+            queue.clone(),
+        );
+        Metrics {
+            registry,
+            attempts,
+            throttled,
+            latency,
+            finished,
+            leases_lost,
+            queue,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn record_attempt(&self, provider: &str, outcome: &str, http_status: Option<i32>, duration: Duration) {
+        let provider_label = ProviderLabels {
+            provider: provider.to_owned(),
+        };
+        self.attempts
+            .get_or_create(&AttemptLabels {
+                provider: provider.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        if matches!(http_status, Some(429 | 503)) {
+            self.throttled.get_or_create(&provider_label).inc();
+        }
+        if http_status.is_some() {
+            self.latency
+                .get_or_create(&provider_label)
+                .observe(duration.as_secs_f64());
+        }
+    }
+
+    pub fn record_run(&self, state: &str) {
+        self.finished
+            .get_or_create(&StateLabels {
+                state: state.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn record_lease_lost(&self) {
+        self.leases_lost.inc();
+    }
+
+    /// Sets the queue gauges from fresh counts; states absent from `counts` read zero.
+    pub fn set_queue(&self, counts: &[(String, i64)]) {
+        for state in ["pending", "running", "cleared", "failed", "cancelled"] {
+            let n = counts.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
+            self.queue
+                .get_or_create(&StateLabels {
+                    state: state.to_owned(),
+                })
+                .set(n);
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_and_runs_are_counted_by_label() {
+        let m = Metrics::default();
+        m.record_attempt("acme", "revoked", Some(200), Duration::from_millis(20));
+        m.record_attempt("acme", "transient", Some(429), Duration::from_millis(5));
+        m.record_attempt("acme", "not_revocable", None, Duration::ZERO);
+        m.record_run("cleared");
+        m.set_queue(&[("pending".into(), 3)]);
+        let text = m.render();
+        assert!(
+            text.contains(r#"offboard_revocation_attempts_total{provider="acme",outcome="revoked"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"offboard_provider_throttled_total{provider="acme"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"offboard_revocation_seconds_count{provider="acme"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"offboard_request_runs_total{state="cleared"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"offboard_requests{state="pending"} 3"#), "{text}");
+        assert!(text.contains(r#"offboard_requests{state="failed"} 0"#), "{text}");
+    }
+}
