@@ -84,6 +84,26 @@ pub enum Command {
     Migrate,
     /// Validate the config (and read the provider secrets), print a summary, exit
     CheckConfig,
+    /// Serve simulated providers of every dialect on loopback until Ctrl-C
+    Simulate {
+        /// Address to serve on
+        #[arg(long, default_value = "127.0.0.1:8710")]
+        listen: std::net::SocketAddr,
+        /// Simulated providers and their faults (see config/simulate.toml) [default: one of
+        /// each dialect with demo limits]
+        #[arg(long, value_name = "FILE")]
+        providers: Option<PathBuf>,
+    },
+    /// Run the whole job on a fresh SQLite database against simulated providers, and print
+    /// what happened (needs no server and no config)
+    Demo {
+        /// Users to offboard
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        users: u32,
+        /// Folder under which each run makes its own
+        #[arg(long, default_value = "offboard-demo")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -122,6 +142,12 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
 
 /// Runs one command and returns its exit code.
 pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The demo and the simulator need no config, so a broken one cannot stop them.
+    match cli.command {
+        Command::Demo { users, ref dir } => return demo(users, dir).await,
+        Command::Simulate { listen, ref providers } => return simulate(listen, providers.as_deref()).await,
+        _ => {}
+    }
     let mut config = load_config(&cli)?;
     crate::telemetry::init(&config.log);
     let out = &mut std::io::stdout().lock();
@@ -260,6 +286,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Demo { .. } | Command::Simulate { .. } => unreachable!("handled before the config is read"),
         Command::Report {
             format,
             ref user,
@@ -271,6 +298,68 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn demo(users: u32, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    crate::telemetry::init(&crate::config::LogConfig {
+        level: "warn".into(),
+        ..Default::default()
+    });
+    let options = crate::demo::DemoOptions {
+        users: users as usize,
+        base_dir: dir.to_owned(),
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let result = crate::demo::run(&options).await.context("the demo failed")?;
+    crate::demo::print_summary(&mut std::io::stdout().lock(), &result, &this_command())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How to run this binary again from the current folder, for printed hints.
+fn this_command() -> String {
+    let exe = std::env::current_exe().ok();
+    let cwd = std::env::current_dir().ok();
+    match (exe, cwd) {
+        (Some(exe), Some(cwd)) => match exe.strip_prefix(&cwd) {
+            Ok(relative) => relative.display().to_string(),
+            Err(_) => "offboard".into(),
+        },
+        _ => "offboard".into(),
+    }
+}
+
+async fn simulate(listen: std::net::SocketAddr, file: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    crate::telemetry::init(&crate::config::LogConfig::default());
+    let providers = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            crate::simulate::providers_from_toml(&text)
+                .with_context(|| format!("invalid simulator file {}", path.display()))?
+        }
+        None => crate::simulate::demo_providers(),
+    };
+    let sim = crate::simulate::Simulator::start(listen, providers)
+        .await
+        .with_context(|| format!("cannot serve on {listen}"))?;
+    let addr = sim.addr();
+    let (config, env) = crate::simulate::offboard_config_for(&sim, "rate = \"20/s\"\nburst = 5\n");
+    let out = &mut std::io::stdout().lock();
+    writeln!(out, "simulated providers on http://{addr} (Ctrl-C to stop)")?;
+    writeln!(out, "  issue a token: curl -s -X POST http://{addr}/_issue \\")?;
+    writeln!(
+        out,
+        "                  -d '{{\"provider\": \"acme\", \"token_type\": \"access_token\"}}'"
+    )?;
+    writeln!(out, "  call counts:   curl -s http://{addr}/_stats")?;
+    writeln!(out)?;
+    writeln!(out, "# offboard config for these providers; their (simulated) secrets:")?;
+    for (var, value) in &env {
+        writeln!(out, "#   export {var}={value}")?;
+    }
+    writeln!(out, "{config}")?;
+    out.flush()?;
+    tokio::signal::ctrl_c().await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn status(store: &Store, target: Option<&str>, out: &mut impl Write) -> anyhow::Result<ExitCode> {

@@ -12,6 +12,7 @@
 //! - [`retry`]: backoff maths as plain data.
 //! - [`storage`]: the queue, token and audit tables on PostgreSQL or SQLite.
 //! - [`simulate`]: local providers of every dialect for the demo and the tests.
+//! - [`demo`]: `offboard demo`, the whole job on SQLite against simulated providers.
 //! - [`outcome`], [`token`]: the vocabulary: outcomes, decisions, states, secret tokens.
 //! - [`server`], [`metrics`]: `/healthz`, `/readyz` and Prometheus `/metrics` for `run`.
 //! - [`telemetry`]: tracing set-up.
@@ -19,6 +20,7 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod metrics;
 pub mod outcome;
 pub mod provider;

@@ -21,7 +21,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::config::{ClientAuth, Dialect};
+use crate::config::{ClientAuth, ConfigError, Count, Dialect, HumanDuration};
 use crate::token::{Fingerprint, TokenType};
 
 /// How an RFC 7009 server answers a token it does not know or already revoked.
@@ -44,12 +44,55 @@ pub struct Behaviour {
     pub retry_after: u64,
     /// Answer every request with this status (a broken provider).
     pub always_status: Option<u16>,
-    /// Fraction of requests answered 503 (0.0 to 1.0).
+    /// Fractions (0.0 to 1.0) of requests that meet each fault instead of being served. A
+    /// fault never revokes the token.
+    /// 503 with `{"error":"temporarily_unavailable"}`.
     pub fail_fraction: f64,
+    /// No answer at all (the client's timeout decides).
+    pub timeout_fraction: f64,
+    /// The connection breaks in the middle of the answer.
+    pub reset_fraction: f64,
+    /// A 200 that is not the provider's answer: an HTML page, or truncated JSON (OneLogin).
+    pub malformed_fraction: f64,
+    /// A 503 with a body of 1 MiB.
+    pub oversized_fraction: f64,
     /// Added before answering.
     pub latency: Duration,
     pub invalid_token_answer: InvalidTokenAnswer,
 }
+
+/// A fault injected in place of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Unavailable,
+    Timeout,
+    Reset,
+    Malformed,
+    Oversized,
+}
+
+impl Behaviour {
+    /// Draws at most one fault, with the configured probabilities.
+    fn roll(&self) -> Option<Fault> {
+        let mut draw = fastrand::f64();
+        for (fraction, fault) in [
+            (self.fail_fraction, Fault::Unavailable),
+            (self.timeout_fraction, Fault::Timeout),
+            (self.reset_fraction, Fault::Reset),
+            (self.malformed_fraction, Fault::Malformed),
+            (self.oversized_fraction, Fault::Oversized),
+        ] {
+            if draw < fraction {
+                return Some(fault);
+            }
+            draw -= fraction;
+        }
+        None
+    }
+}
+
+/// How long a simulated timeout keeps the request unanswered.
+const HANG: Duration = Duration::from_secs(3600);
 
 impl Default for Behaviour {
     fn default() -> Self {
@@ -59,6 +102,10 @@ impl Default for Behaviour {
             retry_after: 1,
             always_status: None,
             fail_fraction: 0.0,
+            timeout_fraction: 0.0,
+            reset_fraction: 0.0,
+            malformed_fraction: 0.0,
+            oversized_fraction: 0.0,
             latency: Duration::ZERO,
             invalid_token_answer: InvalidTokenAnswer::Ok200,
         }
@@ -107,7 +154,9 @@ impl SimProvider {
 pub struct CallRecord {
     pub provider: String,
     pub at: Instant,
+    /// The status sent; for a timeout, the one that would have been.
     pub status: u16,
+    pub fault: Option<Fault>,
     /// Fingerprint of the token in the request, when there was one.
     pub token: Option<Fingerprint>,
 }
@@ -143,10 +192,13 @@ pub struct Simulator {
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ProviderStats {
     pub calls: u64,
-    pub revoked: u64,
+    /// Calls answered with success (a revocation, or a token already dead).
+    pub accepted: u64,
     pub rejected_429: u64,
     pub errors_5xx: u64,
     pub client_errors: u64,
+    /// Calls that met an injected fault (timeout, reset, malformed, oversized, 503).
+    pub faults: u64,
 }
 
 impl Simulator {
@@ -164,6 +216,7 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let app = Router::new()
             .route("/_stats", axum::routing::get(stats_handler))
+            .route("/_issue", axum::routing::post(issue_handler))
             .route("/{name}/{*rest}", axum::routing::any(revoke_handler))
             .with_state(state.clone());
         tokio::spawn(async move {
@@ -277,14 +330,51 @@ fn stats_of(state: &SimState) -> HashMap<String, ProviderStats> {
     for call in &state.calls {
         let s = out.entry(call.provider.clone()).or_default();
         s.calls += 1;
-        match call.status {
-            200..=299 => s.revoked += 1,
-            429 => s.rejected_429 += 1,
-            500..=599 => s.errors_5xx += 1,
-            _ => s.client_errors += 1,
+        match (call.fault, call.status) {
+            (Some(_), _) => s.faults += 1,
+            (None, 200..=299) => s.accepted += 1,
+            (None, 429) => s.rejected_429 += 1,
+            (None, 500..=599) => s.errors_5xx += 1,
+            (None, _) => s.client_errors += 1,
         }
     }
     out
+}
+
+#[derive(serde::Deserialize)]
+struct IssueRequest {
+    provider: String,
+    token_type: String,
+    paired_with: Option<String>,
+}
+
+/// `POST /_issue {"provider", "token_type", "paired_with"?}`: issues a token the provider
+/// will recognise, for seeding an application's `oauth_tokens` by hand.
+async fn issue_handler(State(state): State<Arc<Mutex<SimState>>>, body: Bytes) -> Response {
+    let Ok(request) = serde_json::from_slice::<IssueRequest>(&body) else {
+        return json_response(
+            400,
+            json!({ "error": "expected {\"provider\", \"token_type\", \"paired_with\"?}" }),
+        );
+    };
+    let Some(token_type) = TokenType::parse(&request.token_type) else {
+        return json_response(
+            400,
+            json!({ "error": "token_type must be access_token or refresh_token" }),
+        );
+    };
+    let simulator = Simulator {
+        state: state.clone(),
+        addr: ([127, 0, 0, 1], 0).into(),
+    };
+    if simulator.provider(&request.provider).is_none() {
+        return json_response(
+            404,
+            json!({ "error": format!("no simulated provider '{}'", request.provider) }),
+        );
+    }
+    let token = simulator.issue(&request.provider, token_type, request.paired_with.as_deref());
+    json_response(200, json!({ "token": token }))
 }
 
 async fn stats_handler(State(state): State<Arc<Mutex<SimState>>>) -> Response {
@@ -504,11 +594,10 @@ async fn revoke_handler(
     let Some(provider) = state.lock().expect("sim lock").providers.get(&name).cloned() else {
         return empty(404);
     };
-    let behaviour = &provider.behaviour;
-    if !behaviour.latency.is_zero() {
-        tokio::time::sleep(behaviour.latency).await;
+    if !provider.behaviour.latency.is_zero() {
+        tokio::time::sleep(provider.behaviour.latency).await;
     }
-    let (mut response, token) = answer(&state, &provider, &method, &format!("/{rest}"), &headers, &bytes);
+    let (mut response, token, fault) = answer(&state, &provider, &method, &format!("/{rest}"), &headers, &bytes);
     if provider.dialect == Dialect::Moov {
         let id = format!(
             "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
@@ -522,14 +611,59 @@ async fn revoke_handler(
             response.headers_mut().insert("x-request-id", value);
         }
     }
-    let mut guard = state.lock().expect("sim lock");
-    guard.calls.push(CallRecord {
+    state.lock().expect("sim lock").calls.push(CallRecord {
         provider: name,
         at: Instant::now(),
         status: response.status().as_u16(),
+        fault,
         token: token.as_deref().map(Fingerprint::of),
     });
+    if fault == Some(Fault::Timeout) {
+        tokio::time::sleep(HANG).await;
+    }
     response
+}
+
+/// The answer standing in for a fault.
+fn fault_response(dialect: Dialect, fault: Fault) -> Response {
+    match fault {
+        Fault::Unavailable | Fault::Timeout => json_response(503, json!({ "error": "temporarily_unavailable" })),
+        Fault::Reset => {
+            let parts: Vec<Result<Bytes, std::io::Error>> = vec![
+                Ok(Bytes::from_static(b"{\"status\":")),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "simulated reset",
+                )),
+            ];
+            let body = axum::body::Body::from_stream(futures_util::stream::iter(parts));
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Fault::Malformed if dialect == Dialect::Onelogin => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"status":{"error":fal"#,
+        )
+            .into_response(),
+        Fault::Malformed => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            "<html><body><h1>Welcome to the guest network</h1></body></html>",
+        )
+            .into_response(),
+        Fault::Oversized => {
+            let body = format!(
+                r#"{{"error":"temporarily_unavailable","error_description":"{}"}}"#,
+                "x".repeat(1 << 20)
+            );
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response()
+        }
+    }
 }
 
 fn answer(
@@ -539,21 +673,21 @@ fn answer(
     path: &str,
     headers: &HeaderMap,
     bytes: &[u8],
-) -> (Response, Option<String>) {
+) -> (Response, Option<String>, Option<Fault>) {
     if path != p.path() || method != Method::POST {
         let response = match p.dialect {
             Dialect::Onelogin => onelogin_status(404, "not found", "No Route Exists"),
             _ if path != p.path() => empty(404),
             _ => empty(405),
         };
-        return (response, None);
+        return (response, None, None);
     }
     let b = &p.behaviour;
     let now = Instant::now();
     {
         let mut s = state.lock().expect("sim lock");
         if b.throttle_for.is_some_and(|d| now < s.started + d) {
-            return (throttled(b.retry_after), None);
+            return (throttled(b.retry_after), None, None);
         }
         if let Some(limit) = b.limit_per_sec {
             let window = s.window.entry(p.name.clone()).or_insert((now, 0));
@@ -561,20 +695,25 @@ fn answer(
                 *window = (now, 0);
             }
             if window.1 >= limit {
-                return (throttled(1), None);
+                return (throttled(1), None, None);
             }
             window.1 += 1;
         }
     }
     if let Some(status) = b.always_status {
-        return (json_response(status, json!({ "error": "simulated outage" })), None);
+        return (
+            json_response(status, json!({ "error": "simulated outage" })),
+            None,
+            None,
+        );
     }
-    if b.fail_fraction > 0.0 && fastrand::f64() < b.fail_fraction {
-        return (json_response(503, json!({ "error": "temporarily_unavailable" })), None);
+    if let Some(fault) = b.roll() {
+        let token = check_request(p, headers, bytes).ok();
+        return (fault_response(p.dialect, fault), token, Some(fault));
     }
     let token = match check_request(p, headers, bytes) {
         Ok(token) => token,
-        Err(why) => return (reject(p.dialect, why), None),
+        Err(why) => return (reject(p.dialect, why), None, None),
     };
     let mut s = state.lock().expect("sim lock");
     *s.accepted.entry(token.clone()).or_default() += 1;
@@ -585,7 +724,7 @@ fn answer(
             400,
             json!({ "error": "unsupported_token_type", "error_description": "only refresh tokens can be revoked" }),
         );
-        return (response, Some(token));
+        return (response, Some(token), None);
     }
     if valid {
         let kills = known.map(|t| t.kills).unwrap_or_default();
@@ -608,7 +747,7 @@ fn answer(
             Dialect::Rfc7009 | Dialect::Stitch | Dialect::Auth0 => empty(200),
         }
     };
-    (response, Some(token))
+    (response, Some(token), None)
 }
 
 fn throttled(retry_after: u64) -> Response {
@@ -617,4 +756,211 @@ fn throttled(retry_after: u64) -> Response {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
+}
+
+/// The providers `offboard simulate` and `offboard demo` serve when given no file: one of
+/// each dialect, with realistic limits and a few faults. Stitch's limit (10/s) sits below the
+/// demo worker's rate for it, so the demo shows 429s and the pause they cause.
+pub fn demo_providers() -> Vec<SimProvider> {
+    let with = |name: &str, dialect, behaviour| SimProvider {
+        behaviour,
+        ..SimProvider::new(name, dialect)
+    };
+    vec![
+        with(
+            "acme",
+            Dialect::Rfc7009,
+            Behaviour {
+                limit_per_sec: Some(40),
+                fail_fraction: 0.02,
+                invalid_token_answer: InvalidTokenAnswer::InvalidToken400,
+                ..Behaviour::default()
+            },
+        ),
+        with(
+            "stitch",
+            Dialect::Stitch,
+            Behaviour {
+                limit_per_sec: Some(10),
+                malformed_fraction: 0.01,
+                ..Behaviour::default()
+            },
+        ),
+        with(
+            "moov",
+            Dialect::Moov,
+            Behaviour {
+                limit_per_sec: Some(30),
+                latency: Duration::from_millis(30),
+                fail_fraction: 0.03,
+                reset_fraction: 0.01,
+                ..Behaviour::default()
+            },
+        ),
+        with(
+            "onelogin",
+            Dialect::Onelogin,
+            Behaviour {
+                limit_per_sec: Some(20),
+                latency: Duration::from_millis(20),
+                timeout_fraction: 0.01,
+                ..Behaviour::default()
+            },
+        ),
+        with(
+            "auth0",
+            Dialect::Auth0,
+            Behaviour {
+                limit_per_sec: Some(30),
+                oversized_fraction: 0.01,
+                ..Behaviour::default()
+            },
+        ),
+    ]
+}
+
+/// One `[providers.NAME]` table of a simulator file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimEntry {
+    dialect: Dialect,
+    client_id: Option<String>,
+    /// Auth0 only: a public client, which sends no secret.
+    #[serde(default)]
+    public_client: bool,
+    auth: Option<ClientAuth>,
+    limit_per_sec: Option<Count>,
+    retry_after: Option<Count>,
+    latency: Option<HumanDuration>,
+    #[serde(default)]
+    fail_fraction: Fraction,
+    #[serde(default)]
+    timeout_fraction: Fraction,
+    #[serde(default)]
+    reset_fraction: Fraction,
+    #[serde(default)]
+    malformed_fraction: Fraction,
+    #[serde(default)]
+    oversized_fraction: Fraction,
+    /// `ok200` (RFC 7009) or `invalid_token400` (Google style).
+    #[serde(default)]
+    invalid_token: InvalidTokenSetting,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimFile {
+    providers: std::collections::BTreeMap<String, SimEntry>,
+}
+
+#[derive(Default, serde::Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum InvalidTokenSetting {
+    #[default]
+    Ok200,
+    InvalidToken400,
+}
+
+/// A probability from 0 to 1.
+#[derive(Default, Clone, Copy)]
+struct Fraction(f64);
+
+impl<'de> serde::Deserialize<'de> for Fraction {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = f64::deserialize(d)?;
+        if (0.0..=1.0).contains(&value) {
+            Ok(Fraction(value))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "must be between 0 and 1, got {value}"
+            )))
+        }
+    }
+}
+
+/// Reads simulated providers from TOML (see `config/simulate.toml`). Errors name the key.
+pub fn providers_from_toml(text: &str) -> Result<Vec<SimProvider>, ConfigError> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
+        path: "simulator file".into(),
+        message: e.to_string().trim().replace('\n', " "),
+    })?;
+    let file: SimFile = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let message = e.inner().to_string();
+        ConfigError::key(
+            e.path().to_string(),
+            message.lines().next().unwrap_or_default().trim().to_owned(),
+        )
+    })?;
+    let mut out = Vec::new();
+    for (name, e) in file.providers {
+        let faults = [
+            e.fail_fraction,
+            e.timeout_fraction,
+            e.reset_fraction,
+            e.malformed_fraction,
+            e.oversized_fraction,
+        ];
+        if faults.iter().map(|f| f.0).sum::<f64>() > 1.0 {
+            return Err(ConfigError::key(
+                format!("providers.{name}"),
+                "fault fractions add up to more than 1",
+            ));
+        }
+        let mut p = SimProvider::new(&name, e.dialect);
+        if let Some(id) = e.client_id {
+            p.client_id = id;
+        }
+        if e.public_client {
+            p.client_secret = None;
+        }
+        p.auth = e.auth.unwrap_or(ClientAuth::ClientSecretBasic);
+        p.behaviour = Behaviour {
+            limit_per_sec: e.limit_per_sec.map(Count::get),
+            retry_after: e.retry_after.map_or(1, |c| u64::from(c.get())),
+            latency: e.latency.map_or(Duration::ZERO, |d| d.0),
+            fail_fraction: e.fail_fraction.0,
+            timeout_fraction: e.timeout_fraction.0,
+            reset_fraction: e.reset_fraction.0,
+            malformed_fraction: e.malformed_fraction.0,
+            oversized_fraction: e.oversized_fraction.0,
+            invalid_token_answer: match e.invalid_token {
+                InvalidTokenSetting::Ok200 => InvalidTokenAnswer::Ok200,
+                InvalidTokenSetting::InvalidToken400 => InvalidTokenAnswer::InvalidToken400,
+            },
+            ..Behaviour::default()
+        };
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// Config TOML for offboard that points at `sim`'s providers, with secrets read from
+/// `SIM_<NAME>_SECRET` variables; returns the text and those variables. `per_provider` is
+/// added to every provider's table (`rate`, `burst`, `timeout`).
+pub fn offboard_config_for(sim: &Simulator, per_provider: &str) -> (String, Vec<(String, String)>) {
+    let state = sim.state.lock().expect("sim lock");
+    let mut text = String::new();
+    let mut env = Vec::new();
+    let mut names: Vec<&String> = state.providers.keys().collect();
+    names.sort();
+    for name in names {
+        let p = &state.providers[name];
+        text.push_str(&format!(
+            "[providers.{name}]\ndialect = \"{}\"\nurl = \"http://{}/{name}{}\"\nclient_id = \"{}\"\n{per_provider}",
+            p.dialect,
+            sim.addr,
+            p.path(),
+            p.client_id
+        ));
+        if matches!(p.dialect, Dialect::Rfc7009 | Dialect::Moov) && p.auth == ClientAuth::ClientSecretPost {
+            text.push_str("auth = \"client_secret_post\"\n");
+        }
+        if let Some(secret) = &p.client_secret {
+            let var = format!("SIM_{}_SECRET", name.to_uppercase().replace('-', "_"));
+            text.push_str(&format!("client_secret_env = \"{var}\"\n"));
+            env.push((var, secret.clone()));
+        }
+        text.push('\n');
+    }
+    (text, env)
 }

@@ -50,12 +50,10 @@ struct Spec<'a> {
 
 impl Fixture {
     async fn new(db: TestDb, providers: Vec<SimProvider>, extra_toml: &str) -> Fixture {
-        let names: Vec<String> = providers.iter().map(|p| p.name.clone()).collect();
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let sim = Simulator::start("127.0.0.1:0".parse::<SocketAddr>().unwrap(), providers)
             .await
             .unwrap();
-        let (text, env) = config_toml(&db.url, &sim, &names, extra_toml);
+        let (text, env) = config_toml(&db.url, &sim, extra_toml);
         Fixture::with_config(db, sim, text, env)
     }
 

@@ -32,6 +32,13 @@ impl RawResponse {
         serde_json::from_slice(&self.body).ok()
     }
 
+    fn is_html(&self) -> bool {
+        self.headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/html"))
+    }
+
     /// `Retry-After` as a wait from now: delta-seconds or an HTTP date.
     pub fn retry_after(&self) -> Option<Duration> {
         let raw = self.headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
@@ -94,6 +101,19 @@ pub fn classify(response: &RawResponse, secrets: &[&str]) -> Verdict {
         }
     };
     let outcome = match status {
+        // A proxy, gateway or captive portal answers with a page; a revocation endpoint
+        // never does. Taking it as success could clear a user whose token still works.
+        200..=299 if response.is_html() => {
+            return Verdict {
+                outcome: Outcome::Transient,
+                http_status: Some(status),
+                provider_request_id: response.request_id(),
+                error: Some(format!(
+                    "HTTP {status} with an HTML page, not a revocation answer (a proxy or portal?)"
+                )),
+                retry_after: None,
+            };
+        }
         200..=299 => Outcome::Revoked,
         408 | 425 | 429 | 500..=599 => Outcome::Transient,
         400..=499 => match code.as_deref() {
@@ -180,6 +200,23 @@ mod tests {
         let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
         assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn an_html_page_with_a_success_status_is_not_a_revocation() {
+        let mut r = response(200, "<html><body>Welcome</body></html>");
+        r.headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        let verdict = classify(&r, &[]);
+        assert_eq!(verdict.outcome, Outcome::Transient);
+        assert!(verdict.error.unwrap().contains("HTML page"));
+        r.headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        assert_eq!(classify(&r, &[]).outcome, Outcome::Revoked);
     }
 
     #[test]

@@ -89,27 +89,11 @@ pub fn one_of_each() -> Vec<SimProvider> {
     Dialect::ALL.iter().map(|d| SimProvider::new(d.as_str(), *d)).collect()
 }
 
-/// Config TOML for a database and the simulator's providers. Secrets go through
-/// environment variables named `SIM_<NAME>_SECRET`, returned alongside.
-pub fn config_toml(db_url: &str, sim: &Simulator, names: &[&str], extra: &str) -> (String, Vec<(String, String)>) {
-    let mut text = format!("[database]\nurl = \"{db_url}\"\n{extra}\n");
-    let mut env = Vec::new();
-    for name in names {
-        let p = sim.provider(name).expect("simulated provider");
-        text.push_str(&format!(
-            "[providers.{name}]\ndialect = \"{}\"\nurl = \"{}\"\nclient_id = \"{}\"\nrate = \"1000/s\"\nburst = 50\n",
-            p.dialect,
-            sim.url(name),
-            p.client_id
-        ));
-        if let Some(secret) = &p.client_secret {
-            let var = format!("SIM_{}_SECRET", name.to_uppercase());
-            text.push_str(&format!("client_secret_env = \"{var}\"\n"));
-            env.push((var, secret.clone()));
-        }
-        text.push('\n');
-    }
-    (text, env)
+/// Config TOML for a database and every provider of the simulator (rate 1000/s, burst 50),
+/// with `extra` keys. Secrets go through `SIM_<NAME>_SECRET` variables, returned alongside.
+pub fn config_toml(db_url: &str, sim: &Simulator, extra: &str) -> (String, Vec<(String, String)>) {
+    let (providers, env) = offboard::simulate::offboard_config_for(sim, "rate = \"1000/s\"\nburst = 50\n");
+    (format!("[database]\nurl = \"{db_url}\"\n{extra}\n{providers}"), env)
 }
 
 /// Parses the config (secrets from `env`) and builds a worker on `store`.
