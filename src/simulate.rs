@@ -758,65 +758,12 @@ fn throttled(retry_after: u64) -> Response {
     response
 }
 
-/// The providers `offboard simulate` and `offboard demo` serve when given no file: one of
-/// each dialect, with realistic limits and a few faults. Stitch's limit (10/s) sits below the
-/// demo worker's rate for it, so the demo shows 429s and the pause they cause.
+/// The providers `offboard simulate` and `offboard demo` serve when given no file: those of
+/// `config/simulate.toml`, one of each dialect with realistic limits and a few faults.
+/// Stitch's limit (10/s) sits below the demo worker's rate, so the demo shows 429s and the
+/// pause they cause.
 pub fn demo_providers() -> Vec<SimProvider> {
-    let with = |name: &str, dialect, behaviour| SimProvider {
-        behaviour,
-        ..SimProvider::new(name, dialect)
-    };
-    vec![
-        with(
-            "acme",
-            Dialect::Rfc7009,
-            Behaviour {
-                limit_per_sec: Some(40),
-                fail_fraction: 0.02,
-                invalid_token_answer: InvalidTokenAnswer::InvalidToken400,
-                ..Behaviour::default()
-            },
-        ),
-        with(
-            "stitch",
-            Dialect::Stitch,
-            Behaviour {
-                limit_per_sec: Some(10),
-                malformed_fraction: 0.01,
-                ..Behaviour::default()
-            },
-        ),
-        with(
-            "moov",
-            Dialect::Moov,
-            Behaviour {
-                limit_per_sec: Some(30),
-                latency: Duration::from_millis(30),
-                fail_fraction: 0.03,
-                reset_fraction: 0.01,
-                ..Behaviour::default()
-            },
-        ),
-        with(
-            "onelogin",
-            Dialect::Onelogin,
-            Behaviour {
-                limit_per_sec: Some(20),
-                latency: Duration::from_millis(20),
-                timeout_fraction: 0.01,
-                ..Behaviour::default()
-            },
-        ),
-        with(
-            "auth0",
-            Dialect::Auth0,
-            Behaviour {
-                limit_per_sec: Some(30),
-                oversized_fraction: 0.01,
-                ..Behaviour::default()
-            },
-        ),
-    ]
+    providers_from_toml(include_str!("../config/simulate.toml")).expect("the shipped config/simulate.toml parses")
 }
 
 /// One `[providers.NAME]` table of a simulator file.
@@ -963,4 +910,57 @@ pub fn offboard_config_for(sim: &Simulator, per_provider: &str) -> (String, Vec<
         text.push('\n');
     }
     (text, env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_file_gives_one_provider_of_each_dialect() {
+        let providers = demo_providers();
+        let mut dialects: Vec<Dialect> = providers.iter().map(|p| p.dialect).collect();
+        dialects.sort_by_key(|d| d.as_str());
+        let mut all = Dialect::ALL.to_vec();
+        all.sort_by_key(|d| d.as_str());
+        assert_eq!(dialects, all);
+        let stitch = providers.iter().find(|p| p.name == "stitch").unwrap();
+        assert_eq!(stitch.behaviour.limit_per_sec, Some(10));
+    }
+
+    #[test]
+    fn a_bad_simulator_file_names_the_key() {
+        let err = providers_from_toml("[providers.x]\ndialect = \"stitch\"\nfail_fraction = 2.0\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "providers.x.fail_fraction: must be between 0 and 1, got 2"
+        );
+        let err = providers_from_toml("[providers.x]\ndialect = \"stitch\"\nlatncy = \"1s\"\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("providers.x.latncy: unknown field `latncy`"),
+            "{err}"
+        );
+        let both = "[providers.x]\ndialect = \"moov\"\nfail_fraction = 0.6\nreset_fraction = 0.6\n";
+        assert_eq!(
+            providers_from_toml(both).unwrap_err().to_string(),
+            "providers.x: fault fractions add up to more than 1"
+        );
+    }
+
+    #[test]
+    fn faults_are_drawn_with_their_fractions() {
+        let always = Behaviour {
+            reset_fraction: 1.0,
+            ..Behaviour::default()
+        };
+        assert_eq!(always.roll(), Some(Fault::Reset));
+        assert_eq!(Behaviour::default().roll(), None);
+        let half = Behaviour {
+            fail_fraction: 0.5,
+            ..Behaviour::default()
+        };
+        let hits = (0..10_000).filter(|_| half.roll().is_some()).count();
+        assert!((4_500..5_500).contains(&hits), "{hits}");
+    }
 }

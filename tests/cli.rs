@@ -176,6 +176,54 @@ fn the_deletion_job_enqueues_waits_on_the_gate_and_reads_the_status() {
 }
 
 #[test]
+fn the_demo_runs_twice_without_mixing_its_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = || {
+        Command::new(env!("CARGO_BIN_EXE_offboard"))
+            .args(["demo", "--users", "25", "--dir"])
+            .arg(dir.path())
+            .env_remove("OFFBOARD_CONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let first = demo();
+    let second = demo();
+    for out in [&first, &second] {
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+        let text = stdout(out);
+        assert!(text.starts_with("offboard demo: 25 users, "), "{text}");
+        assert!(text.contains("\nrequests: 25 cleared, 0 failed, in "), "{text}");
+        for name in ["acme", "auth0", "moov", "onelogin", "stitch"] {
+            assert!(text.lines().any(|l| l.starts_with(name)), "no row for {name}: {text}");
+        }
+        assert!(
+            text.lines().all(|l| l.chars().count() <= 80),
+            "a line is wider than 80 columns: {text}"
+        );
+    }
+    let runs: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    // The printed config reaches the run's own database.
+    let config = stdout(&second)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("export OFFBOARD_CONFIG=").map(PathBuf::from))
+        .unwrap();
+    assert!(runs.iter().any(|r| config.starts_with(r)));
+    let gate = Command::new(env!("CARGO_BIN_EXE_offboard"))
+        .args(["gate", "user-001"])
+        .env("OFFBOARD_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert_eq!(gate.status.code(), Some(0), "{}", stdout(&gate));
+    let counts = stdout(&offboard(&config).arg("status").output().unwrap());
+    assert_eq!(counts, "cleared    25\n");
+}
+
+#[test]
 fn the_daemon_stops_cleanly_on_sigterm() {
     let env = Env::new();
     let config = env.config(

@@ -374,6 +374,50 @@ async fn the_rate_limit_paces_calls_to_a_provider(db: TestDb) {
     );
 }
 
+/// The simulator allows 10 requests a second and the worker is configured for 1000: the
+/// worker backs off on the 429s (waiting out each Retry-After) and still clears everyone.
+async fn a_worker_faster_than_the_provider_backs_off_and_clears_everyone(db: TestDb) {
+    let limited = provider(
+        "limited",
+        Dialect::Moov,
+        Behaviour {
+            limit_per_sec: Some(10),
+            ..Behaviour::default()
+        },
+    );
+    let f = Fixture::new(db, vec![limited], "").await;
+    for i in 0..30 {
+        f.user_with(&format!("u{i}"), "limited", RefreshToken).await;
+    }
+
+    f.drain_until_settled().await;
+
+    assert_eq!(
+        f.count("SELECT count(*) FROM offboarding_requests WHERE state = 'cleared'")
+            .await,
+        30
+    );
+    let calls = f.sim.calls();
+    let throttled: Vec<_> = calls.iter().filter(|c| c.status == 429).collect();
+    assert!(!throttled.is_empty(), "the limit was never reached");
+    for t in &throttled {
+        for c in calls.iter().filter(|c| c.at > t.at + Duration::from_millis(250)) {
+            assert!(
+                c.at >= t.at + Duration::from_secs(1),
+                "a call {:?} into a 1s Retry-After",
+                c.at - t.at
+            );
+        }
+    }
+    assert_eq!(f.sim.stats()["limited"].accepted, 30);
+    assert_eq!(f.sim.tokens_accepted_twice(), 0);
+    assert_eq!(
+        f.count("SELECT count(*) FROM revocation_audit WHERE http_status = 429")
+            .await as usize,
+        throttled.len()
+    );
+}
+
 /// A provider answering 500 until attempts are used up fails its own requests only
 /// (invariant 6); a provider with wrong credentials fails at once; the gate says so.
 async fn a_broken_provider_fails_its_requests_and_spares_the_others(db: TestDb) {
@@ -766,6 +810,7 @@ on_both_backends!(
     a_provider_asking_for_quiet_is_left_alone_until_its_retry_after,
     a_paused_provider_does_not_hold_up_the_others,
     the_rate_limit_paces_calls_to_a_provider,
+    a_worker_faster_than_the_provider_backs_off_and_clears_everyone,
     a_broken_provider_fails_its_requests_and_spares_the_others,
     a_settled_token_is_never_sent_again_when_its_request_is_retried,
     a_request_whose_worker_died_is_finished_by_another,
