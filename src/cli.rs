@@ -124,7 +124,7 @@ pub fn main() -> ExitCode {
     match runtime.block_on(execute(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", format!("{e:#}").replace(": ", ": "));
+            eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
     }

@@ -181,6 +181,28 @@ struct SimState {
     started: Instant,
 }
 
+impl SimState {
+    fn issue(&mut self, provider: &str, token_type: TokenType, paired_with: Option<&str>) -> String {
+        let token = format!(
+            "{provider}_{}_{:016x}{:016x}",
+            &token_type.as_str()[..1],
+            fastrand::u64(..),
+            fastrand::u64(..)
+        );
+        let issued = IssuedToken {
+            provider: provider.to_owned(),
+            token_type,
+            revoked: false,
+            kills: Vec::new(),
+        };
+        self.tokens.insert(token.clone(), issued);
+        if let Some(access) = paired_with.and_then(|a| self.tokens.get_mut(a)) {
+            access.kills.push(token.clone());
+        }
+        token
+    }
+}
+
 /// A running simulator. Dropping it does not stop the server; it stops with the runtime.
 #[derive(Clone)]
 pub struct Simulator {
@@ -243,26 +265,10 @@ impl Simulator {
     /// Issues a token the provider will recognise. A OneLogin refresh token passed as
     /// `paired_with` dies with that access token.
     pub fn issue(&self, provider: &str, token_type: TokenType, paired_with: Option<&str>) -> String {
-        let token = format!(
-            "{provider}_{}_{:016x}{:016x}",
-            &token_type.as_str()[..1],
-            fastrand::u64(..),
-            fastrand::u64(..)
-        );
-        let mut state = self.state.lock().expect("sim lock");
-        state.tokens.insert(
-            token.clone(),
-            IssuedToken {
-                provider: provider.to_owned(),
-                token_type,
-                revoked: false,
-                kills: Vec::new(),
-            },
-        );
-        if let Some(access) = paired_with.and_then(|a| state.tokens.get_mut(a)) {
-            access.kills.push(token.clone());
-        }
-        token
+        self.state
+            .lock()
+            .expect("sim lock")
+            .issue(provider, token_type, paired_with)
     }
 
     /// Changes how a provider behaves from now on (a provider that recovers, or breaks).
@@ -363,17 +369,14 @@ async fn issue_handler(State(state): State<Arc<Mutex<SimState>>>, body: Bytes) -
             json!({ "error": "token_type must be access_token or refresh_token" }),
         );
     };
-    let simulator = Simulator {
-        state: state.clone(),
-        addr: ([127, 0, 0, 1], 0).into(),
-    };
-    if simulator.provider(&request.provider).is_none() {
+    let mut state = state.lock().expect("sim lock");
+    if !state.providers.contains_key(&request.provider) {
         return json_response(
             404,
             json!({ "error": format!("no simulated provider '{}'", request.provider) }),
         );
     }
-    let token = simulator.issue(&request.provider, token_type, request.paired_with.as_deref());
+    let token = state.issue(&request.provider, token_type, request.paired_with.as_deref());
     json_response(200, json!({ "token": token }))
 }
 
