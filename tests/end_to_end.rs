@@ -137,6 +137,29 @@ impl Fixture {
     async fn count(&self, sql: &'static str) -> i64 {
         scalar(self.store(), sql).await
     }
+
+    async fn cleared(&self) -> i64 {
+        self.count("SELECT count(*) FROM offboarding_requests WHERE state = 'cleared'")
+            .await
+    }
+
+    /// Checks that no call reached the provider inside the `Retry-After` of an earlier 429,
+    /// allowing for calls already in flight when the 429 went out; returns the 429s seen.
+    fn assert_retry_after_respected(&self, retry_after: Duration) -> usize {
+        let calls = self.sim.calls();
+        let throttled: Vec<_> = calls.iter().filter(|c| c.status == 429).collect();
+        let in_flight = Duration::from_millis(250);
+        for t in &throttled {
+            for c in calls.iter().filter(|c| c.at > t.at + in_flight) {
+                assert!(
+                    c.at >= t.at + retry_after,
+                    "a call came {:?} after a 429 asking for {retry_after:?}",
+                    c.at - t.at
+                );
+            }
+        }
+        throttled.len()
+    }
 }
 
 fn provider(name: &str, dialect: Dialect, behaviour: Behaviour) -> SimProvider {
@@ -272,35 +295,16 @@ async fn a_provider_asking_for_quiet_is_left_alone_until_its_retry_after(db: Tes
 
     f.drain_until_settled().await;
 
-    assert_eq!(
-        f.count("SELECT count(*) FROM offboarding_requests WHERE state = 'cleared'")
-            .await,
-        20
-    );
+    assert_eq!(f.cleared().await, 20);
+    let throttled = f.assert_retry_after_respected(Duration::from_secs(2));
+    assert!(throttled > 0, "the provider never throttled");
     let calls = f.sim.calls();
-    let throttled: Vec<_> = calls.iter().filter(|c| c.status == 429).collect();
-    assert!(!throttled.is_empty(), "the provider never throttled");
-    // Calls already in flight when a 429 went out may land just after it; after that, the
-    // next call waits the full Retry-After.
-    let in_flight = Duration::from_millis(250);
-    for t in &throttled {
-        for c in calls.iter().filter(|c| c.at > t.at + in_flight) {
-            assert!(
-                c.at >= t.at + Duration::from_secs(2),
-                "a call came {:?} after a 429 asking for 2s",
-                c.at - t.at
-            );
-        }
-    }
     assert_eq!(calls.iter().filter(|c| c.status == 200).count(), 20);
     let audited_429 = f
         .count("SELECT count(*) FROM revocation_audit WHERE http_status = 429")
         .await;
-    assert_eq!(audited_429 as usize, throttled.len(), "every 429 is an audited attempt");
-    let metric = format!(
-        "offboard_provider_throttled_total{{provider=\"quiet\"}} {}\n",
-        throttled.len()
-    );
+    assert_eq!(audited_429 as usize, throttled, "every 429 is an audited attempt");
+    let metric = format!("offboard_provider_throttled_total{{provider=\"quiet\"}} {throttled}\n");
     assert!(f.worker.metrics().render().contains(&metric), "{metric}");
 }
 
@@ -353,11 +357,7 @@ async fn the_rate_limit_paces_calls_to_a_provider(db: TestDb) {
 
     f.drain().await;
 
-    assert_eq!(
-        f.count("SELECT count(*) FROM offboarding_requests WHERE state = 'cleared'")
-            .await,
-        50
-    );
+    assert_eq!(f.cleared().await, 50);
     let calls = f.sim.calls();
     assert_eq!(calls.len(), 50);
     let in_second_from = |t| {
@@ -392,30 +392,15 @@ async fn a_worker_faster_than_the_provider_backs_off_and_clears_everyone(db: Tes
 
     f.drain_until_settled().await;
 
-    assert_eq!(
-        f.count("SELECT count(*) FROM offboarding_requests WHERE state = 'cleared'")
-            .await,
-        30
-    );
-    let calls = f.sim.calls();
-    let throttled: Vec<_> = calls.iter().filter(|c| c.status == 429).collect();
-    assert!(!throttled.is_empty(), "the limit was never reached");
-    for t in &throttled {
-        for c in calls.iter().filter(|c| c.at > t.at + Duration::from_millis(250)) {
-            assert!(
-                c.at >= t.at + Duration::from_secs(1),
-                "a call {:?} into a 1s Retry-After",
-                c.at - t.at
-            );
-        }
-    }
+    assert_eq!(f.cleared().await, 30);
+    let throttled = f.assert_retry_after_respected(Duration::from_secs(1));
+    assert!(throttled > 0, "the limit was never reached");
     assert_eq!(f.sim.stats()["limited"].accepted, 30);
     assert_eq!(f.sim.tokens_accepted_twice(), 0);
-    assert_eq!(
-        f.count("SELECT count(*) FROM revocation_audit WHERE http_status = 429")
-            .await as usize,
-        throttled.len()
-    );
+    let audited_429 = f
+        .count("SELECT count(*) FROM revocation_audit WHERE http_status = 429")
+        .await;
+    assert_eq!(audited_429 as usize, throttled);
 }
 
 /// A provider answering 500 until attempts are used up fails its own requests only
