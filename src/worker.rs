@@ -129,6 +129,14 @@ impl Worker {
         &self.metrics
     }
 
+    fn record_metrics(&self, rows: &[AuditRow]) {
+        for row in rows {
+            let duration = Duration::from_millis(u64::try_from(row.duration_ms).unwrap_or(0));
+            self.metrics
+                .record_attempt(&row.provider, row.outcome.as_str(), row.http_status, duration);
+        }
+    }
+
     pub fn settings(&self) -> &WorkerSettings {
         &self.settings
     }
@@ -145,6 +153,9 @@ impl Worker {
         let mut in_flight: JoinSet<(Result<RequestState, StoreError>, bool)> = JoinSet::new();
         let renewer_stop = CancellationToken::new();
         let renewer = tokio::spawn(self.clone().renew_leases(renewer_stop.clone()));
+        // If this future is dropped mid-drain, the renewer must stop too, or it would keep
+        // the abandoned requests' leases alive forever and no worker could take them over.
+        let _stop_renewer_on_drop = renewer_stop.clone().drop_guard();
 
         let outcome = loop {
             if shutdown.is_cancelled() {
@@ -279,12 +290,9 @@ impl Worker {
         };
         let results = run.revoke_all(shutdown).await;
         let decision = run.decide(&results);
+        // Rows not already written as progress.
         let rows: Vec<AuditRow> = results.into_iter().flat_map(|r| r.rows).collect();
-        for row in &rows {
-            let duration = Duration::from_millis(u64::try_from(row.duration_ms).unwrap_or(0));
-            self.metrics
-                .record_attempt(&row.provider, row.outcome.as_str(), row.http_status, duration);
-        }
+        self.record_metrics(&rows);
         let released = decision == Decision::Release;
         let state = self
             .store
@@ -359,7 +367,22 @@ impl Run<'_> {
         let mut results = Vec::new();
         while let Some(joined) = set.join_next().await {
             match joined {
-                Ok(result) => results.push(result),
+                Ok(mut result) => {
+                    // Other tokens are still in flight: write this one's rows now, so a crash
+                    // later loses none of them. The last token's rows wait for the
+                    // transaction that sets the request's state.
+                    if !set.is_empty() && !result.rows.is_empty() {
+                        let store = &self.worker.store;
+                        match store
+                            .record_progress(&self.request.fence, &result.rows, Utc::now())
+                            .await
+                        {
+                            Ok(()) => self.worker.record_metrics(&std::mem::take(&mut result.rows)),
+                            Err(e) => warn!(error = %error_chain(&e), "audit rows kept for the request's final write"),
+                        }
+                    }
+                    results.push(result);
+                }
                 Err(e) => warn!(error = %e, "token task failed"),
             }
         }

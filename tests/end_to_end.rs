@@ -548,6 +548,69 @@ async fn a_request_whose_worker_died_is_finished_by_another(db: TestDb) {
     );
 }
 
+/// A worker that dies mid-run has already written the audit rows of the tokens it
+/// finished, and stops renewing its lease; the worker that takes over does not send those
+/// tokens again (invariants 2 and 3 across a crash).
+async fn a_worker_that_dies_mid_run_keeps_what_it_finished(db: TestDb) {
+    let slow = provider(
+        "slow",
+        Dialect::Stitch,
+        Behaviour {
+            latency: Duration::from_secs(30),
+            ..Behaviour::default()
+        },
+    );
+    let f = Fixture::new(
+        db,
+        vec![SimProvider::new("fast", Dialect::Rfc7009), slow],
+        "[worker]\nlease = \"2s\"\n",
+    )
+    .await;
+    let fast = f.seed("u1", "fast", AccessToken).await;
+    f.seed("u1", "slow", AccessToken).await;
+    let id = f.enqueue("u1").await;
+
+    let doomed = f.worker.clone();
+    let crashed = tokio::spawn(async move { doomed.drain(&CancellationToken::new()).await });
+    let mut written = 0;
+    for _ in 0..100 {
+        written = f.count("SELECT count(*) FROM revocation_audit").await;
+        if written > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        written, 1,
+        "the finished token's row was not written while the run went on"
+    );
+    crashed.abort();
+    let _ = crashed.await;
+    assert_eq!(f.latest("u1").await.state, RequestState::Running);
+
+    // The slow provider recovers; once the dead worker's lease runs out, another takes over.
+    f.sim.set_behaviour("slow", Behaviour::default());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let successor = f.another_worker("");
+    let report = successor.drain(&CancellationToken::new()).await.unwrap();
+
+    assert_eq!((report.claimed, report.cleared), (1, 1), "{report:?}");
+    assert_eq!(
+        f.sim.calls_for(&fast.value),
+        1,
+        "a token settled before the crash was sent again"
+    );
+    let audit = f.store().audit_rows(Some(id), None).await.unwrap();
+    let fast_rows: Vec<_> = audit.iter().filter(|r| r.token_id == fast.id).collect();
+    assert_eq!(fast_rows.len(), 1);
+    assert_eq!(fast_rows[0].worker, f.worker.settings().id);
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.provider == "slow" && r.worker == successor.settings().id && r.settled)
+    );
+}
+
 /// Invariant 4 with real workers: two workers drain the same queue at once against a
 /// provider slower than the lease; renewals keep each request with one worker, and each
 /// token is sent once.
@@ -800,6 +863,7 @@ on_both_backends!(
     a_settled_token_is_never_sent_again_when_its_request_is_retried,
     a_request_whose_worker_died_is_finished_by_another,
     two_workers_never_work_on_one_request,
+    a_worker_that_dies_mid_run_keeps_what_it_finished,
     an_unknown_provider_fails_the_request_with_the_reason,
     tokens_that_cannot_be_revoked_settle_only_by_policy,
     shutdown_releases_requests_not_yet_sent,

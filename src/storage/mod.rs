@@ -476,6 +476,27 @@ impl Store {
         decision: &Decision,
         now: DateTime<Utc>,
     ) -> Result<RequestState> {
+        self.write_results(fence, user_id, rows, Some(decision), now).await
+    }
+
+    /// Writes audit rows (and `revoked_at`) of tokens finished while the run goes on, under
+    /// the same fence, leaving the request `running`. A worker that dies later loses only
+    /// the calls still in flight, and the worker that takes over does not send these tokens
+    /// again.
+    #[tracing::instrument(skip(self, rows), fields(rows = rows.len()), err)]
+    pub async fn record_progress(&self, fence: &Fence, rows: &[AuditRow], now: DateTime<Utc>) -> Result<()> {
+        self.write_results(fence, "", rows, None, now).await.map(|_| ())
+    }
+
+    /// The one fenced write of results: rows, `revoked_at`, and, with a decision, the state.
+    async fn write_results(
+        &self,
+        fence: &Fence,
+        user_id: &str,
+        rows: &[AuditRow],
+        decision: Option<&Decision>,
+        now: DateTime<Utc>,
+    ) -> Result<RequestState> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_with(self.begin_write()).await?;
             // Fence first: this also takes the row lock on PostgreSQL.
@@ -536,6 +557,10 @@ impl Store {
                 update.build().execute(&mut *tx).await?;
             }
 
+            let Some(decision) = decision else {
+                tx.commit().await?;
+                return Ok(RequestState::Running);
+            };
             let (state, next_attempt_at, error, attempts_delta) = match decision {
                 Decision::Cleared => {
                     let unsettled: i64 = sqlx::query_scalar(
