@@ -55,7 +55,6 @@ pub struct ProviderSummary {
 #[derive(Debug)]
 pub struct DemoResult {
     pub run_dir: PathBuf,
-    pub database: PathBuf,
     pub config_path: PathBuf,
     pub tokens: usize,
     pub cleared: i64,
@@ -103,7 +102,6 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoResult> {
     let count = |state: &str| counts.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
     let result = DemoResult {
         run_dir,
-        database,
         config_path,
         tokens,
         cleared: count("cleared"),

@@ -137,6 +137,11 @@ impl SimProvider {
         }
     }
 
+    /// Where the simulator at `addr` serves this provider.
+    pub fn url(&self, addr: SocketAddr) -> String {
+        format!("http://{addr}/{}{}", self.name, self.path())
+    }
+
     /// The documented path of the dialect's revocation endpoint.
     pub fn path(&self) -> &'static str {
         match self.dialect {
@@ -254,8 +259,10 @@ impl Simulator {
     /// The revocation URL of a provider.
     pub fn url(&self, name: &str) -> String {
         let state = self.state.lock().expect("sim lock");
-        let path = state.providers.get(name).map_or("/revoke", SimProvider::path);
-        format!("http://{}/{name}{path}", self.addr)
+        match state.providers.get(name) {
+            Some(p) => p.url(self.addr),
+            None => format!("http://{}/{name}/revoke", self.addr),
+        }
     }
 
     pub fn provider(&self, name: &str) -> Option<SimProvider> {
@@ -896,10 +903,9 @@ pub fn offboard_config_for(sim: &Simulator, per_provider: &str) -> (String, Vec<
     for name in names {
         let p = &state.providers[name];
         text.push_str(&format!(
-            "[providers.{name}]\ndialect = \"{}\"\nurl = \"http://{}/{name}{}\"\nclient_id = \"{}\"\n{per_provider}",
+            "[providers.{name}]\ndialect = \"{}\"\nurl = \"{}\"\nclient_id = \"{}\"\n{per_provider}",
             p.dialect,
-            sim.addr,
-            p.path(),
+            p.url(sim.addr),
             p.client_id
         ));
         if matches!(p.dialect, Dialect::Rfc7009 | Dialect::Moov) && p.auth == ClientAuth::ClientSecretPost {

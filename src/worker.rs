@@ -119,12 +119,6 @@ impl Worker {
         }
     }
 
-    /// Records into `metrics` instead of a private registry.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Worker {
-        self.metrics = metrics;
-        self
-    }
-
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }

@@ -35,6 +35,16 @@ async fn call_with_secret(
     token_type: TokenType,
     with_secret: bool,
 ) -> (Call, wiremock::Request) {
+    let providers = provider_at(server, dialect, path, extra, with_secret);
+    let provider = providers.get("p").expect("provider p");
+    let result = provider.revoke(&TokenValue::new(TOKEN.into()), token_type).await;
+    let requests = server.received_requests().await.expect("recording on");
+    let request = requests.last().cloned().expect("one request");
+    (result, request)
+}
+
+/// A provider named `p` of `dialect` at `server`, with `extra` config keys.
+fn provider_at(server: &MockServer, dialect: &str, path: &str, extra: &str, with_secret: bool) -> Providers {
     let secret_line = if with_secret {
         "client_secret_env = \"P_SECRET\"\n"
     } else {
@@ -46,12 +56,7 @@ async fn call_with_secret(
     );
     let mut config = Config::from_toml(&text, Path::new("test"), Vec::new()).expect("config");
     config.read_secrets_with(|_| Some(SECRET.to_owned())).expect("secret");
-    let providers = Providers::from_config(&config).expect("client");
-    let provider = providers.get("p").expect("provider p");
-    let result = provider.revoke(&TokenValue::new(TOKEN.into()), token_type).await;
-    let requests = server.received_requests().await.expect("recording on");
-    let request = requests.last().cloned().expect("one request");
-    (result, request)
+    Providers::from_config(&config).expect("client")
 }
 
 async fn answering(template: ResponseTemplate) -> MockServer {
@@ -160,13 +165,7 @@ async fn rfc7009_answers_are_classified() {
 #[tokio::test]
 async fn a_503_with_retry_after_pauses_the_whole_provider() {
     let server = answering(ResponseTemplate::new(503).insert_header("retry-after", "3")).await;
-    let text = format!(
-        "[providers.p]\ndialect = \"rfc7009\"\nurl = \"{}/revoke\"\nclient_id = \"c\"\nclient_secret_env = \"X\"\n",
-        server.uri()
-    );
-    let mut config = Config::from_toml(&text, Path::new("t"), Vec::new()).unwrap();
-    config.read_secrets_with(|_| Some("x".into())).unwrap();
-    let providers = Providers::from_config(&config).unwrap();
+    let providers = provider_at(&server, "rfc7009", "/revoke", "", true);
     let p = providers.get("p").unwrap();
     let result = p.revoke(&TokenValue::new(TOKEN.into()), TokenType::AccessToken).await;
     assert_eq!(result.verdict.outcome, Outcome::Transient);

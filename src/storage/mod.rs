@@ -476,7 +476,7 @@ impl Store {
         decision: &Decision,
         now: DateTime<Utc>,
     ) -> Result<RequestState> {
-        self.write_results(fence, user_id, rows, Some(decision), now).await
+        self.write_results(fence, rows, Some((user_id, decision)), now).await
     }
 
     /// Writes audit rows (and `revoked_at`) of tokens finished while the run goes on, under
@@ -485,16 +485,16 @@ impl Store {
     /// again.
     #[tracing::instrument(skip(self, rows), fields(rows = rows.len()), err)]
     pub async fn record_progress(&self, fence: &Fence, rows: &[AuditRow], now: DateTime<Utc>) -> Result<()> {
-        self.write_results(fence, "", rows, None, now).await.map(|_| ())
+        self.write_results(fence, rows, None, now).await.map(|_| ())
     }
 
-    /// The one fenced write of results: rows, `revoked_at`, and, with a decision, the state.
+    /// The one fenced write of results: rows, `revoked_at`, and, with a decision (and the
+    /// user whose tokens a `Cleared` decision is checked against), the state.
     async fn write_results(
         &self,
         fence: &Fence,
-        user_id: &str,
         rows: &[AuditRow],
-        decision: Option<&Decision>,
+        decision: Option<(&str, &Decision)>,
         now: DateTime<Utc>,
     ) -> Result<RequestState> {
         on_pool!(self, |pool| {
@@ -557,7 +557,7 @@ impl Store {
                 update.build().execute(&mut *tx).await?;
             }
 
-            let Some(decision) = decision else {
+            let Some((user_id, decision)) = decision else {
                 tx.commit().await?;
                 return Ok(RequestState::Running);
             };
