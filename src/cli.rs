@@ -368,8 +368,8 @@ async fn status(store: &Store, target: Option<&str>, out: &mut impl Write) -> an
         if counts.is_empty() {
             writeln!(out, "no requests")?;
         }
-        for (state, n) in counts {
-            writeln!(out, "{state:<10} {n}")?;
+        for (state, n) in counts.iter() {
+            writeln!(out, "{:<10} {n}", state.as_str())?;
         }
         return Ok(ExitCode::SUCCESS);
     };

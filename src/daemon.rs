@@ -10,17 +10,8 @@ use tracing::{info, warn};
 use crate::storage::StoreError;
 use crate::worker::{Worker, error_chain};
 
-pub const NOTIFY_CHANNEL: &str = "offboard_requests";
-
 pub async fn run(worker: Worker, schedule: cron::Schedule, shutdown: CancellationToken) -> Result<(), StoreError> {
-    let mut listener = match worker.store().pg_pool() {
-        Some(pool) => {
-            let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
-            listener.listen(NOTIFY_CHANNEL).await?;
-            Some(listener)
-        }
-        None => None,
-    };
+    let mut listener = worker.store().listen_for_requests().await?;
     info!(worker = %worker.settings().id, backend = worker.store().backend(), "offboard worker started");
     loop {
         match worker.drain(&shutdown).await {
@@ -43,7 +34,7 @@ pub async fn run(worker: Worker, schedule: cron::Schedule, shutdown: Cancellatio
             _ = tokio::time::sleep(wait) => {}
             notification = async {
                 match listener.as_mut() {
-                    Some(l) => l.try_recv().await,
+                    Some(l) => l.next().await,
                     None => std::future::pending().await,
                 }
             } => {

@@ -14,10 +14,11 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, RequestState};
 use crate::provider::Providers;
 use crate::simulate::{Simulator, demo_providers, offboard_config_for};
-use crate::storage::{AuditRow, NewToken, Store};
+use crate::storage::seed::{self, NewToken};
+use crate::storage::{AuditRow, Store};
 use crate::token::{TokenType, TokenValue};
 use crate::worker::{Worker, WorkerSettings};
 
@@ -99,13 +100,12 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoResult> {
 
     let audit = store.audit_rows(None, None).await?;
     let counts = store.state_counts().await?;
-    let count = |state: &str| counts.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
     let result = DemoResult {
         run_dir,
         config_path,
         tokens,
-        cleared: count("cleared"),
-        failed: count("failed"),
+        cleared: counts.get(RequestState::Cleared),
+        failed: counts.get(RequestState::Failed),
         providers: summarise(&audit, &sim),
         elapsed: started.elapsed(),
     };
@@ -167,7 +167,7 @@ async fn seed(store: &Store, sim: &Simulator, users: usize) -> anyhow::Result<us
             }
         }
     }
-    store.insert_tokens(&tokens).await?;
+    seed::insert_tokens(store, &tokens).await?;
     Ok(tokens.len())
 }
 
@@ -185,15 +185,7 @@ async fn drain_with_progress(worker: &Worker, store: &Store, options: &DemoOptio
     );
     let never = CancellationToken::new();
     let deadline = Instant::now() + DEADLINE;
-    let open = || async {
-        let counts = store.state_counts().await?;
-        let open: i64 = counts
-            .iter()
-            .filter(|(s, _)| s == "pending" || s == "running")
-            .map(|(_, n)| n)
-            .sum();
-        anyhow::Ok(open)
-    };
+    let open = || async { anyhow::Ok(store.state_counts().await?.open()) };
     let drains = async {
         loop {
             worker.drain(&never).await?;

@@ -10,6 +10,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::outcome::RequestState;
+use crate::storage::StateCounts;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AttemptLabels {
     provider: String,
@@ -134,14 +137,13 @@ impl Metrics {
     }
 
     /// Sets the queue gauges from fresh counts; states absent from `counts` read zero.
-    pub fn set_queue(&self, counts: &[(String, i64)]) {
-        for state in ["pending", "running", "cleared", "failed", "cancelled"] {
-            let n = counts.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
+    pub fn set_queue(&self, counts: &StateCounts) {
+        for state in RequestState::ALL {
             self.queue
                 .get_or_create(&StateLabels {
-                    state: state.to_owned(),
+                    state: state.as_str().to_owned(),
                 })
-                .set(n);
+                .set(counts.get(state));
         }
     }
 
@@ -164,7 +166,7 @@ mod tests {
         m.record_attempt("acme", "transient", Some(429), Duration::from_millis(5));
         m.record_attempt("acme", "not_revocable", None, Duration::ZERO);
         m.record_run("cleared");
-        m.set_queue(&[("pending".into(), 3)]);
+        m.set_queue(&StateCounts::new(vec![(RequestState::Pending, 3)]));
         let text = m.render();
         assert!(
             text.contains(r#"offboard_revocation_attempts_total{provider="acme",outcome="revoked"} 1"#),

@@ -50,6 +50,21 @@ impl Outcome {
     }
 }
 
+impl TryFrom<String> for Outcome {
+    type Error = UnknownValue;
+    fn try_from(raw: String) -> Result<Self, UnknownValue> {
+        Outcome::parse(&raw).ok_or(UnknownValue { what: "outcome", raw })
+    }
+}
+
+/// A stored state or outcome that is not one of ours: the database was edited by hand.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown {what} '{raw}'")]
+pub struct UnknownValue {
+    what: &'static str,
+    raw: String,
+}
+
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -120,16 +135,36 @@ impl RequestState {
         }
     }
 
+    pub const ALL: [RequestState; 5] = [
+        RequestState::Pending,
+        RequestState::Running,
+        RequestState::Cleared,
+        RequestState::Failed,
+        RequestState::Cancelled,
+    ];
+
     pub fn parse(raw: &str) -> Option<Self> {
-        [
-            RequestState::Pending,
-            RequestState::Running,
-            RequestState::Cleared,
-            RequestState::Failed,
-            RequestState::Cancelled,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == raw)
+        RequestState::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// `pending, running or failed`, for messages.
+    pub fn list(states: &[RequestState]) -> String {
+        let names: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+        match names.split_last() {
+            Some((last, [])) => (*last).to_owned(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    }
+}
+
+impl TryFrom<String> for RequestState {
+    type Error = UnknownValue;
+    fn try_from(raw: String) -> Result<Self, UnknownValue> {
+        RequestState::parse(&raw).ok_or(UnknownValue {
+            what: "request state",
+            raw,
+        })
     }
 }
 

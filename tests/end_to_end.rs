@@ -12,7 +12,8 @@ use common::{TestDb, captured_logs, config_toml, scalar, worker_for};
 use offboard::config::Dialect;
 use offboard::outcome::{Outcome, RequestState};
 use offboard::simulate::{Behaviour, InvalidTokenAnswer, SimProvider, Simulator};
-use offboard::storage::{NewToken, RequestRow, Store};
+use offboard::storage::seed::NewToken;
+use offboard::storage::{RequestRow, Store};
 use offboard::token::{TokenType, TokenValue};
 use offboard::worker::{DrainReport, Worker};
 use tokio_util::sync::CancellationToken;
@@ -87,7 +88,9 @@ impl Fixture {
             grant_ref: spec.grant_ref.map(str::to_owned),
             expires_at: spec.expires_in_secs.map(|s| Utc::now() + chrono::Duration::seconds(s)),
         };
-        let id = self.store().insert_tokens(&[token]).await.expect("insert token")[0];
+        let id = offboard::storage::seed::insert_tokens(self.store(), &[token])
+            .await
+            .expect("insert token")[0];
         Seeded { value, id }
     }
 
@@ -665,7 +668,9 @@ async fn an_unknown_provider_fails_the_request_with_the_reason(db: TestDb) {
         grant_ref: None,
         expires_at: None,
     };
-    f.store().insert_tokens(&[stray]).await.unwrap();
+    offboard::storage::seed::insert_tokens(f.store(), &[stray])
+        .await
+        .unwrap();
     f.enqueue("u1").await;
     f.user_with("u2", "acme", AccessToken).await;
 

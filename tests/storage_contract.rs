@@ -8,7 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use common::TestDb;
 use offboard::outcome::{Decision, Outcome, RequestState};
-use offboard::storage::{AuditRow, ClaimedRequest, NewToken, Store, StoreError};
+use offboard::storage::seed::{NewToken, insert_tokens};
+use offboard::storage::{AuditRow, ClaimedRequest, Store, StoreError};
 use offboard::token::{TokenType, TokenValue};
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -39,7 +40,7 @@ fn audit(claimed: &ClaimedRequest, token_id: i64, outcome: Outcome, settled: boo
         provider_request_id: None,
         error: None,
         duration_ms: 3,
-        worker: claimed.fence.worker.clone(),
+        worker: claimed.fence.worker().to_owned(),
         attempted_at: Utc::now(),
     }
 }
@@ -141,7 +142,7 @@ async fn a_request_not_yet_due_is_not_claimed(db: TestDb) {
 /// Invariant 2: a worker that dies leaves a lease that expires; another worker takes over.
 /// Invariant 4: the dead worker, if it comes back, cannot write.
 async fn an_expired_lease_is_taken_over_and_the_old_holder_is_fenced_out(db: TestDb) {
-    db.store.insert_tokens(&[token("u1", "acme", "t-1")]).await.unwrap();
+    insert_tokens(&db.store, &[token("u1", "acme", "t-1")]).await.unwrap();
     let id = db.store.enqueue("u1", None, None).await.unwrap().request.id;
     let now = Utc::now();
     let first = claim_one(&db.store, "w1", now).await;
@@ -221,15 +222,16 @@ async fn concurrent_claimers_never_share_a_request(db: TestDb) {
 /// Invariant 1: `Cleared` is written only when every token of the user has a settling row,
 /// checked inside the same transaction.
 async fn a_request_clears_only_when_every_token_is_settled(db: TestDb) {
-    let ids = db
-        .store
-        .insert_tokens(&[
+    let ids = insert_tokens(
+        &db.store,
+        &[
             token("u1", "acme", "t-1"),
             token("u1", "acme", "t-2"),
             token("u2", "acme", "t-3"),
-        ])
-        .await
-        .unwrap();
+        ],
+    )
+    .await
+    .unwrap();
     let id = db.store.enqueue("u1", None, None).await.unwrap().request.id;
 
     let claimed = claim_one(&db.store, "w1", Utc::now()).await;
@@ -273,7 +275,7 @@ async fn a_request_clears_only_when_every_token_is_settled(db: TestDb) {
 }
 
 async fn the_audit_table_is_append_only(db: TestDb) {
-    let ids = db.store.insert_tokens(&[token("u1", "acme", "t-1")]).await.unwrap();
+    let ids = insert_tokens(&db.store, &[token("u1", "acme", "t-1")]).await.unwrap();
     db.store.enqueue("u1", None, None).await.unwrap();
     let claimed = claim_one(&db.store, "w1", Utc::now()).await;
     let rows = [audit(&claimed, ids[0], Outcome::Revoked, true)];

@@ -1,9 +1,10 @@
 //! PostgreSQL: the production backend, shared by many workers on many hosts.
 //!
 //! Claims lock candidate rows with `FOR UPDATE SKIP LOCKED`, so concurrent workers pass over
-//! each other's rows instead of waiting, and commit at once.
+//! each other's rows instead of waiting, and commit at once. Idle workers LISTEN on the
+//! channel the migration's trigger notifies when a request becomes pending.
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
 use super::{Result, StoreError};
 use crate::config::DatabaseConfig;
@@ -11,6 +12,10 @@ use crate::config::DatabaseConfig;
 pub(super) const CLAIM_SQL: &str = claim_sql!("FOR UPDATE SKIP LOCKED");
 
 pub(super) const BEGIN_WRITE: &str = "BEGIN";
+
+/// The channel `offboard_notify()` in `migrations/postgres/0001_init.sql` sends a request's
+/// id on when it is inserted or put back to pending. The two must agree.
+const REQUESTS_CHANNEL: &str = "offboard_requests";
 
 pub(super) async fn connect(config: &DatabaseConfig) -> Result<sqlx::PgPool> {
     let fail = |source| StoreError::Connect {
@@ -25,4 +30,23 @@ pub(super) async fn connect(config: &DatabaseConfig) -> Result<sqlx::PgPool> {
         .connect_with(options)
         .await
         .map_err(fail)
+}
+
+/// Wakes an idle worker when a request becomes due. Notifications sent while its connection
+/// is down are lost, so it only wakes the worker early; the schedule stays the fallback.
+pub struct RequestListener(PgListener);
+
+impl RequestListener {
+    pub(super) async fn connect(pool: &sqlx::PgPool) -> Result<RequestListener> {
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen(REQUESTS_CHANNEL).await?;
+        Ok(RequestListener(listener))
+    }
+
+    /// Waits for the next notification. An error means the connection dropped; the next
+    /// call reconnects.
+    pub async fn next(&mut self) -> Result<()> {
+        self.0.try_recv().await?;
+        Ok(())
+    }
 }

@@ -137,19 +137,14 @@ impl Write for SharedWriter {
 }
 
 /// Runs one raw statement on either backend; returns rows affected.
-pub async fn exec(store: &Store, sql: &'static str) -> Result<u64, sqlx::Error> {
-    match (store.pg_pool(), store.sqlite_pool()) {
-        (Some(pg), _) => sqlx::query(sql).execute(pg).await.map(|r| r.rows_affected()),
-        (_, Some(lite)) => sqlx::query(sql).execute(lite).await.map(|r| r.rows_affected()),
-        _ => unreachable!("a store has one pool"),
-    }
+/// The error is the whole cause chain, so a test can look for the database's own words.
+pub async fn exec(store: &Store, sql: &'static str) -> Result<u64, String> {
+    offboard::storage::seed::execute(store, sql)
+        .await
+        .map_err(|e| offboard::worker::error_chain(&e))
 }
 
 /// Runs one raw query that returns a single count or number.
 pub async fn scalar(store: &Store, sql: &'static str) -> i64 {
-    match (store.pg_pool(), store.sqlite_pool()) {
-        (Some(pg), _) => sqlx::query_scalar(sql).fetch_one(pg).await.expect(sql),
-        (_, Some(lite)) => sqlx::query_scalar(sql).fetch_one(lite).await.expect(sql),
-        _ => unreachable!("a store has one pool"),
-    }
+    offboard::storage::seed::scalar(store, sql).await.expect(sql)
 }

@@ -1,0 +1,53 @@
+//! Writing the application's tables and raw SQL, for the demo and the tests only. The
+//! daemon never inserts tokens: the application owns `oauth_tokens`.
+
+use chrono::{DateTime, Utc};
+
+use super::{Result, Store};
+use crate::token::{TokenType, TokenValue};
+
+/// A token to insert into `oauth_tokens`.
+#[derive(Clone, Debug)]
+pub struct NewToken {
+    pub user_id: String,
+    pub provider: String,
+    pub token_type: TokenType,
+    pub value: TokenValue,
+    pub grant_ref: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Inserts tokens into `oauth_tokens` in one transaction; returns their ids.
+pub async fn insert_tokens(store: &Store, tokens: &[NewToken]) -> Result<Vec<i64>> {
+    let mut ids = Vec::with_capacity(tokens.len());
+    on_pool!(store, |pool| {
+        let mut tx = pool.begin_with(store.begin_write()).await?;
+        for t in tokens {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO oauth_tokens (user_id, provider, token_type, token, grant_ref, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(t.user_id.clone())
+            .bind(t.provider.clone())
+            .bind(t.token_type.as_str())
+            .bind(t.value.expose().to_owned())
+            .bind(t.grant_ref.clone())
+            .bind(t.expires_at)
+            .fetch_one(&mut *tx)
+            .await?;
+            ids.push(id);
+        }
+        tx.commit().await?;
+    });
+    Ok(ids)
+}
+
+/// Runs one statement; returns the rows it affected.
+pub async fn execute(store: &Store, sql: &'static str) -> Result<u64> {
+    on_pool!(store, |pool| Ok(sqlx::query(sql).execute(pool).await?.rows_affected()))
+}
+
+/// Runs one query that returns a single number.
+pub async fn scalar(store: &Store, sql: &'static str) -> Result<i64> {
+    on_pool!(store, |pool| Ok(sqlx::query_scalar(sql).fetch_one(pool).await?))
+}
