@@ -19,11 +19,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
+use crate::app::App;
 use crate::config::Config;
 use crate::outcome::RequestState;
-use crate::provider::Providers;
 use crate::storage::{AuditRow, RequestRow, Store};
-use crate::worker::{Worker, WorkerSettings};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -194,28 +193,21 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run | Command::Once => {
             config.read_secrets().context("invalid configuration")?;
-            let store = open_store(&config).await?;
-            let providers = Providers::from_config(&config).context("cannot build the HTTP client")?;
-            let worker = Worker::new(store.clone(), providers, WorkerSettings::from_config(&config));
+            let app = App::build(config).await?;
             let shutdown = CancellationToken::new();
-            crate::daemon::cancel_on_signals(shutdown.clone()).context("cannot listen for SIGTERM and Ctrl-C")?;
+            crate::drain::daemon::cancel_on_signals(shutdown.clone())
+                .context("cannot listen for SIGTERM and Ctrl-C")?;
             if matches!(cli.command, Command::Run) {
-                if let Some(addr) = config.server.listen.0 {
-                    let bound = crate::server::spawn(addr, store.clone(), worker.metrics().clone(), shutdown.clone())
-                        .await
-                        .with_context(|| format!("server.listen: cannot serve on {addr}"))?;
-                    tracing::info!(address = %bound, "serving /healthz, /readyz and /metrics");
-                }
-                crate::daemon::run(worker, config.worker.schedule.0.clone(), shutdown).await?;
+                app.run(shutdown).await?;
             } else {
-                let report = worker.drain(&shutdown).await.context("drain failed")?;
+                let report = app.worker().drain(&shutdown).await.context("drain failed")?;
                 writeln!(
                     out,
                     "claimed {}, cleared {}, failed {}, retrying later {}, released {}, lease lost {}",
                     report.claimed, report.cleared, report.failed, report.retrying, report.released, report.lease_lost
                 )?;
             }
-            store.close().await;
+            app.close().await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Enqueue {

@@ -13,14 +13,14 @@ use anyhow::Context;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::App;
 use crate::config::Config;
+use crate::drain::Worker;
 use crate::outcome::{Outcome, RequestState};
-use crate::provider::Providers;
 use crate::simulate::{Simulator, demo_providers, offboard_config_for};
 use crate::storage::seed::{self, NewToken};
 use crate::storage::{AuditRow, Store};
 use crate::token::{TokenType, TokenValue};
-use crate::worker::{Worker, WorkerSettings};
 
 /// Worker settings for the demo: quick retries so faults resolve within the minute, and a
 /// short timeout so a simulated hang costs two seconds.
@@ -83,20 +83,13 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoResult> {
     let mut config = Config::from_toml(&text, Path::new("demo"), Vec::new()).context("demo config")?;
     config.read_secrets_with(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))?;
 
-    let store = Store::open(&config.database)
-        .await
-        .context("cannot create the demo database")?;
-    let tokens = seed(&store, &sim, options.users).await?;
+    let app = App::build(config).await.context("cannot set up the demo")?;
+    let store = app.store();
+    let tokens = seed(store, &sim, options.users).await?;
     for i in 0..options.users {
         store.enqueue(&user_name(i), Some("offboard demo"), None).await?;
     }
-
-    let worker = Worker::new(
-        store.clone(),
-        Providers::from_config(&config)?,
-        WorkerSettings::from_config(&config),
-    );
-    drain_with_progress(&worker, &store, options).await?;
+    drain_with_progress(app.worker(), store, options).await?;
 
     let audit = store.audit_rows(None, None).await?;
     let counts = store.state_counts().await?;
@@ -109,7 +102,7 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoResult> {
         providers: summarise(&audit, &sim),
         elapsed: started.elapsed(),
     };
-    store.close().await;
+    app.close().await;
     Ok(result)
 }
 

@@ -4,10 +4,10 @@
 //!
 //! Map of the modules, from the outside in:
 //! - [`cli`]: the `offboard` command line; the only place that prints or picks exit codes.
+//! - [`app`]: the composition root: config in, store, providers, metrics and worker out.
 //! - [`config`]: the TOML file and its environment overrides, parsed once into typed values.
-//! - [`daemon`]: `offboard run`: drains on the cron schedule (and on PostgreSQL notifications)
-//!   until shut down.
-//! - [`worker`]: one drain: claim, revoke, decide, write, fenced by the lease.
+//! - [`drain`]: claim, revoke, decide, write, fenced by the lease; pure settlement rules;
+//!   the lease renewer; and `offboard run`'s daemon loop.
 //! - [`provider`]: the dialects, the shared HTTP client and classifier, per-provider pacing.
 //! - [`retry`]: backoff maths as plain data.
 //! - [`storage`]: the queue, token and audit tables on PostgreSQL or SQLite.
@@ -17,10 +17,11 @@
 //! - [`server`], [`metrics`]: `/healthz`, `/readyz` and Prometheus `/metrics` for `run`.
 //! - [`telemetry`]: tracing set-up.
 
+pub mod app;
 pub mod cli;
 pub mod config;
-pub mod daemon;
 pub mod demo;
+pub mod drain;
 pub mod metrics;
 pub mod outcome;
 pub mod provider;
@@ -30,4 +31,3 @@ pub mod simulate;
 pub mod storage;
 pub mod telemetry;
 pub mod token;
-pub mod worker;

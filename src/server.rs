@@ -32,7 +32,7 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {}\n", crate::worker::error_chain(&e)),
+            format!("not ready: {}\n", crate::telemetry::error_chain(&e)),
         ),
     }
 }

@@ -23,3 +23,15 @@ pub fn init(config: &LogConfig) {
             .try_init(),
     };
 }
+
+/// An error and its causes, `: `-joined, for one log field or message.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}

@@ -5,17 +5,19 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{TestDb, captured_logs, config_toml, scalar, worker_for};
+use common::{TestDb, app_for, captured_logs, config_toml, scalar};
 use offboard::config::Dialect;
+use offboard::drain::{DrainReport, Worker};
+use offboard::metrics::Metrics;
 use offboard::outcome::{Outcome, RequestState};
 use offboard::simulate::{Behaviour, InvalidTokenAnswer, SimProvider, Simulator};
 use offboard::storage::seed::NewToken;
 use offboard::storage::{RequestRow, Store};
 use offboard::token::{TokenType, TokenValue};
-use offboard::worker::{DrainReport, Worker};
 use tokio_util::sync::CancellationToken;
 
 use TokenType::{AccessToken, RefreshToken};
@@ -29,6 +31,7 @@ struct Fixture {
     db: TestDb,
     sim: Simulator,
     worker: Worker,
+    metrics: Arc<Metrics>,
     /// The config text and secret environment the worker was built from.
     text: String,
     env: Vec<(String, String)>,
@@ -59,11 +62,12 @@ impl Fixture {
     }
 
     fn with_config(db: TestDb, sim: Simulator, text: String, env: Vec<(String, String)>) -> Fixture {
-        let (worker, _) = worker_for(&db.store, &text, &env);
+        let app = app_for(&db.store, &text, &env);
         Fixture {
             db,
             sim,
-            worker,
+            worker: app.worker().clone(),
+            metrics: app.metrics().clone(),
             text,
             env,
         }
@@ -75,7 +79,9 @@ impl Fixture {
 
     /// Another worker on the same database, with `extra_toml` appended to the config.
     fn another_worker(&self, extra_toml: &str) -> Worker {
-        worker_for(self.store(), &format!("{}\n{extra_toml}", self.text), &self.env).0
+        app_for(self.store(), &format!("{}\n{extra_toml}", self.text), &self.env)
+            .worker()
+            .clone()
     }
 
     async fn seed_with(&self, user: &str, provider: &str, ty: TokenType, spec: Spec<'_>) -> Seeded {
@@ -308,7 +314,7 @@ async fn a_provider_asking_for_quiet_is_left_alone_until_its_retry_after(db: Tes
         .await;
     assert_eq!(audited_429 as usize, throttled, "every 429 is an audited attempt");
     let metric = format!("offboard_provider_throttled_total{{provider=\"quiet\"}} {throttled}\n");
-    assert!(f.worker.metrics().render().contains(&metric), "{metric}");
+    assert!(f.metrics.render().contains(&metric), "{metric}");
 }
 
 /// Invariant 6 and DESIGN.md §5: a provider that asks for a long pause does not hold up
@@ -826,7 +832,7 @@ async fn the_operations_endpoint_reports_health_readiness_and_metrics(db: TestDb
     f.drain().await;
     let stop = CancellationToken::new();
     let any_port = "127.0.0.1:0".parse().unwrap();
-    let addr = offboard::server::spawn(any_port, f.store().clone(), f.worker.metrics().clone(), stop.clone())
+    let addr = offboard::server::spawn(any_port, f.store().clone(), f.metrics.clone(), stop.clone())
         .await
         .unwrap();
     let get = |path: &'static str| async move {

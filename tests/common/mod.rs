@@ -6,11 +6,10 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use offboard::app::App;
 use offboard::config::{Config, Dialect};
-use offboard::provider::Providers;
 use offboard::simulate::{SimProvider, Simulator};
 use offboard::storage::Store;
-use offboard::worker::{Worker, WorkerSettings};
 use sqlx::Connection;
 
 pub const PG_URL_VAR: &str = "OFFBOARD_TEST_PG_URL";
@@ -96,15 +95,13 @@ pub fn config_toml(db_url: &str, sim: &Simulator, extra: &str) -> (String, Vec<(
     (format!("[database]\nurl = \"{db_url}\"\n{extra}\n{providers}"), env)
 }
 
-/// Parses the config (secrets from `env`) and builds a worker on `store`.
-pub fn worker_for(store: &Store, text: &str, env: &[(String, String)]) -> (Worker, Config) {
+/// Parses the config (secrets from `env`) and builds the app on `store`.
+pub fn app_for(store: &Store, text: &str, env: &[(String, String)]) -> App {
     let mut config = Config::from_toml(text, Path::new("test"), Vec::new()).expect("config parses");
     config
         .read_secrets_with(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
         .expect("secrets");
-    let providers = Providers::from_config(&config).expect("http client");
-    let worker = Worker::new(store.clone(), providers, WorkerSettings::from_config(&config));
-    (worker, config)
+    App::with_store(config, store.clone()).expect("app")
 }
 
 /// Everything logged by this test binary, at every level. Installed once.
@@ -141,7 +138,7 @@ impl Write for SharedWriter {
 pub async fn exec(store: &Store, sql: &'static str) -> Result<u64, String> {
     offboard::storage::seed::execute(store, sql)
         .await
-        .map_err(|e| offboard::worker::error_chain(&e))
+        .map_err(|e| offboard::telemetry::error_chain(&e))
 }
 
 /// Runs one raw query that returns a single count or number.

@@ -7,8 +7,9 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::Worker;
 use crate::storage::StoreError;
-use crate::worker::{Worker, error_chain};
+use crate::telemetry::error_chain;
 
 pub async fn run(worker: Worker, schedule: cron::Schedule, shutdown: CancellationToken) -> Result<(), StoreError> {
     let mut listener = worker.store().listen_for_requests().await?;

@@ -1,0 +1,103 @@
+//! The composition root: the one place that turns a [`Config`] into the running parts
+//! (store, providers, metrics, worker). The command line, the demo and the tests all build
+//! through here, so the wiring cannot drift between them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::drain::{Worker, WorkerSettings};
+use crate::metrics::Metrics;
+use crate::provider::Providers;
+use crate::storage::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot open the database")]
+    Store(#[from] StoreError),
+    #[error("cannot build the HTTP client")]
+    Http(#[from] reqwest::Error),
+    #[error("cannot serve /healthz, /readyz and /metrics: server.listen {addr}")]
+    Serve {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Everything `offboard run` and `offboard once` work with.
+pub struct App {
+    config: Config,
+    store: Store,
+    metrics: Arc<Metrics>,
+    worker: Worker,
+}
+
+impl App {
+    /// Opens (and migrates) the database the config names, then builds the rest.
+    pub async fn build(config: Config) -> Result<App, AppError> {
+        let store = Store::open(&config.database).await?;
+        App::with_store(config, store)
+    }
+
+    /// Builds on a store that is already open (tests share one between workers).
+    pub fn with_store(config: Config, store: Store) -> Result<App, AppError> {
+        let providers = Providers::from_config(&config)?;
+        let metrics = Arc::new(Metrics::default());
+        let worker = Worker::new(
+            store.clone(),
+            providers,
+            WorkerSettings::from_config(&config),
+            metrics.clone(),
+        );
+        Ok(App {
+            config,
+            store,
+            metrics,
+            worker,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn worker(&self) -> &Worker {
+        &self.worker
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Serves the operations endpoint on `server.listen` (unless it is `off`) until
+    /// `shutdown`; returns the bound address.
+    pub async fn serve(&self, shutdown: &CancellationToken) -> Result<Option<SocketAddr>, AppError> {
+        let Some(addr) = self.config.server.listen.0 else {
+            return Ok(None);
+        };
+        let bound = crate::server::spawn(addr, self.store.clone(), self.metrics.clone(), shutdown.clone())
+            .await
+            .map_err(|source| AppError::Serve { addr, source })?;
+        Ok(Some(bound))
+    }
+
+    /// `offboard run`: the operations endpoint and the daemon loop, until `shutdown`.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), AppError> {
+        if let Some(bound) = self.serve(&shutdown).await? {
+            tracing::info!(address = %bound, "serving /healthz, /readyz and /metrics");
+        }
+        crate::drain::daemon::run(self.worker.clone(), self.config.worker.schedule.0.clone(), shutdown).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+}

@@ -1,0 +1,373 @@
+//! The drain: claim due requests, revoke each user's unsettled tokens at their providers,
+//! and write the outcome and the request's next state in one fenced transaction.
+//!
+//! The pieces, after River's producer, executor and completer:
+//! - this file: the claim loop, shutdown, and one request's run (read its tokens, revoke
+//!   them concurrently, decide, write);
+//! - `revoke.rs`: one token at its provider, with retries, pacing and audit rows;
+//! - `settle.rs`: pure rules for a token's end and the request's next state;
+//! - `lease.rs`: the lease renewer;
+//! - `daemon.rs`: `offboard run`, draining on a schedule and on notifications.
+//!
+//! Shape of one drain: claim up to `batch_size` due requests while fewer than `concurrency`
+//! are in flight; each request works on its tokens concurrently, every token waiting on its
+//! own provider's gate, so a slow or paused provider holds up only its own tokens. The drain
+//! ends when nothing is due and nothing is in flight, or when `shutdown` fires: then it
+//! stops claiming, lets in-flight requests release themselves, and after `shutdown_grace`
+//! abandons what is left to lease expiry.
+
+pub mod daemon;
+mod lease;
+mod revoke;
+mod settle;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::outcome::{Decision, RequestState};
+use crate::provider::Providers;
+use crate::retry::RetryPolicy;
+use crate::storage::{AuditRow, ClaimedRequest, Store, StoreError, StoredToken};
+use crate::telemetry::error_chain;
+use revoke::TokenResult;
+pub(crate) use settle::Policy;
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub id: String,
+    pub lease: Duration,
+    pub concurrency: usize,
+    pub batch_size: u32,
+    pub max_attempts: i32,
+    pub shutdown_grace: Duration,
+    pub retry: RetryPolicy,
+    pub(crate) policy: Policy,
+}
+
+impl WorkerSettings {
+    pub fn from_config(config: &Config) -> WorkerSettings {
+        let w = &config.worker;
+        WorkerSettings {
+            id: w.id.clone().unwrap_or_else(default_worker_id),
+            lease: w.lease.0,
+            concurrency: w.concurrency.usize(),
+            batch_size: w.batch_size.get(),
+            max_attempts: i32::try_from(w.max_attempts.get()).unwrap_or(i32::MAX),
+            shutdown_grace: w.shutdown_grace.0,
+            retry: RetryPolicy::from(&config.retry),
+            policy: Policy {
+                not_revocable: config.policy.not_revocable,
+                within: config.policy.not_revocable_within.0,
+            },
+        }
+    }
+}
+
+/// `host:pid:random`, unique per process even when a host restarts a worker with the same pid.
+fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}:{:08x}", std::process::id(), fastrand::u32(..))
+}
+
+/// What one drain did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DrainReport {
+    pub claimed: u64,
+    pub cleared: u64,
+    pub failed: u64,
+    pub retrying: u64,
+    pub released: u64,
+    pub lease_lost: u64,
+    pub errors: u64,
+}
+
+/// How one claimed request's run ended, as far as this worker knows.
+#[derive(Debug)]
+enum RunEnd {
+    /// The result was written and the request is in this state.
+    Written(RequestState),
+    /// Shutdown stopped the run; the request went back to `pending` without spending an
+    /// attempt.
+    Released,
+    /// Another worker holds the request now (or an operator moved it); nothing was written.
+    LeaseLost,
+    /// A database error; the lease will expire and another claim retries.
+    Error,
+}
+
+impl DrainReport {
+    fn count(&mut self, end: &RunEnd) {
+        match end {
+            RunEnd::Written(RequestState::Cleared) => self.cleared += 1,
+            RunEnd::Written(RequestState::Failed) => self.failed += 1,
+            RunEnd::Written(_) => self.retrying += 1,
+            RunEnd::Released => self.released += 1,
+            RunEnd::LeaseLost => self.lease_lost += 1,
+            RunEnd::Error => self.errors += 1,
+        }
+    }
+}
+
+/// Claims requests and works on them. Cheap to clone: every part is shared.
+#[derive(Clone)]
+pub struct Worker {
+    store: Store,
+    providers: Providers,
+    settings: Arc<WorkerSettings>,
+    metrics: Arc<Metrics>,
+}
+
+impl Worker {
+    pub fn new(store: Store, providers: Providers, settings: WorkerSettings, metrics: Arc<Metrics>) -> Worker {
+        Worker {
+            store,
+            providers,
+            settings: Arc::new(settings),
+            metrics,
+        }
+    }
+
+    pub fn settings(&self) -> &WorkerSettings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn record_metrics(&self, rows: &[AuditRow]) {
+        for row in rows {
+            let duration = Duration::from_millis(u64::try_from(row.duration_ms).unwrap_or(0));
+            self.metrics
+                .record_attempt(&row.provider, row.outcome.as_str(), row.http_status, duration);
+        }
+    }
+
+    /// Claims and works on due requests until none is due and none is in flight, or until
+    /// `shutdown` fires. A database error on claiming ends the drain with that error;
+    /// errors on single requests are logged and counted, and their leases expire.
+    pub async fn drain(&self, shutdown: &CancellationToken) -> Result<DrainReport, StoreError> {
+        let mut report = DrainReport::default();
+        let mut in_flight: JoinSet<RunEnd> = JoinSet::new();
+        let renewer_stop = CancellationToken::new();
+        let renewer = tokio::spawn(lease::renew(self.clone(), renewer_stop.clone()));
+        // If this future is dropped mid-drain, the renewer must stop too, or it would keep
+        // the abandoned requests' leases alive forever and no worker could take them over.
+        let _stop_renewer_on_drop = renewer_stop.clone().drop_guard();
+
+        let outcome = loop {
+            if shutdown.is_cancelled() {
+                break Ok(());
+            }
+            let free = self.settings.concurrency.saturating_sub(in_flight.len());
+            if free == 0 {
+                collect(&mut in_flight, &mut report).await;
+                continue;
+            }
+            let limit = u32::try_from(free).unwrap_or(u32::MAX).min(self.settings.batch_size);
+            let claimed = match self
+                .store
+                .claim_due(&self.settings.id, limit, self.settings.lease, Utc::now())
+                .await
+            {
+                Ok(claimed) => claimed,
+                Err(e) => break Err(e),
+            };
+            if claimed.is_empty() {
+                if in_flight.is_empty() {
+                    break Ok(());
+                }
+                // Something may become due when a running request finishes (a zero backoff).
+                collect(&mut in_flight, &mut report).await;
+                continue;
+            }
+            report.claimed += claimed.len() as u64;
+            for request in claimed {
+                let worker = self.clone();
+                let shutdown = shutdown.clone();
+                let span = info_span!("request", request_id = request.id, user_id = %request.user_id, attempt = request.attempt);
+                in_flight.spawn(async move { worker.process(request, shutdown).await }.instrument(span));
+            }
+        };
+
+        if shutdown.is_cancelled() && !in_flight.is_empty() {
+            info!(in_flight = in_flight.len(), grace = ?self.settings.shutdown_grace, "shutting down: waiting for in-flight requests");
+            let deadline = tokio::time::sleep(self.settings.shutdown_grace);
+            tokio::pin!(deadline);
+            while !in_flight.is_empty() {
+                tokio::select! {
+                    _ = &mut deadline => {
+                        warn!(abandoned = in_flight.len(), "shutdown grace over: abandoning requests to lease expiry");
+                        in_flight.abort_all();
+                        break;
+                    }
+                    _ = collect(&mut in_flight, &mut report) => {}
+                }
+            }
+        }
+        while !in_flight.is_empty() {
+            collect(&mut in_flight, &mut report).await;
+        }
+        renewer_stop.cancel();
+        let _ = renewer.await;
+        outcome.map(|()| report)
+    }
+
+    /// Works on one claimed request and logs how it ended.
+    async fn process(self, request: ClaimedRequest, shutdown: CancellationToken) -> RunEnd {
+        let end = match self.clone().run(request, &shutdown).await {
+            Ok((_, Decision::Release)) => RunEnd::Released,
+            Ok((state, _)) => RunEnd::Written(state),
+            Err(StoreError::LeaseLost(_)) => RunEnd::LeaseLost,
+            Err(e) => {
+                warn!(error = %error_chain(&e), "request left to lease expiry");
+                RunEnd::Error
+            }
+        };
+        match &end {
+            RunEnd::Written(state) => {
+                self.metrics.record_run(state.as_str());
+                info!(state = %state, "request done");
+            }
+            RunEnd::Released => {
+                self.metrics.record_run("released");
+                info!(state = %RequestState::Pending, "request done");
+            }
+            RunEnd::LeaseLost => {
+                self.metrics.record_lease_lost();
+                warn!("lease lost to another worker; results discarded");
+            }
+            RunEnd::Error => {}
+        }
+        end
+    }
+
+    /// Reads the user's tokens, revokes the unsettled ones, decides, and writes the result.
+    async fn run(
+        self,
+        request: ClaimedRequest,
+        shutdown: &CancellationToken,
+    ) -> Result<(RequestState, Decision), StoreError> {
+        if let Some(decision) = settle::over_budget(request.attempt, self.settings.max_attempts) {
+            let state = self
+                .store
+                .complete(&request.fence, &request.user_id, &[], &decision, Utc::now())
+                .await?;
+            return Ok((state, decision));
+        }
+        let tokens = self.store.tokens_for(request.id, &request.user_id).await?;
+        let run = Arc::new(RequestRun {
+            worker: self,
+            request,
+            now: Utc::now(),
+        });
+        let results = run.revoke_all(&tokens, shutdown).await;
+        let decision = run.decide(&tokens, &results);
+        // Rows not already written as progress.
+        let rows: Vec<AuditRow> = results.into_iter().flat_map(|r| r.rows).collect();
+        let worker = &run.worker;
+        worker.record_metrics(&rows);
+        let state = worker
+            .store
+            .complete(&run.request.fence, &run.request.user_id, &rows, &decision, Utc::now())
+            .await?;
+        Ok((state, decision))
+    }
+}
+
+async fn collect(in_flight: &mut JoinSet<RunEnd>, report: &mut DrainReport) {
+    match in_flight.join_next().await {
+        Some(Ok(end)) => report.count(&end),
+        Some(Err(e)) if e.is_cancelled() => {}
+        Some(Err(e)) => {
+            warn!(error = %e, "request task panicked; its lease will expire");
+            report.errors += 1;
+        }
+        None => {}
+    }
+}
+
+/// One claimed request's run, shared by the tasks that revoke its tokens.
+struct RequestRun {
+    worker: Worker,
+    request: ClaimedRequest,
+    /// When the run began: the clock the not-revocable policy reads.
+    now: DateTime<Utc>,
+}
+
+impl RequestRun {
+    /// Revokes every unsettled token: tokens at different providers (and of one user at one
+    /// provider) go concurrently, each call waiting on its own provider's gate; tokens that
+    /// die with a pair are settled after it.
+    async fn revoke_all(self: &Arc<Self>, tokens: &[StoredToken], shutdown: &CancellationToken) -> Vec<TokenResult> {
+        let unsettled = tokens.iter().filter(|t| !t.is_settled());
+        let (paired, direct): (Vec<&StoredToken>, Vec<&StoredToken>) = unsettled.partition(|t| self.goes_with_pair(t));
+
+        let mut set = JoinSet::new();
+        for token in direct {
+            let run = Arc::clone(self);
+            let token = token.clone();
+            let shutdown = shutdown.clone();
+            let span = info_span!("token", token_id = token.id, provider = %token.provider, fingerprint = %token.fingerprint());
+            set.spawn(async move { run.revoke_one(&token, &shutdown).await }.instrument(span));
+        }
+        let mut results = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok(mut result) => {
+                    // Other tokens are still in flight: write this one's rows now, so a crash
+                    // later loses none of them. The last token's rows wait for the
+                    // transaction that sets the request's state.
+                    if !set.is_empty() && !result.rows.is_empty() {
+                        let store = &self.worker.store;
+                        match store
+                            .record_progress(&self.request.fence, &result.rows, Utc::now())
+                            .await
+                        {
+                            Ok(()) => self.worker.record_metrics(&std::mem::take(&mut result.rows)),
+                            Err(e) => warn!(error = %error_chain(&e), "audit rows kept for the request's final write"),
+                        }
+                    }
+                    results.push(result);
+                }
+                Err(e) => warn!(error = %e, "token task failed"),
+            }
+        }
+        for token in paired {
+            results.push(self.settle_via_pair(token, tokens, &results));
+        }
+        results
+    }
+
+    fn decide(&self, tokens: &[StoredToken], results: &[TokenResult]) -> Decision {
+        let s = &self.worker.settings;
+        let limits = settle::Limits {
+            attempt: self.request.attempt,
+            max_attempts: s.max_attempts,
+            retry: &s.retry,
+        };
+        let ends = results.iter().map(|r| {
+            let label = match tokens.iter().find(|t| t.id == r.token_id) {
+                Some(t) => settle::label(t),
+                None => format!("token {}", r.token_id),
+            };
+            (label, &r.end)
+        });
+        settle::decide(ends, &limits, self.now, fastrand::f64())
+    }
+}

@@ -1,0 +1,201 @@
+//! Revoking one token at its provider: the plan (call, not revocable, or through its pair),
+//! in-process retries with backoff while the provider's gate paces every call, and one
+//! audit row per answer. What the answers mean is decided in [`super::settle`].
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+use backon::Retryable;
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::RequestRun;
+use super::settle::{self, PairedEnd, TokenEnd};
+use crate::outcome::{Outcome, Verdict};
+use crate::provider::Provider;
+use crate::provider::dialect::{ONELOGIN_UNPAIRED_REFRESH, Plan};
+use crate::storage::{AuditRow, StoredToken};
+use crate::token::TokenType;
+
+/// How one token's run ended, with the audit rows not yet written.
+#[derive(Debug)]
+pub(super) struct TokenResult {
+    pub token_id: i64,
+    pub end: TokenEnd,
+    pub rows: Vec<AuditRow>,
+}
+
+/// Why an in-process try did not give a final answer.
+enum TryError {
+    Transient(Verdict),
+    Stopped,
+}
+
+impl RequestRun {
+    /// Revokes one token that is revoked on its own (not through a pair).
+    pub(super) async fn revoke_one(&self, token: &StoredToken, shutdown: &CancellationToken) -> TokenResult {
+        let Some(provider) = self.worker.providers.get(&token.provider).cloned() else {
+            let reason = format!(
+                "provider '{}' is not configured (add [providers.{}] to the config)",
+                token.provider, token.provider
+            );
+            return self.immediate(token, Outcome::Failed, false, reason);
+        };
+        let Some(token_type) = token.token_type() else {
+            let reason = format!(
+                "token_type '{}' is neither access_token nor refresh_token",
+                token.token_type_raw
+            );
+            return self.immediate(token, Outcome::Failed, false, reason);
+        };
+        match provider.plan(token_type) {
+            Plan::NotRevocable(reason) => self.not_revocable(token, reason),
+            Plan::ViaPairedAccessToken => {
+                unreachable!("paired tokens are settled after their pair")
+            }
+            Plan::Call => self.call_with_retries(&provider, token, token_type, shutdown).await,
+        }
+    }
+
+    /// Whether this token is revoked through its paired access token, settled after it.
+    pub(super) fn goes_with_pair(&self, token: &StoredToken) -> bool {
+        let provider = self.worker.providers.get(&token.provider);
+        matches!((provider, token.token_type()), (Some(p), Some(ty)) if p.plan(ty) == Plan::ViaPairedAccessToken)
+    }
+
+    async fn call_with_retries(
+        &self,
+        provider: &Arc<Provider>,
+        token: &StoredToken,
+        token_type: TokenType,
+        shutdown: &CancellationToken,
+    ) -> TokenResult {
+        let retry = &self.worker.settings.retry;
+        // A provider paused for longer than we would wait here is not called at all; the
+        // request comes back when the pause is over.
+        if let Some(left) = provider.gate.pause_left().filter(|left| *left > retry.retry_after_cap) {
+            return TokenResult {
+                token_id: token.id,
+                end: TokenEnd::Transient {
+                    reason: format!("provider paused for {}s after asking for quiet", left.as_secs()),
+                    not_before: Some(left),
+                },
+                rows: Vec::new(),
+            };
+        }
+        let policy = self.worker.settings.policy;
+        let rows = Mutex::new(Vec::new());
+        let attempt = AtomicI32::new(token.prior_attempts);
+        let one_try = || async {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Err(TryError::Stopped),
+                _ = provider.gate.ready() => {}
+            }
+            let call = provider.revoke(&token.value, token_type).await;
+            let number = attempt.fetch_add(1, Ordering::Relaxed) + 1;
+            let verdict = call.verdict;
+            let settled = settle::settles(verdict.outcome, token.expires_at, policy, self.now);
+            debug!(outcome = %verdict.outcome, status = ?verdict.http_status, "attempt");
+            rows.lock()
+                .expect("rows lock")
+                .push(self.row(token, number, &verdict, settled, call.duration));
+            match verdict.outcome {
+                Outcome::Transient => Err(TryError::Transient(verdict)),
+                _ => Ok(verdict),
+            }
+        };
+        let result = one_try
+            .retry(retry.backoff())
+            .sleep(tokio::time::sleep)
+            .when(|e| matches!(e, TryError::Transient(_)))
+            .adjust(|e, scheduled| {
+                let retry_after = match e {
+                    TryError::Transient(v) => v.retry_after,
+                    TryError::Stopped => None,
+                };
+                retry.next_delay(scheduled, retry_after, fastrand::f64())
+            })
+            .await;
+        let end = match result {
+            Ok(verdict) => settle::end_of(&verdict, token.expires_at, policy, self.now),
+            Err(TryError::Transient(verdict)) => TokenEnd::Transient {
+                reason: verdict.error.unwrap_or_else(|| "transient error".into()),
+                not_before: provider.gate.pause_left(),
+            },
+            Err(TryError::Stopped) => TokenEnd::Stopped,
+        };
+        TokenResult {
+            token_id: token.id,
+            end,
+            rows: rows.into_inner().expect("rows lock"),
+        }
+    }
+
+    /// A OneLogin refresh token dies with its paired access token: settled when the pair
+    /// is dead (now or before), not revocable when it has no pair, and otherwise left for
+    /// the pair's own outcome to decide.
+    pub(super) fn settle_via_pair(
+        &self,
+        token: &StoredToken,
+        all: &[StoredToken],
+        results: &[TokenResult],
+    ) -> TokenResult {
+        let pair = settle::pair_of(token, all);
+        let pair_end = pair.and_then(|p| results.iter().find(|r| r.token_id == p.id).map(|r| &r.end));
+        match settle::paired_end(pair, pair_end) {
+            PairedEnd::Unpaired => self.not_revocable(token, ONELOGIN_UNPAIRED_REFRESH),
+            PairedEnd::DiedWith { pair_id } => {
+                let note = format!("revoked with its paired access token {pair_id}");
+                self.immediate(token, Outcome::Revoked, true, note)
+            }
+            PairedEnd::Waiting => TokenResult {
+                token_id: token.id,
+                end: TokenEnd::Blocked,
+                rows: Vec::new(),
+            },
+        }
+    }
+
+    fn not_revocable(&self, token: &StoredToken, reason: &str) -> TokenResult {
+        let policy = self.worker.settings.policy;
+        let settled = settle::settles(Outcome::NotRevocable, token.expires_at, policy, self.now);
+        let note = format!("{reason}; {}", settle::policy_note(token.expires_at, policy, settled));
+        self.immediate(token, Outcome::NotRevocable, settled, note)
+    }
+
+    /// A result decided without calling the provider, with its one audit row.
+    fn immediate(&self, token: &StoredToken, outcome: Outcome, settled: bool, note: String) -> TokenResult {
+        let end = settle::immediate_end(outcome, settled, &note);
+        let verdict = Verdict::new(outcome).with_error(note);
+        let row = self.row(token, token.prior_attempts + 1, &verdict, settled, Duration::ZERO);
+        TokenResult {
+            token_id: token.id,
+            end,
+            rows: vec![row],
+        }
+    }
+
+    fn row(&self, token: &StoredToken, attempt: i32, verdict: &Verdict, settled: bool, duration: Duration) -> AuditRow {
+        AuditRow {
+            request_id: self.request.id,
+            user_id: self.request.user_id.clone(),
+            token_id: token.id,
+            provider: token.provider.clone(),
+            token_type: token.token_type_raw.clone(),
+            token_fingerprint: token.fingerprint().as_str().to_owned(),
+            attempt,
+            outcome: verdict.outcome,
+            settled,
+            http_status: verdict.http_status.map(i32::from),
+            provider_request_id: verdict.provider_request_id.clone(),
+            error: verdict.error.clone(),
+            duration_ms: i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
+            worker: self.worker.settings.id.clone(),
+            attempted_at: Utc::now(),
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The rules that decide how a token's run ended and where its request goes next. Pure
+//! functions: the clock (`now`) and the random draw (`unit`, uniform in [0, 1)) are
+//! arguments, so every case is a unit test that needs no database, network or runtime.
+//!
+//! What must stay true: a token is settled only by a provider's word that it is dead, or
+//! by the configured not-revocable policy with its reason recorded; a request is `Cleared`
+//! only when no token ended failed, transient or stopped (and the database re-checks that
+//! inside the clearing transaction).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::NotRevocablePolicy;
+use crate::outcome::{Decision, Outcome, Verdict};
+use crate::retry::RetryPolicy;
+use crate::storage::StoredToken;
+use crate::token::TokenType;
+
+/// Longest `last_error` kept on a request.
+const MAX_REASON_LEN: usize = 1000;
+
+/// What the not-revocable policy needs to decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Policy {
+    pub not_revocable: NotRevocablePolicy,
+    /// Under `expiring`, a token that lapses within this settles.
+    pub within: Duration,
+}
+
+/// How one token ended in this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TokenEnd {
+    Settled(Outcome),
+    /// Permanent: the request fails with this reason.
+    Failed(String),
+    /// Worth another claim; `not_before` is a provider's pause still to run.
+    Transient {
+        reason: String,
+        not_before: Option<Duration>,
+    },
+    /// Shutdown stopped it before it was sent.
+    Stopped,
+    /// Waits on another token (a OneLogin refresh token whose access token did not die).
+    Blocked,
+}
+
+/// Whether `outcome` settles a token that expires at `expires_at`, under `policy`.
+pub(crate) fn settles(outcome: Outcome, expires_at: Option<DateTime<Utc>>, policy: Policy, now: DateTime<Utc>) -> bool {
+    match outcome {
+        Outcome::Revoked | Outcome::AlreadyInvalid => true,
+        Outcome::Transient | Outcome::Failed => false,
+        Outcome::NotRevocable => match policy.not_revocable {
+            NotRevocablePolicy::Settle => true,
+            NotRevocablePolicy::Block => false,
+            NotRevocablePolicy::Expiring => expires_at.is_some_and(|at| at <= now + policy.within),
+        },
+    }
+}
+
+/// Why the policy settled a not-revocable token or did not, for the audit row.
+pub(crate) fn policy_note(expires_at: Option<DateTime<Utc>>, policy: Policy, settled: bool) -> String {
+    let expiry = match expires_at {
+        Some(at) => format!("expires {}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        None => "no expiry recorded".to_owned(),
+    };
+    let within = humantime::format_duration(policy.within);
+    match (policy.not_revocable, settled) {
+        (NotRevocablePolicy::Settle, _) => format!("{expiry}; settled by policy not_revocable = settle"),
+        (NotRevocablePolicy::Block, _) => format!("{expiry}; not settled: policy not_revocable = block"),
+        (NotRevocablePolicy::Expiring, true) => format!("{expiry}, within {within}; settled by policy"),
+        (NotRevocablePolicy::Expiring, false) => {
+            format!("{expiry}, not within {within}; not settled (policy not_revocable = expiring)")
+        }
+    }
+}
+
+/// How a token ended, given the provider's final answer to it in this run.
+pub(crate) fn end_of(
+    verdict: &Verdict,
+    expires_at: Option<DateTime<Utc>>,
+    policy: Policy,
+    now: DateTime<Utc>,
+) -> TokenEnd {
+    let reason = || verdict.error.clone().unwrap_or_else(|| verdict.outcome.to_string());
+    match verdict.outcome {
+        Outcome::Revoked | Outcome::AlreadyInvalid => TokenEnd::Settled(verdict.outcome),
+        Outcome::NotRevocable if settles(Outcome::NotRevocable, expires_at, policy, now) => {
+            TokenEnd::Settled(Outcome::NotRevocable)
+        }
+        Outcome::NotRevocable => TokenEnd::Failed(format!(
+            "not revocable ({}); {}",
+            reason(),
+            policy_note(expires_at, policy, false)
+        )),
+        Outcome::Failed => TokenEnd::Failed(reason()),
+        Outcome::Transient => TokenEnd::Transient {
+            reason: reason(),
+            not_before: None,
+        },
+    }
+}
+
+/// How a token ended that was decided without calling its provider, with the note that
+/// goes into its one audit row.
+pub(crate) fn immediate_end(outcome: Outcome, settled: bool, note: &str) -> TokenEnd {
+    match (outcome, settled) {
+        (_, true) => TokenEnd::Settled(outcome),
+        (Outcome::NotRevocable, false) => TokenEnd::Failed(format!("not revocable: {note}")),
+        _ => TokenEnd::Failed(note.to_owned()),
+    }
+}
+
+/// The access token a OneLogin refresh token dies with: same provider, same `grant_ref`.
+pub(crate) fn pair_of<'a>(token: &StoredToken, all: &'a [StoredToken]) -> Option<&'a StoredToken> {
+    let grant = token.grant_ref.as_ref()?;
+    all.iter().find(|t| {
+        t.id != token.id
+            && t.provider == token.provider
+            && t.token_type() == Some(TokenType::AccessToken)
+            && t.grant_ref.as_ref() == Some(grant)
+    })
+}
+
+/// What a token revoked through its pair comes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PairedEnd {
+    /// No pair to revoke it through: not revocable.
+    Unpaired,
+    /// The pair is dead, so this token is too.
+    DiedWith { pair_id: i64 },
+    /// The pair did not die in this run; its own end decides the request.
+    Waiting,
+}
+
+/// `pair` is the paired access token, if any; `pair_end` how it ended in this run.
+pub(crate) fn paired_end(pair: Option<&StoredToken>, pair_end: Option<&TokenEnd>) -> PairedEnd {
+    let Some(pair) = pair else {
+        return PairedEnd::Unpaired;
+    };
+    let dead_now = matches!(pair_end, Some(TokenEnd::Settled(o)) if o.token_is_dead());
+    if pair.revoked_at.is_some() || dead_now {
+        PairedEnd::DiedWith { pair_id: pair.id }
+    } else {
+        PairedEnd::Waiting
+    }
+}
+
+/// The limits a request's decision is taken within.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits<'a> {
+    /// The claim this run works under (1 for the first).
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub retry: &'a RetryPolicy,
+}
+
+/// Where the request goes: failed on a permanent error or spent attempts, released on
+/// shutdown, cleared when nothing is left, and otherwise pending again after a durable
+/// backoff. `ends` pairs each token's label (for reasons) with how it ended.
+pub(crate) fn decide<'e>(
+    ends: impl IntoIterator<Item = (String, &'e TokenEnd)>,
+    limits: &Limits<'_>,
+    now: DateTime<Utc>,
+    unit: f64,
+) -> Decision {
+    let mut failures = Vec::new();
+    let mut transient = Vec::new();
+    let mut not_before: Option<Duration> = None;
+    let mut stopped = false;
+    for (label, end) in ends {
+        match end {
+            TokenEnd::Settled(_) | TokenEnd::Blocked => {}
+            TokenEnd::Failed(reason) => failures.push(format!("{label}: {reason}")),
+            TokenEnd::Transient {
+                reason,
+                not_before: wait,
+            } => {
+                transient.push(format!("{label}: {reason}"));
+                not_before = not_before.max(*wait);
+            }
+            TokenEnd::Stopped => stopped = true,
+        }
+    }
+    if !failures.is_empty() {
+        return Decision::Failed {
+            reason: clip(failures.join("; ")),
+        };
+    }
+    if stopped {
+        return Decision::Release;
+    }
+    if transient.is_empty() {
+        // Blocked tokens only wait on a pair that failed or went transient, and those were
+        // caught above; the clearing transaction re-checks every token anyway.
+        return Decision::Cleared;
+    }
+    if limits.attempt >= limits.max_attempts {
+        return Decision::Failed {
+            reason: clip(format!(
+                "attempts used up ({} of {}): {}",
+                limits.attempt,
+                limits.max_attempts,
+                transient.join("; ")
+            )),
+        };
+    }
+    let delay = limits.retry.durable_delay(limits.attempt, unit, not_before);
+    Decision::Retry {
+        at: now + delay,
+        reason: clip(format!(
+            "attempt {} of {}: {}",
+            limits.attempt,
+            limits.max_attempts,
+            transient.join("; ")
+        )),
+    }
+}
+
+/// A claim past the last attempt: earlier workers lost their lease before finishing, and
+/// the request fails rather than loop forever.
+pub(crate) fn over_budget(attempt: i32, max_attempts: i32) -> Option<Decision> {
+    (attempt > max_attempts).then(|| Decision::Failed {
+        reason: format!(
+            "attempts used up ({} of {max_attempts}): earlier workers lost their lease before finishing",
+            attempt - 1
+        ),
+    })
+}
+
+/// `token 7 (acme refresh_token)`, for reasons.
+pub(crate) fn label(token: &StoredToken) -> String {
+    format!("token {} ({} {})", token.id, token.provider, token.token_type_raw)
+}
+
+fn clip(mut text: String) -> String {
+    if text.len() > MAX_REASON_LEN {
+        let mut end = MAX_REASON_LEN;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests;
