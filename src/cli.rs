@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::outcome::RequestState;
-use crate::provider::Providers;
+use crate::provider::{ProviderSetupError, Providers};
 use crate::storage::{AuditRow, RequestRow, Store};
 use crate::worker::{Worker, WorkerSettings};
 
@@ -136,6 +136,15 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Config::load(&path, explicit).with_context(|| format!("invalid configuration in {}", path.display()))
 }
 
+/// The providers with their secrets from the environment; a secret that cannot be read is a
+/// configuration error.
+fn providers(config: &Config) -> anyhow::Result<Providers> {
+    Providers::from_process_env(config).map_err(|e| match e {
+        ProviderSetupError::Secret(e) => anyhow::Error::new(e).context("invalid configuration"),
+        e @ ProviderSetupError::Client(_) => e.into(),
+    })
+}
+
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Store::open(&config.database).await.context("cannot open the database")
 }
@@ -148,12 +157,14 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate { listen, ref providers } => return simulate(listen, providers.as_deref()).await,
         _ => {}
     }
-    let mut config = load_config(&cli)?;
+    let config = load_config(&cli)?;
     crate::telemetry::init(&config.log);
     let out = &mut std::io::stdout().lock();
     match cli.command {
         Command::CheckConfig => {
-            config.read_secrets().context("invalid configuration")?;
+            let secrets = config
+                .resolve_secrets(&crate::config::process_env)
+                .context("invalid configuration")?;
             writeln!(out, "config ok: database {}", config.database.url.redacted())?;
             writeln!(
                 out,
@@ -178,7 +189,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     p.rate.count,
                     p.rate.per.as_secs(),
                     p.burst.get(),
-                    if p.client_secret_value.is_some() {
+                    if secrets.get(name).is_some_and(Option::is_some) {
                         "set"
                     } else {
                         "none (public client)"
@@ -193,9 +204,9 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run | Command::Once => {
-            config.read_secrets().context("invalid configuration")?;
+            // Before the database is opened, so a missing secret changes nothing there.
+            let providers = providers(&config)?;
             let store = open_store(&config).await?;
-            let providers = Providers::from_config(&config).context("cannot build the HTTP client")?;
             let worker = Worker::new(store.clone(), providers, WorkerSettings::from_config(&config));
             let shutdown = CancellationToken::new();
             crate::daemon::cancel_on_signals(shutdown.clone()).context("cannot listen for SIGTERM and Ctrl-C")?;

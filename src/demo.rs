@@ -79,8 +79,10 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoResult> {
     let sim = Simulator::start(([127, 0, 0, 1], 0).into(), demo_providers()).await?;
     let (providers_toml, env) = offboard_config_for(&sim, DEMO_PROVIDER);
     let text = format!("[database]\nurl = \"{db_url}\"\n{DEMO_WORKER}\n{providers_toml}");
-    let mut config = Config::from_toml(&text, Path::new("demo"), Vec::new()).context("demo config")?;
-    config.read_secrets_with(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))?;
+    let config = Config::from_toml(&text, Path::new("demo"), Vec::new()).context("demo config")?;
+    let providers = Providers::from_config(&config, &|name| {
+        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    })?;
 
     let store = Store::open(&config.database)
         .await
@@ -90,11 +92,7 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoResult> {
         store.enqueue(&user_name(i), Some("offboard demo"), None).await?;
     }
 
-    let worker = Worker::new(
-        store.clone(),
-        Providers::from_config(&config)?,
-        WorkerSettings::from_config(&config),
-    );
+    let worker = Worker::new(store.clone(), providers, WorkerSettings::from_config(&config));
     drain_with_progress(&worker, &store, options).await?;
 
     let audit = store.audit_rows(None, None).await?;

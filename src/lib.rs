@@ -4,7 +4,8 @@
 //!
 //! Map of the modules, from the outside in:
 //! - [`cli`]: the `offboard` command line; the only place that prints or picks exit codes.
-//! - [`config`]: the TOML file and its environment overrides, parsed once into typed values.
+//! - [`config`]: the TOML file and its environment overrides, parsed once into typed values;
+//!   provider secrets are read where they are used, when [`provider::Providers`] is built.
 //! - [`daemon`]: `offboard run`: drains on the cron schedule (and on PostgreSQL notifications)
 //!   until shut down.
 //! - [`worker`]: one drain: claim, revoke, decide, write, fenced by the lease.

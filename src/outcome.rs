@@ -99,6 +99,19 @@ pub enum Decision {
     Release,
 }
 
+/// Whether a token that cannot be revoked settles its request (config key
+/// `policy.not_revocable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotRevocablePolicy {
+    /// Settled when it expires within `not_revocable_within`.
+    Expiring,
+    /// Always settled; the reason is recorded.
+    Settle,
+    /// Never settled: the request fails and deletion stays blocked.
+    Block,
+}
+
 /// The lifecycle states of DESIGN.md §2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RequestState {

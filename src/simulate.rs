@@ -21,7 +21,8 @@ use base64::Engine;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::config::{ClientAuth, ConfigError, Count, Dialect, HumanDuration};
+use crate::config::{ConfigError, Count, HumanDuration};
+use crate::provider::dialect::{ClientAuth, Dialect};
 use crate::token::{Fingerprint, TokenType};
 
 /// How an RFC 7009 server answers a token it does not know or already revoked.

@@ -20,9 +20,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::config::{Config, NotRevocablePolicy};
+use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::outcome::{Decision, Outcome, RequestState, Verdict};
+use crate::outcome::{Decision, NotRevocablePolicy, Outcome, RequestState, Verdict};
 use crate::provider::dialect::{ONELOGIN_UNPAIRED_REFRESH, Plan};
 use crate::provider::{Provider, Providers};
 use crate::retry::RetryPolicy;

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::{TestDb, captured_logs, config_toml, scalar, worker_for};
-use offboard::config::Dialect;
 use offboard::outcome::{Outcome, RequestState};
+use offboard::provider::dialect::Dialect;
 use offboard::simulate::{Behaviour, InvalidTokenAnswer, SimProvider, Simulator};
 use offboard::storage::{NewToken, RequestRow, Store};
 use offboard::token::{TokenType, TokenValue};

@@ -6,8 +6,9 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use offboard::config::{Config, Dialect};
+use offboard::config::Config;
 use offboard::provider::Providers;
+use offboard::provider::dialect::Dialect;
 use offboard::simulate::{SimProvider, Simulator};
 use offboard::storage::Store;
 use offboard::worker::{Worker, WorkerSettings};
@@ -98,11 +99,11 @@ pub fn config_toml(db_url: &str, sim: &Simulator, extra: &str) -> (String, Vec<(
 
 /// Parses the config (secrets from `env`) and builds a worker on `store`.
 pub fn worker_for(store: &Store, text: &str, env: &[(String, String)]) -> (Worker, Config) {
-    let mut config = Config::from_toml(text, Path::new("test"), Vec::new()).expect("config parses");
-    config
-        .read_secrets_with(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
-        .expect("secrets");
-    let providers = Providers::from_config(&config).expect("http client");
+    let config = Config::from_toml(text, Path::new("test"), Vec::new()).expect("config parses");
+    let providers = Providers::from_config(&config, &|name| {
+        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    })
+    .expect("secrets and http client");
     let worker = Worker::new(store.clone(), providers, WorkerSettings::from_config(&config));
     (worker, config)
 }
