@@ -7,18 +7,21 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::drain::{Worker, WorkerSettings};
 use crate::metrics::Metrics;
-use crate::provider::Providers;
+use crate::provider::{ProviderSetupError, Providers};
 use crate::storage::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// A provider's secret could not be read; the cause names its key.
+    #[error("invalid configuration")]
+    Config(#[source] ConfigError),
     #[error("cannot open the database")]
     Store(#[from] StoreError),
     #[error("cannot build the HTTP client")]
-    Http(#[from] reqwest::Error),
+    Client(#[source] reqwest::Error),
     #[error("cannot serve /healthz, /readyz and /metrics: server.listen {addr}")]
     Serve {
         addr: SocketAddr,
@@ -35,16 +38,37 @@ pub struct App {
     worker: Worker,
 }
 
+impl From<ProviderSetupError> for AppError {
+    fn from(e: ProviderSetupError) -> Self {
+        match e {
+            ProviderSetupError::Secret(e) => AppError::Config(e),
+            ProviderSetupError::Client(e) => AppError::Client(e),
+        }
+    }
+}
+
 impl App {
-    /// Opens (and migrates) the database the config names, then builds the rest.
+    /// Reads the provider secrets from the process environment and files, opens (and
+    /// migrates) the database the config names, and builds the rest.
     pub async fn build(config: Config) -> Result<App, AppError> {
+        App::open(config, &crate::config::process_env).await
+    }
+
+    /// As [`App::build`], with secrets' environment variables looked up in `env`.
+    pub async fn open(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<App, AppError> {
+        // Secrets first: a missing one stops start-up before the database is touched.
+        let providers = Providers::from_config(&config, env)?;
         let store = Store::open(&config.database).await?;
-        App::with_store(config, store)
+        Ok(App::assemble(config, store, providers))
     }
 
     /// Builds on a store that is already open (tests share one between workers).
-    pub fn with_store(config: Config, store: Store) -> Result<App, AppError> {
-        let providers = Providers::from_config(&config)?;
+    pub fn with_store(config: Config, store: Store, env: &dyn Fn(&str) -> Option<String>) -> Result<App, AppError> {
+        let providers = Providers::from_config(&config, env)?;
+        Ok(App::assemble(config, store, providers))
+    }
+
+    fn assemble(config: Config, store: Store, providers: Providers) -> App {
         let metrics = Arc::new(Metrics::default());
         let worker = Worker::new(
             store.clone(),
@@ -52,12 +76,12 @@ impl App {
             WorkerSettings::from_config(&config),
             metrics.clone(),
         );
-        Ok(App {
+        App {
             config,
             store,
             metrics,
             worker,
-        })
+        }
     }
 
     pub fn config(&self) -> &Config {

@@ -147,12 +147,14 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate { listen, ref providers } => return simulate(listen, providers.as_deref()).await,
         _ => {}
     }
-    let mut config = load_config(&cli)?;
+    let config = load_config(&cli)?;
     crate::telemetry::init(&config.log);
     let out = &mut std::io::stdout().lock();
     match cli.command {
         Command::CheckConfig => {
-            config.read_secrets().context("invalid configuration")?;
+            let secrets = config
+                .resolve_secrets(&crate::config::process_env)
+                .context("invalid configuration")?;
             writeln!(out, "config ok: database {}", config.database.url.redacted())?;
             writeln!(
                 out,
@@ -177,7 +179,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     p.rate.count,
                     p.rate.per.as_secs(),
                     p.burst.get(),
-                    if p.client_secret_value.is_some() {
+                    if secrets.get(name).is_some_and(Option::is_some) {
                         "set"
                     } else {
                         "none (public client)"
@@ -192,7 +194,6 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run | Command::Once => {
-            config.read_secrets().context("invalid configuration")?;
             let app = App::build(config).await?;
             let shutdown = CancellationToken::new();
             crate::drain::daemon::cancel_on_signals(shutdown.clone())

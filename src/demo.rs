@@ -80,10 +80,9 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoResult> {
     let sim = Simulator::start(([127, 0, 0, 1], 0).into(), demo_providers()).await?;
     let (providers_toml, env) = offboard_config_for(&sim, DEMO_PROVIDER);
     let text = format!("[database]\nurl = \"{db_url}\"\n{DEMO_WORKER}\n{providers_toml}");
-    let mut config = Config::from_toml(&text, Path::new("demo"), Vec::new()).context("demo config")?;
-    config.read_secrets_with(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))?;
-
-    let app = App::build(config).await.context("cannot set up the demo")?;
+    let config = Config::from_toml(&text, Path::new("demo"), Vec::new()).context("demo config")?;
+    let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let app = App::open(config, &lookup).await.context("cannot set up the demo")?;
     let store = app.store();
     let tokens = seed(store, &sim, options.users).await?;
     for i in 0..options.users {

@@ -5,7 +5,8 @@
 //! Map of the modules, from the outside in:
 //! - [`cli`]: the `offboard` command line; the only place that prints or picks exit codes.
 //! - [`app`]: the composition root: config in, store, providers, metrics and worker out.
-//! - [`config`]: the TOML file and its environment overrides, parsed once into typed values.
+//! - [`config`]: the TOML file and its environment overrides, parsed once into typed values;
+//!   provider secrets are read where they are used, when [`provider::Providers`] is built.
 //! - [`drain`]: claim, revoke, decide, write, fenced by the lease; pure settlement rules;
 //!   the lease renewer; and `offboard run`'s daemon loop.
 //! - [`provider`]: the dialects, the shared HTTP client and classifier, per-provider pacing.

@@ -89,6 +89,23 @@ fn a_missing_secret_names_the_key_and_the_variable() {
 }
 
 #[test]
+fn the_gate_needs_no_provider_secret_but_a_drain_does() {
+    let env = Env::new();
+    let extra = "[providers.acme]\ndialect = \"rfc7009\"\nurl = \"https://auth.acme.example/revoke\"\nclient_id = \"c\"\nclient_secret_env = \"OFFBOARD_TEST_UNSET_SECRET\"\n";
+    let config = env.config("c.toml", extra);
+    // The deletion job's environment has no provider secrets.
+    let out = env.run(&config, &["gate", "u1"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let out = env.run(&config, &["once"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "error: invalid configuration: providers.acme.client_secret_env: \
+         environment variable OFFBOARD_TEST_UNSET_SECRET is not set\n"
+    );
+}
+
+#[test]
 fn an_unknown_key_and_a_missing_file_are_reported() {
     let env = Env::new();
     let config = env.config("typo.toml", "[worker]\nconcurency = 4\n");

@@ -54,9 +54,8 @@ fn provider_at(server: &MockServer, dialect: &str, path: &str, extra: &str, with
         "[providers.p]\ndialect = \"{dialect}\"\nurl = \"{}{path}\"\nclient_id = \"client-1\"\n{secret_line}{extra}\n",
         server.uri()
     );
-    let mut config = Config::from_toml(&text, Path::new("test"), Vec::new()).expect("config");
-    config.read_secrets_with(|_| Some(SECRET.to_owned())).expect("secret");
-    Providers::from_config(&config).expect("client")
+    let config = Config::from_toml(&text, Path::new("test"), Vec::new()).expect("config");
+    Providers::from_config(&config, &|_| Some(SECRET.to_owned())).expect("secret and client")
 }
 
 async fn answering(template: ResponseTemplate) -> MockServer {

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::{TestDb, app_for, captured_logs, config_toml, scalar};
-use offboard::config::Dialect;
 use offboard::drain::{DrainReport, Worker};
 use offboard::metrics::Metrics;
 use offboard::outcome::{Outcome, RequestState};
+use offboard::provider::dialect::Dialect;
 use offboard::simulate::{Behaviour, InvalidTokenAnswer, SimProvider, Simulator};
 use offboard::storage::seed::NewToken;
 use offboard::storage::{RequestRow, Store};

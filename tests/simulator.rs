@@ -5,11 +5,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use offboard::config::{BodyFormat, ClientAuth, Config, Dialect};
+use offboard::config::Config;
 use offboard::outcome::Outcome;
 use offboard::provider::Providers;
 use offboard::provider::classify::RawResponse;
-use offboard::provider::dialect::DialectSettings;
+use offboard::provider::dialect::{BodyFormat, ClientAuth, Dialect, DialectSettings};
 use offboard::simulate::{Behaviour, Fault, InvalidTokenAnswer, SimProvider, Simulator};
 use offboard::token::{TokenType, TokenValue};
 
@@ -22,18 +22,16 @@ async fn start(providers: Vec<SimProvider>) -> Simulator {
 /// offboard's providers for everything `sim` serves; `wrong_secret` spoils every secret.
 fn providers_for(sim: &Simulator, per_provider: &str, wrong_secret: bool) -> Providers {
     let (text, env) = offboard::simulate::offboard_config_for(sim, per_provider);
-    let mut config = Config::from_toml(&text, Path::new("test"), Vec::new()).unwrap();
-    config
-        .read_secrets_with(|name| {
-            let secret = env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())?;
-            Some(if wrong_secret {
-                format!("{secret}-wrong")
-            } else {
-                secret
-            })
+    let config = Config::from_toml(&text, Path::new("test"), Vec::new()).unwrap();
+    Providers::from_config(&config, &|name| {
+        let secret = env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())?;
+        Some(if wrong_secret {
+            format!("{secret}-wrong")
+        } else {
+            secret
         })
-        .unwrap();
-    Providers::from_config(&config).unwrap()
+    })
+    .unwrap()
 }
 
 fn settings(dialect: Dialect) -> DialectSettings {

@@ -37,6 +37,7 @@ use crate::retry::RetryPolicy;
 use crate::storage::{AuditRow, ClaimedRequest, Store, StoreError, StoredToken};
 use crate::telemetry::error_chain;
 use revoke::TokenResult;
+pub use settle::NotRevocablePolicy;
 pub(crate) use settle::Policy;
 
 #[derive(Debug, Clone)]

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::NotRevocablePolicy;
 use crate::outcome::{Decision, Outcome, Verdict};
 use crate::retry::RetryPolicy;
 use crate::storage::StoredToken;
@@ -19,6 +18,19 @@ use crate::token::TokenType;
 
 /// Longest `last_error` kept on a request.
 const MAX_REASON_LEN: usize = 1000;
+
+/// Whether a token that cannot be revoked settles its request (config key
+/// `policy.not_revocable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotRevocablePolicy {
+    /// Settled when it expires within `not_revocable_within`.
+    Expiring,
+    /// Always settled; the reason is recorded.
+    Settle,
+    /// Never settled: the request fails and deletion stays blocked.
+    Block,
+}
 
 /// What the not-revocable policy needs to decide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,16 +1,72 @@
 //! The wire format of each provider (DESIGN.md §4 and the seed documents): how a revocation
 //! request is built, which tokens can be revoked at all, and where a provider's answers need
-//! more than the shared classifier.
+//! more than the shared classifier. The enums that name a dialect and its options live here
+//! for the same reason; the config only deserializes them.
+
+use std::fmt;
 
 use base64::Engine;
 use reqwest::RequestBuilder;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::classify::{RawResponse, classify};
-use crate::config::{BodyFormat, ClientAuth, Dialect};
 use crate::outcome::{Outcome, Verdict};
 use crate::token::{TokenType, TokenValue};
+
+/// A provider's wire format: how its revocation request is built and its answers read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dialect {
+    Rfc7009,
+    Stitch,
+    Moov,
+    Onelogin,
+    Auth0,
+}
+
+impl Dialect {
+    pub const ALL: [Dialect; 5] = [
+        Dialect::Rfc7009,
+        Dialect::Stitch,
+        Dialect::Moov,
+        Dialect::Onelogin,
+        Dialect::Auth0,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Rfc7009 => "rfc7009",
+            Dialect::Stitch => "stitch",
+            Dialect::Moov => "moov",
+            Dialect::Onelogin => "onelogin",
+            Dialect::Auth0 => "auth0",
+        }
+    }
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an rfc7009 or moov client authenticates (config key `auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+/// The body format of a moov request (config key `content_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyFormat {
+    Json,
+    Form,
+}
 
 /// Moov's API version header value when none is configured (their documented default).
 pub const MOOV_DEFAULT_VERSION: &str = "v2024.01.00";

@@ -18,7 +18,7 @@ pub struct Gate {
 }
 
 impl Gate {
-    pub fn new(rate: Rate, burst: NonZeroU32) -> Gate {
+    pub(crate) fn new(rate: Rate, burst: NonZeroU32) -> Gate {
         let period = rate.per / rate.count.get();
         let quota = Quota::with_period(period)
             .unwrap_or_else(|| Quota::per_second(rate.count))

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::{BodyFormat, ClientAuth, Config, Dialect, HttpConfig, ProviderConfig};
+use crate::config::{Config, ConfigError, HttpConfig, ProviderConfig};
 use crate::outcome::{Outcome, Verdict};
 use crate::token::{TokenType, TokenValue};
 use classify::RawResponse;
-use dialect::{Credentials, DialectSettings, MOOV_DEFAULT_VERSION, Plan};
+use dialect::{BodyFormat, ClientAuth, Credentials, Dialect, DialectSettings, MOOV_DEFAULT_VERSION, Plan};
 use gate::Gate;
 
 /// One configured provider.
@@ -51,7 +51,13 @@ pub struct Call {
 }
 
 impl Provider {
-    fn new(name: &str, config: &ProviderConfig, http: &HttpConfig, client: reqwest::Client) -> Provider {
+    fn new(
+        name: &str,
+        config: &ProviderConfig,
+        client_secret: Option<SecretString>,
+        http: &HttpConfig,
+        client: reqwest::Client,
+    ) -> Provider {
         Provider {
             name: name.to_owned(),
             settings: DialectSettings {
@@ -65,7 +71,7 @@ impl Provider {
             },
             url: config.url.0.clone(),
             client_id: config.client_id.clone(),
-            client_secret: config.client_secret_value.clone(),
+            client_secret,
             timeout: config.timeout.0,
             max_body: http.max_body_bytes.usize(),
             client,
@@ -151,23 +157,37 @@ fn transport_verdict(error: &reqwest::Error, timeout: Duration, secrets: &[&str]
     Verdict::new(Outcome::Transient).with_error(crate::token::redact(&format!("{what}{chain}"), secrets))
 }
 
-/// Every configured provider by name, sharing one HTTP client.
+/// Every configured provider by name, sharing one HTTP client. Built with every provider's
+/// client secret already read, so a `Providers` that exists can send its requests.
 #[derive(Debug, Clone)]
 pub struct Providers {
     by_name: Arc<HashMap<String, Arc<Provider>>>,
 }
 
+/// Why [`Providers`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderSetupError {
+    /// A client secret could not be read; the message names its key, such as
+    /// `providers.acme.client_secret_env: environment variable ACME_SECRET is not set`.
+    #[error(transparent)]
+    Secret(#[from] ConfigError),
+    #[error("cannot build the HTTP client")]
+    Client(#[source] reqwest::Error),
+}
+
 impl Providers {
-    pub fn from_config(config: &Config) -> Result<Providers, reqwest::Error> {
-        let client = http_client(&config.http)?;
+    /// Every provider of `config`, with its client secret read from its file or from the
+    /// variable `env` looks up (tests pass their own; see `App::build`).
+    pub fn from_config(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Providers, ProviderSetupError> {
+        let mut secrets = config.resolve_secrets(env)?;
+        let client = http_client(&config.http).map_err(ProviderSetupError::Client)?;
         let by_name = config
             .providers
             .iter()
             .map(|(name, p)| {
-                (
-                    name.clone(),
-                    Arc::new(Provider::new(name, p, &config.http, client.clone())),
-                )
+                let secret = secrets.remove(name).flatten();
+                let provider = Provider::new(name, p, secret, &config.http, client.clone());
+                (name.clone(), Arc::new(provider))
             })
             .collect();
         Ok(Providers {
@@ -186,7 +206,7 @@ impl Providers {
 
 /// The one HTTP client: pooled connections, rustls, no redirects (a revocation endpoint
 /// that redirects is misconfigured, and following it could send the token elsewhere).
-pub fn http_client(http: &HttpConfig) -> Result<reqwest::Client, reqwest::Error> {
+fn http_client(http: &HttpConfig) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .user_agent(http.user_agent.clone())
         .connect_timeout(http.connect_timeout.0)

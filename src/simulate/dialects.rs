@@ -10,7 +10,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::SimProvider;
-use crate::config::{ClientAuth, Dialect};
+use crate::provider::dialect::{ClientAuth, Dialect};
 
 /// A parsed request body: form or JSON fields as strings.
 struct Body {

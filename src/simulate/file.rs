@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use super::{Behaviour, InvalidTokenAnswer, SimProvider, Simulator};
-use crate::config::{ClientAuth, ConfigError, Count, Dialect, HumanDuration};
+use crate::config::{ConfigError, Count, HumanDuration};
+use crate::provider::dialect::{ClientAuth, Dialect};
 
 /// The providers `offboard simulate` and `offboard demo` serve when given no file: those of
 /// `config/simulate.toml`, one of each dialect with realistic limits and a few faults.

@@ -29,7 +29,7 @@ mod state;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::config::{ClientAuth, Dialect};
+use crate::provider::dialect::{ClientAuth, Dialect};
 
 pub use file::{demo_providers, offboard_config_for, providers_from_toml};
 pub use server::Simulator;

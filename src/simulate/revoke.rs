@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::dialects::{check_request, empty, json_response, onelogin_status, reject};
 use super::state::SimState;
 use super::{Behaviour, CallRecord, Fault, InvalidTokenAnswer, SimProvider};
-use crate::config::Dialect;
+use crate::provider::dialect::Dialect;
 use crate::token::{Fingerprint, TokenType};
 
 /// How long a simulated timeout keeps the request unanswered.

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use offboard::app::App;
-use offboard::config::{Config, Dialect};
+use offboard::config::Config;
+use offboard::provider::dialect::Dialect;
 use offboard::simulate::{SimProvider, Simulator};
 use offboard::storage::Store;
 use sqlx::Connection;
@@ -97,11 +98,9 @@ pub fn config_toml(db_url: &str, sim: &Simulator, extra: &str) -> (String, Vec<(
 
 /// Parses the config (secrets from `env`) and builds the app on `store`.
 pub fn app_for(store: &Store, text: &str, env: &[(String, String)]) -> App {
-    let mut config = Config::from_toml(text, Path::new("test"), Vec::new()).expect("config parses");
-    config
-        .read_secrets_with(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
-        .expect("secrets");
-    App::with_store(config, store.clone()).expect("app")
+    let config = Config::from_toml(text, Path::new("test"), Vec::new()).expect("config parses");
+    let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    App::with_store(config, store.clone(), &lookup).expect("secrets and http client")
 }
 
 /// Everything logged by this test binary, at every level. Installed once.
