@@ -22,7 +22,14 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::config::Config;
 use crate::outcome::RequestState;
-use crate::storage::{AuditRow, RequestRow, Store};
+use crate::storage::Store;
+use report::write_report;
+use show::status;
+use tools::{demo, simulate};
+
+mod report;
+mod show;
+mod tools;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -293,222 +300,9 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn demo(users: u32, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
-    crate::telemetry::init(&crate::config::LogConfig {
-        level: "warn".into(),
-        ..Default::default()
-    });
-    let options = crate::demo::DemoOptions {
-        users: users as usize,
-        base_dir: dir.to_owned(),
-        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-    };
-    let result = crate::demo::run(&options).await.context("the demo failed")?;
-    crate::demo::print_summary(&mut std::io::stdout().lock(), &result, &this_command())?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// How to run this binary again from the current folder, for printed hints.
-fn this_command() -> String {
-    let exe = std::env::current_exe().ok();
-    let cwd = std::env::current_dir().ok();
-    match (exe, cwd) {
-        (Some(exe), Some(cwd)) => match exe.strip_prefix(&cwd) {
-            Ok(relative) => relative.display().to_string(),
-            Err(_) => "offboard".into(),
-        },
-        _ => "offboard".into(),
-    }
-}
-
-async fn simulate(listen: std::net::SocketAddr, file: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
-    crate::telemetry::init(&crate::config::LogConfig::default());
-    let providers = match file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            crate::simulate::providers_from_toml(&text)
-                .with_context(|| format!("invalid simulator file {}", path.display()))?
-        }
-        None => crate::simulate::demo_providers(),
-    };
-    let sim = crate::simulate::Simulator::start(listen, providers)
-        .await
-        .with_context(|| format!("cannot serve on {listen}"))?;
-    let addr = sim.addr();
-    let (config, env) = crate::simulate::offboard_config_for(&sim, "rate = \"20/s\"\nburst = 5\n");
-    let out = &mut std::io::stdout().lock();
-    writeln!(out, "simulated providers on http://{addr} (Ctrl-C to stop)")?;
-    writeln!(out, "  issue a token: curl -s -X POST http://{addr}/_issue \\")?;
-    writeln!(
-        out,
-        "                  -d '{{\"provider\": \"acme\", \"token_type\": \"access_token\"}}'"
-    )?;
-    writeln!(out, "  call counts:   curl -s http://{addr}/_stats")?;
-    writeln!(out)?;
-    writeln!(out, "# offboard config for these providers; their (simulated) secrets:")?;
-    for (var, value) in &env {
-        writeln!(out, "#   export {var}={value}")?;
-    }
-    writeln!(out, "{config}")?;
-    out.flush()?;
-    tokio::signal::ctrl_c().await?;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn status(store: &Store, target: Option<&str>, out: &mut impl Write) -> anyhow::Result<ExitCode> {
-    let Some(target) = target else {
-        let counts = store.state_counts().await?;
-        if counts.is_empty() {
-            writeln!(out, "no requests")?;
-        }
-        for (state, n) in counts.iter() {
-            writeln!(out, "{:<10} {n}", state.as_str())?;
-        }
-        return Ok(ExitCode::SUCCESS);
-    };
-    let rows = if let Some(user) = target.strip_prefix("user:") {
-        store.requests_for_user(user).await?
-    } else if let Ok(id) = target.trim_start_matches("id:").parse::<i64>() {
-        match store.request(id).await? {
-            Some(row) => vec![row],
-            None => store.requests_for_user(target).await?,
-        }
-    } else {
-        store.requests_for_user(target).await?
-    };
-    anyhow::ensure!(!rows.is_empty(), "no request or user matches '{target}'");
-    for row in &rows {
-        print_request(out, row)?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn print_request(out: &mut impl Write, r: &RequestRow) -> std::io::Result<()> {
-    let ts = |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    writeln!(
-        out,
-        "request {}  user {}  {}  attempts {}",
-        r.id, r.user_id, r.state, r.attempts
-    )?;
-    writeln!(
-        out,
-        "  requested {}{}{}",
-        ts(&r.requested_at),
-        r.requested_by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default(),
-        r.external_ref
-            .as_ref()
-            .map(|x| format!(" (ref {x})"))
-            .unwrap_or_default()
-    )?;
-    if let Some(at) = &r.cleared_at {
-        writeln!(out, "  cleared {}", ts(at))?;
-    }
-    if let Some(at) = &r.next_attempt_at {
-        writeln!(out, "  next attempt {}", ts(at))?;
-    }
-    if let (Some(by), Some(until)) = (&r.locked_by, &r.locked_until) {
-        writeln!(out, "  leased by {by} until {}", ts(until))?;
-    }
-    if let Some(e) = &r.last_error {
-        writeln!(out, "  last error: {e}")?;
-    }
-    Ok(())
-}
-
-const REPORT_COLUMNS: [&str; 15] = [
-    "request_id",
-    "user_id",
-    "token_id",
-    "provider",
-    "token_type",
-    "token_fingerprint",
-    "attempt",
-    "outcome",
-    "settled",
-    "http_status",
-    "provider_request_id",
-    "error",
-    "duration_ms",
-    "worker",
-    "attempted_at",
-];
-
-fn report_fields(r: &AuditRow) -> [String; 15] {
-    let opt = |v: Option<String>| v.unwrap_or_default();
-    [
-        r.request_id.to_string(),
-        r.user_id.clone(),
-        r.token_id.to_string(),
-        r.provider.clone(),
-        r.token_type.clone(),
-        r.token_fingerprint.clone(),
-        r.attempt.to_string(),
-        r.outcome.to_string(),
-        r.settled.to_string(),
-        opt(r.http_status.map(|s| s.to_string())),
-        opt(r.provider_request_id.clone()),
-        opt(r.error.clone()),
-        r.duration_ms.to_string(),
-        r.worker.clone(),
-        r.attempted_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    ]
-}
-
-/// RFC 4180 quoting: fields with a comma, quote or line break are quoted, quotes doubled.
-fn csv_field(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_owned()
-    }
-}
-
-pub fn write_report(out: &mut impl Write, format: ReportFormat, rows: &[AuditRow]) -> std::io::Result<()> {
-    match format {
-        ReportFormat::Csv => {
-            writeln!(out, "{}", REPORT_COLUMNS.join(","))?;
-            for r in rows {
-                let fields = report_fields(r);
-                let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-                writeln!(out, "{}", line.join(","))?;
-            }
-        }
-        ReportFormat::Jsonl => {
-            for r in rows {
-                let mut object = serde_json::Map::new();
-                for (name, value) in REPORT_COLUMNS.iter().zip(report_fields(r)) {
-                    object.insert((*name).to_owned(), serde_json::Value::String(value));
-                }
-                object.insert(
-                    "http_status".into(),
-                    r.http_status.map_or(serde_json::Value::Null, Into::into),
-                );
-                object.insert("settled".into(), r.settled.into());
-                for (name, n) in [
-                    ("request_id", r.request_id),
-                    ("token_id", r.token_id),
-                    ("duration_ms", r.duration_ms),
-                ] {
-                    object.insert(name.into(), n.into());
-                }
-                object.insert("attempt".into(), r.attempt.into());
-                writeln!(out, "{}", serde_json::Value::Object(object))?;
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_fields_are_quoted_only_when_needed() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-    }
 
     #[test]
     fn the_global_config_flag_goes_before_the_command() {
