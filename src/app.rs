@@ -50,12 +50,12 @@ impl From<ProviderSetupError> for AppError {
 impl App {
     /// Reads the provider secrets from the process environment and files, opens (and
     /// migrates) the database the config names, and builds the rest.
-    pub async fn build(config: Config) -> Result<App, AppError> {
+    pub(crate) async fn build(config: Config) -> Result<App, AppError> {
         App::open(config, &crate::config::process_env).await
     }
 
     /// As [`App::build`], with secrets' environment variables looked up in `env`.
-    pub async fn open(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<App, AppError> {
+    pub(crate) async fn open(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<App, AppError> {
         // Secrets first: a missing one stops start-up before the database is touched.
         let providers = Providers::from_config(&config, env)?;
         let store = Store::open(&config.database).await?;
@@ -84,11 +84,7 @@ impl App {
         }
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    pub fn store(&self) -> &Store {
+    pub(crate) fn store(&self) -> &Store {
         &self.store
     }
 
@@ -102,7 +98,7 @@ impl App {
 
     /// Serves the operations endpoint on `server.listen` (unless it is `off`) until
     /// `shutdown`; returns the bound address.
-    pub async fn serve(&self, shutdown: &CancellationToken) -> Result<Option<SocketAddr>, AppError> {
+    pub(crate) async fn serve(&self, shutdown: &CancellationToken) -> Result<Option<SocketAddr>, AppError> {
         let Some(addr) = self.config.server.listen.0 else {
             return Ok(None);
         };
@@ -113,7 +109,7 @@ impl App {
     }
 
     /// `offboard run`: the operations endpoint and the daemon loop, until `shutdown`.
-    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), AppError> {
+    pub(crate) async fn run(&self, shutdown: CancellationToken) -> Result<(), AppError> {
         if let Some(bound) = self.serve(&shutdown).await? {
             tracing::info!(address = %bound, "serving /healthz, /readyz and /metrics");
         }
@@ -121,7 +117,7 @@ impl App {
         Ok(())
     }
 
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         self.store.close().await;
     }
 }

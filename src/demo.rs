@@ -32,39 +32,39 @@ const DEMO_PROVIDER: &str = "rate = \"20/s\"\nburst = 5\ntimeout = \"2s\"\n";
 /// How long the demo may take before it gives up.
 const DEADLINE: Duration = Duration::from_secs(120);
 
-pub struct DemoOptions {
-    pub users: usize,
+pub(crate) struct DemoOptions {
+    pub(crate) users: usize,
     /// Folder under which each run makes its own.
-    pub base_dir: PathBuf,
-    pub progress: bool,
+    pub(crate) base_dir: PathBuf,
+    pub(crate) progress: bool,
 }
 
 /// Per provider, how its tokens ended and what it took.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ProviderSummary {
-    pub dialect: String,
-    pub revoked: u64,
-    pub already_invalid: u64,
-    pub not_revocable: u64,
+pub(crate) struct ProviderSummary {
+    pub(crate) dialect: String,
+    pub(crate) revoked: u64,
+    pub(crate) already_invalid: u64,
+    pub(crate) not_revocable: u64,
     /// Tokens left unsettled (their request failed).
-    pub unsettled: u64,
+    pub(crate) unsettled: u64,
     /// Attempts that ended transient and were tried again.
-    pub retries: u64,
-    pub throttled: u64,
+    pub(crate) retries: u64,
+    pub(crate) throttled: u64,
 }
 
 #[derive(Debug)]
-pub struct DemoResult {
-    pub run_dir: PathBuf,
-    pub config_path: PathBuf,
-    pub tokens: usize,
-    pub cleared: i64,
-    pub failed: i64,
-    pub providers: BTreeMap<String, ProviderSummary>,
-    pub elapsed: Duration,
+pub(crate) struct DemoResult {
+    pub(crate) run_dir: PathBuf,
+    pub(crate) config_path: PathBuf,
+    pub(crate) tokens: usize,
+    pub(crate) cleared: i64,
+    pub(crate) failed: i64,
+    pub(crate) providers: BTreeMap<String, ProviderSummary>,
+    pub(crate) elapsed: Duration,
 }
 
-pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoResult> {
+pub(crate) async fn run(options: &DemoOptions) -> anyhow::Result<DemoResult> {
     let started = Instant::now();
     let run_dir = unique_run_dir(&options.base_dir)?;
     let database = std::path::absolute(run_dir.join("offboard.db"))?;
@@ -237,7 +237,7 @@ fn summarise(audit: &[AuditRow], sim: &Simulator) -> BTreeMap<String, ProviderSu
 }
 
 /// The summary table and what to do next, in 80 columns.
-pub fn print_summary(out: &mut impl Write, r: &DemoResult, command: &str) -> std::io::Result<()> {
+pub(crate) fn print_summary(out: &mut impl Write, r: &DemoResult, command: &str) -> std::io::Result<()> {
     let users = r.cleared + r.failed;
     writeln!(
         out,

@@ -21,12 +21,12 @@
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod demo;
+pub(crate) mod demo;
 pub mod drain;
 pub mod metrics;
 pub mod outcome;
 pub mod provider;
-pub mod retry;
+pub(crate) mod retry;
 pub mod server;
 pub mod simulate;
 pub mod storage;

@@ -104,7 +104,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn record_attempt(&self, provider: &str, outcome: &str, http_status: Option<i32>, duration: Duration) {
+    pub(crate) fn record_attempt(&self, provider: &str, outcome: &str, http_status: Option<i32>, duration: Duration) {
         let provider_label = ProviderLabels {
             provider: provider.to_owned(),
         };
@@ -124,7 +124,7 @@ impl Metrics {
         }
     }
 
-    pub fn record_run(&self, state: &str) {
+    pub(crate) fn record_run(&self, state: &str) {
         self.finished
             .get_or_create(&StateLabels {
                 state: state.to_owned(),
@@ -132,12 +132,12 @@ impl Metrics {
             .inc();
     }
 
-    pub fn record_lease_lost(&self) {
+    pub(crate) fn record_lease_lost(&self) {
         self.leases_lost.inc();
     }
 
     /// Sets the queue gauges from fresh counts; states absent from `counts` read zero.
-    pub fn set_queue(&self, counts: &StateCounts) {
+    pub(crate) fn set_queue(&self, counts: &StateCounts) {
         for state in RequestState::ALL {
             self.queue
                 .get_or_create(&StateLabels {

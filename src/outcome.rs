@@ -22,7 +22,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] = [
+    pub(crate) const ALL: [Outcome; 5] = [
         Outcome::Revoked,
         Outcome::AlreadyInvalid,
         Outcome::NotRevocable,
@@ -30,7 +30,7 @@ impl Outcome {
         Outcome::Failed,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Revoked => "revoked",
             Outcome::AlreadyInvalid => "already_invalid",
@@ -40,12 +40,12 @@ impl Outcome {
         }
     }
 
-    pub fn parse(raw: &str) -> Option<Self> {
+    pub(crate) fn parse(raw: &str) -> Option<Self> {
         Outcome::ALL.into_iter().find(|o| o.as_str() == raw)
     }
 
     /// Whether the token no longer works, so `oauth_tokens.revoked_at` is set.
-    pub fn token_is_dead(self) -> bool {
+    pub(crate) fn token_is_dead(self) -> bool {
         matches!(self, Outcome::Revoked | Outcome::AlreadyInvalid)
     }
 }
@@ -84,7 +84,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    pub fn new(outcome: Outcome) -> Self {
+    pub(crate) fn new(outcome: Outcome) -> Self {
         Verdict {
             outcome,
             http_status: None,
@@ -94,7 +94,7 @@ impl Verdict {
         }
     }
 
-    pub fn with_error(mut self, error: impl Into<String>) -> Self {
+    pub(crate) fn with_error(mut self, error: impl Into<String>) -> Self {
         self.error = Some(error.into());
         self
     }
@@ -125,7 +125,7 @@ pub enum RequestState {
 }
 
 impl RequestState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RequestState::Pending => "pending",
             RequestState::Running => "running",
@@ -135,7 +135,7 @@ impl RequestState {
         }
     }
 
-    pub const ALL: [RequestState; 5] = [
+    pub(crate) const ALL: [RequestState; 5] = [
         RequestState::Pending,
         RequestState::Running,
         RequestState::Cleared,
@@ -143,12 +143,12 @@ impl RequestState {
         RequestState::Cancelled,
     ];
 
-    pub fn parse(raw: &str) -> Option<Self> {
+    pub(crate) fn parse(raw: &str) -> Option<Self> {
         RequestState::ALL.into_iter().find(|s| s.as_str() == raw)
     }
 
     /// `pending, running or failed`, for messages.
-    pub fn list(states: &[RequestState]) -> String {
+    pub(crate) fn list(states: &[RequestState]) -> String {
         let names: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
         match names.split_last() {
             Some((last, [])) => (*last).to_owned(),

@@ -3,21 +3,21 @@
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::ExponentialBuilder;
 
 use crate::config::RetryConfig;
 
 #[derive(Debug, Clone)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Tries per token within one claim, the first included.
-    pub attempts: u32,
-    pub base: Duration,
-    pub factor: f64,
-    pub cap: Duration,
+    pub(crate) attempts: u32,
+    pub(crate) base: Duration,
+    pub(crate) factor: f64,
+    pub(crate) cap: Duration,
     /// A `Retry-After` longer than this is not waited out in process.
-    pub retry_after_cap: Duration,
-    pub durable_base: Duration,
-    pub durable_cap: Duration,
+    pub(crate) retry_after_cap: Duration,
+    pub(crate) durable_base: Duration,
+    pub(crate) durable_cap: Duration,
 }
 
 impl From<&RetryConfig> for RetryPolicy {
@@ -37,7 +37,7 @@ impl From<&RetryConfig> for RetryPolicy {
 impl RetryPolicy {
     /// backon's exponential schedule without its own jitter: [`RetryPolicy::jitter`] applies
     /// full jitter (a uniform draw from zero to the delay) on top.
-    pub fn backoff(&self) -> ExponentialBuilder {
+    pub(crate) fn backoff(&self) -> ExponentialBuilder {
         ExponentialBuilder::default()
             .with_min_delay(self.base)
             .with_factor(self.factor as f32)
@@ -46,13 +46,13 @@ impl RetryPolicy {
     }
 
     /// Full jitter: `unit` is a uniform draw from [0, 1).
-    pub fn jitter(delay: Duration, unit: f64) -> Duration {
+    pub(crate) fn jitter(delay: Duration, unit: f64) -> Duration {
         delay.mul_f64(unit.clamp(0.0, 1.0))
     }
 
     /// The pause before the next in-process try, or `None` when the budget is spent or the
     /// provider asked for a longer pause than is worth waiting out here.
-    pub fn next_delay(
+    pub(crate) fn next_delay(
         &self,
         scheduled: Option<Duration>,
         retry_after: Option<Duration>,
@@ -71,7 +71,7 @@ impl RetryPolicy {
     /// `durable_base × 2^(attempt-1)`, capped: half the delay is fixed and half is drawn, so
     /// a failing request is never re-claimed at once, while many requests failing together
     /// still spread out. Never earlier than `not_before` (the end of a provider's pause).
-    pub fn durable_delay(&self, attempt: i32, unit: f64, not_before: Option<Duration>) -> Duration {
+    pub(crate) fn durable_delay(&self, attempt: i32, unit: f64, not_before: Option<Duration>) -> Duration {
         let exponent = attempt.saturating_sub(1).clamp(0, 30) as u32;
         let ceiling = self
             .durable_base
@@ -80,16 +80,20 @@ impl RetryPolicy {
         let half = ceiling / 2;
         (half + Self::jitter(ceiling - half, unit)).max(not_before.unwrap_or_default())
     }
-
-    /// The in-process delays a token would see with no jitter: for tests and docs.
-    pub fn schedule(&self) -> Vec<Duration> {
-        self.backoff().build().collect()
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use backon::BackoffBuilder;
+
     use super::*;
+
+    impl RetryPolicy {
+        /// The in-process delays a token would see with no jitter.
+        fn schedule(&self) -> Vec<Duration> {
+            self.backoff().build().collect()
+        }
+    }
 
     fn policy() -> RetryPolicy {
         RetryPolicy {

@@ -19,7 +19,7 @@ struct AppState {
     metrics: Arc<Metrics>,
 }
 
-pub fn router(store: Store, metrics: Arc<Metrics>) -> Router {
+pub(crate) fn router(store: Store, metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .route("/readyz", axum::routing::get(ready))

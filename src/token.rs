@@ -14,14 +14,14 @@ pub enum TokenType {
 }
 
 impl TokenType {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TokenType::AccessToken => "access_token",
             TokenType::RefreshToken => "refresh_token",
         }
     }
 
-    pub fn parse(raw: &str) -> Option<Self> {
+    pub(crate) fn parse(raw: &str) -> Option<Self> {
         match raw {
             "access_token" => Some(TokenType::AccessToken),
             "refresh_token" => Some(TokenType::RefreshToken),
@@ -50,7 +50,7 @@ impl TokenValue {
         self.0.expose_secret()
     }
 
-    pub fn fingerprint(&self) -> Fingerprint {
+    pub(crate) fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(self.expose())
     }
 }
@@ -64,10 +64,10 @@ impl fmt::Debug for TokenValue {
 /// `sha256:` and the first 16 bytes of the SHA-256 of a token, hex-encoded. Enough to match
 /// a token an auditor holds against the audit table; not enough to recover it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Fingerprint(String);
+pub(crate) struct Fingerprint(String);
 
 impl Fingerprint {
-    pub fn of(token: &str) -> Self {
+    pub(crate) fn of(token: &str) -> Self {
         let digest = Sha256::digest(token.as_bytes());
         let mut out = String::with_capacity(7 + 32);
         out.push_str("sha256:");
@@ -78,7 +78,7 @@ impl Fingerprint {
         Fingerprint(out)
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -90,12 +90,12 @@ impl fmt::Display for Fingerprint {
 }
 
 /// Longest provider error text kept in an audit row or a request's `last_error`.
-pub const MAX_ERROR_LEN: usize = 300;
+pub(crate) const MAX_ERROR_LEN: usize = 300;
 
 /// Makes provider-supplied text safe to store: every occurrence of a secret (the token,
 /// the client secret, the client id where it doubles as a credential) is replaced, control
 /// characters are dropped and the text is cut to [`MAX_ERROR_LEN`] characters.
-pub fn redact(text: &str, secrets: &[&str]) -> String {
+pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_owned();
     for secret in secrets.iter().filter(|s| s.len() >= 4) {
         if out.contains(secret) {

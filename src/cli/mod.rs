@@ -37,16 +37,16 @@ mod tools;
     version,
     about = "Revoke a user's OAuth tokens at every provider before their data is deleted"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Config file [default: $OFFBOARD_CONFIG, else config/offboard.toml]
     #[arg(long, global = true, value_name = "PATH")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run as a daemon: drain on the schedule until SIGTERM or Ctrl-C
     Run,
     /// Drain once (claim and work on every due request), then exit
@@ -113,7 +113,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ReportFormat {
+pub(crate) enum ReportFormat {
     Csv,
     Jsonl,
 }
@@ -147,7 +147,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
 }
 
 /// Runs one command and returns its exit code.
-pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+pub(crate) async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     // The demo and the simulator need no config, so a broken one cannot stop them.
     match cli.command {
         Command::Demo { users, ref dir } => return demo(users, dir).await,

@@ -53,7 +53,7 @@ fn csv_field(field: &str) -> String {
     }
 }
 
-pub fn write_report(out: &mut impl Write, format: ReportFormat, rows: &[AuditRow]) -> std::io::Result<()> {
+pub(crate) fn write_report(out: &mut impl Write, format: ReportFormat, rows: &[AuditRow]) -> std::io::Result<()> {
     match format {
         ReportFormat::Csv => {
             writeln!(out, "{}", REPORT_COLUMNS.join(","))?;

@@ -11,7 +11,11 @@ use super::Worker;
 use crate::storage::StoreError;
 use crate::telemetry::error_chain;
 
-pub async fn run(worker: Worker, schedule: cron::Schedule, shutdown: CancellationToken) -> Result<(), StoreError> {
+pub(crate) async fn run(
+    worker: Worker,
+    schedule: cron::Schedule,
+    shutdown: CancellationToken,
+) -> Result<(), StoreError> {
     let mut listener = worker.store().listen_for_requests().await?;
     info!(worker = %worker.settings().id, backend = worker.store().backend(), "offboard worker started");
     loop {
@@ -51,7 +55,7 @@ pub async fn run(worker: Worker, schedule: cron::Schedule, shutdown: Cancellatio
 
 /// Cancels `token` on SIGTERM or Ctrl-C (SIGINT). The handlers are registered before this
 /// returns, so a signal that arrives at any later moment is seen, never lost or fatal.
-pub fn cancel_on_signals(token: CancellationToken) -> std::io::Result<()> {
+pub(crate) fn cancel_on_signals(token: CancellationToken) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -16,7 +16,7 @@
 //! stops claiming, lets in-flight requests release themselves, and after `shutdown_grace`
 //! abandons what is left to lease expiry.
 
-pub mod daemon;
+pub(crate) mod daemon;
 mod lease;
 mod revoke;
 mod settle;
@@ -37,23 +37,23 @@ use crate::retry::RetryPolicy;
 use crate::storage::{AuditRow, ClaimedRequest, Store, StoreError, StoredToken};
 use crate::telemetry::error_chain;
 use revoke::TokenResult;
-pub use settle::NotRevocablePolicy;
+pub(crate) use settle::NotRevocablePolicy;
 pub(crate) use settle::Policy;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
     pub id: String,
-    pub lease: Duration,
-    pub concurrency: usize,
-    pub batch_size: u32,
-    pub max_attempts: i32,
-    pub shutdown_grace: Duration,
-    pub retry: RetryPolicy,
+    pub(crate) lease: Duration,
+    pub(crate) concurrency: usize,
+    pub(crate) batch_size: u32,
+    pub(crate) max_attempts: i32,
+    pub(crate) shutdown_grace: Duration,
+    pub(crate) retry: RetryPolicy,
     pub(crate) policy: Policy,
 }
 
 impl WorkerSettings {
-    pub fn from_config(config: &Config) -> WorkerSettings {
+    pub(crate) fn from_config(config: &Config) -> WorkerSettings {
         let w = &config.worker;
         WorkerSettings {
             id: w.id.clone().unwrap_or_else(default_worker_id),
@@ -90,11 +90,11 @@ fn default_worker_id() -> String {
 pub struct DrainReport {
     pub claimed: u64,
     pub cleared: u64,
-    pub failed: u64,
+    pub(crate) failed: u64,
     pub retrying: u64,
     pub released: u64,
     pub lease_lost: u64,
-    pub errors: u64,
+    pub(crate) errors: u64,
 }
 
 /// How one claimed request's run ended, as far as this worker knows.
@@ -134,7 +134,7 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(store: Store, providers: Providers, settings: WorkerSettings, metrics: Arc<Metrics>) -> Worker {
+    pub(crate) fn new(store: Store, providers: Providers, settings: WorkerSettings, metrics: Arc<Metrics>) -> Worker {
         Worker {
             store,
             providers,
@@ -147,7 +147,7 @@ impl Worker {
         &self.settings
     }
 
-    pub fn store(&self) -> &Store {
+    pub(crate) fn store(&self) -> &Store {
         &self.store
     }
 

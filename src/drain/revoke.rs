@@ -23,9 +23,9 @@ use crate::token::TokenType;
 /// How one token's run ended, with the audit rows not yet written.
 #[derive(Debug)]
 pub(super) struct TokenResult {
-    pub token_id: i64,
-    pub end: TokenEnd,
-    pub rows: Vec<AuditRow>,
+    pub(crate) token_id: i64,
+    pub(crate) end: TokenEnd,
+    pub(crate) rows: Vec<AuditRow>,
 }
 
 /// Why an in-process try did not give a final answer.

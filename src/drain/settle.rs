@@ -23,7 +23,7 @@ const MAX_REASON_LEN: usize = 1000;
 /// `policy.not_revocable`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum NotRevocablePolicy {
+pub(crate) enum NotRevocablePolicy {
     /// Settled when it expires within `not_revocable_within`.
     Expiring,
     /// Always settled; the reason is recorded.
@@ -35,9 +35,9 @@ pub enum NotRevocablePolicy {
 /// What the not-revocable policy needs to decide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Policy {
-    pub not_revocable: NotRevocablePolicy,
+    pub(crate) not_revocable: NotRevocablePolicy,
     /// Under `expiring`, a token that lapses within this settles.
-    pub within: Duration,
+    pub(crate) within: Duration,
 }
 
 /// How one token ended in this run.
@@ -162,9 +162,9 @@ pub(crate) fn paired_end(pair: Option<&StoredToken>, pair_end: Option<&TokenEnd>
 #[derive(Debug, Clone)]
 pub(crate) struct Limits<'a> {
     /// The claim this run works under (1 for the first).
-    pub attempt: i32,
-    pub max_attempts: i32,
-    pub retry: &'a RetryPolicy,
+    pub(crate) attempt: i32,
+    pub(crate) max_attempts: i32,
+    pub(crate) retry: &'a RetryPolicy,
 }
 
 /// Where the request goes: failed on a permanent error or spent attempts, released on

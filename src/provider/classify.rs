@@ -21,14 +21,14 @@ pub struct RawResponse {
 const REQUEST_ID_HEADERS: [&str; 4] = ["x-request-id", "request-id", "x-correlation-id", "x-amzn-requestid"];
 
 impl RawResponse {
-    pub fn request_id(&self) -> Option<String> {
+    pub(crate) fn request_id(&self) -> Option<String> {
         REQUEST_ID_HEADERS.iter().find_map(|name| {
             let value = self.headers.get(*name)?.to_str().ok()?.trim();
             (!value.is_empty() && value.len() <= 200).then(|| value.to_owned())
         })
     }
 
-    pub fn json(&self) -> Option<serde_json::Value> {
+    pub(crate) fn json(&self) -> Option<serde_json::Value> {
         serde_json::from_slice(&self.body).ok()
     }
 
@@ -40,13 +40,13 @@ impl RawResponse {
     }
 
     /// `Retry-After` as a wait from now: delta-seconds or an HTTP date.
-    pub fn retry_after(&self) -> Option<Duration> {
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
         let raw = self.headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
         parse_retry_after(raw, SystemTime::now())
     }
 }
 
-pub fn parse_retry_after(raw: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(raw: &str, now: SystemTime) -> Option<Duration> {
     if let Ok(seconds) = raw.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
@@ -80,7 +80,7 @@ fn error_text(json: &serde_json::Value) -> Option<String> {
 }
 
 /// Classifies by status and RFC 6749 error code. `secrets` are scrubbed from any text kept.
-pub fn classify(response: &RawResponse, secrets: &[&str]) -> Verdict {
+pub(crate) fn classify(response: &RawResponse, secrets: &[&str]) -> Verdict {
     let status = response.status;
     let json = response.json();
     let code = json

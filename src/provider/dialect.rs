@@ -69,11 +69,11 @@ pub enum BodyFormat {
 }
 
 /// Moov's API version header value when none is configured (their documented default).
-pub const MOOV_DEFAULT_VERSION: &str = "v2024.01.00";
+pub(crate) const MOOV_DEFAULT_VERSION: &str = "v2024.01.00";
 
 /// What to do with one token, decided before any call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
+pub(crate) enum Plan {
     /// Send a revocation request.
     Call,
     /// The provider cannot revoke this token; the reason goes into the audit row.
@@ -83,9 +83,9 @@ pub enum Plan {
 }
 
 /// Settings a dialect needs to build a request. The secret is exposed only while building.
-pub struct Credentials<'a> {
-    pub client_id: &'a str,
-    pub client_secret: Option<&'a str>,
+pub(crate) struct Credentials<'a> {
+    pub(crate) client_id: &'a str,
+    pub(crate) client_secret: Option<&'a str>,
 }
 
 #[derive(Debug, Clone)]
@@ -96,13 +96,13 @@ pub struct DialectSettings {
     pub api_version: String,
 }
 
-pub const AUTH0_ACCESS_TOKEN: &str =
+pub(crate) const AUTH0_ACCESS_TOKEN: &str =
     "Auth0 access tokens are self-contained JWTs with no revocation endpoint; they lapse at expiry";
-pub const ONELOGIN_UNPAIRED_REFRESH: &str = "OneLogin API v1 revokes a refresh token only through its paired access token \
+pub(crate) const ONELOGIN_UNPAIRED_REFRESH: &str = "OneLogin API v1 revokes a refresh token only through its paired access token \
      (grant_ref), and this one has no pair";
 
 impl DialectSettings {
-    pub fn plan(&self, token_type: TokenType) -> Plan {
+    pub(crate) fn plan(&self, token_type: TokenType) -> Plan {
         match (self.dialect, token_type) {
             (Dialect::Auth0, TokenType::AccessToken) => Plan::NotRevocable(AUTH0_ACCESS_TOKEN),
             (Dialect::Onelogin, TokenType::RefreshToken) => Plan::ViaPairedAccessToken,
@@ -112,7 +112,7 @@ impl DialectSettings {
 
     /// Adds method-independent parts of the revocation request to `request` (a POST to
     /// the provider's URL): headers, client authentication and body.
-    pub fn build(
+    pub(crate) fn build(
         &self,
         request: RequestBuilder,
         creds: &Credentials<'_>,

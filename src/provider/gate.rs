@@ -39,7 +39,7 @@ impl Gate {
 
     /// Pauses the provider for `wait` from now. A pause only ever grows: a shorter
     /// `Retry-After` from a concurrent call does not cut a longer one short.
-    pub fn pause(&self, wait: Duration) {
+    pub(crate) fn pause(&self, wait: Duration) {
         let until = Instant::now() + wait;
         let mut guard = self.paused_until.lock().expect("pause lock");
         if guard.is_none_or(|current| current < until) {
@@ -48,7 +48,7 @@ impl Gate {
     }
 
     /// Waits until the provider is not paused and the rate limit allows one more call.
-    pub async fn ready(&self) {
+    pub(crate) async fn ready(&self) {
         loop {
             if let Some(left) = self.pause_left() {
                 tokio::time::sleep(left).await;

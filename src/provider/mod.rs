@@ -3,7 +3,7 @@
 
 pub mod classify;
 pub mod dialect;
-pub mod gate;
+pub(crate) mod gate;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -16,12 +16,12 @@ use crate::config::{Config, ConfigError, HttpConfig, ProviderConfig};
 use crate::outcome::{Outcome, Verdict};
 use crate::token::{TokenType, TokenValue};
 use classify::RawResponse;
-use dialect::{BodyFormat, ClientAuth, Credentials, Dialect, DialectSettings, MOOV_DEFAULT_VERSION, Plan};
+use dialect::{BodyFormat, ClientAuth, Credentials, DialectSettings, MOOV_DEFAULT_VERSION, Plan};
 use gate::Gate;
 
 /// One configured provider.
 pub struct Provider {
-    pub name: String,
+    pub(crate) name: String,
     settings: DialectSettings,
     url: reqwest::Url,
     client_id: String,
@@ -82,11 +82,7 @@ impl Provider {
         }
     }
 
-    pub fn dialect(&self) -> Dialect {
-        self.settings.dialect
-    }
-
-    pub fn plan(&self, token_type: TokenType) -> Plan {
+    pub(crate) fn plan(&self, token_type: TokenType) -> Plan {
         self.settings.plan(token_type)
     }
 
@@ -197,10 +193,6 @@ impl Providers {
 
     pub fn get(&self, name: &str) -> Option<&Arc<Provider>> {
         self.by_name.get(name)
-    }
-
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.by_name.keys().map(String::as_str)
     }
 }
 

@@ -33,7 +33,7 @@ use crate::provider::dialect::{ClientAuth, Dialect};
 
 pub use file::{demo_providers, offboard_config_for, providers_from_toml};
 pub use server::Simulator;
-pub use state::{CallRecord, ProviderStats};
+pub(crate) use state::{CallRecord, ProviderStats};
 
 /// How an RFC 7009 server answers a token it does not know or already revoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,12 +126,12 @@ impl SimProvider {
     }
 
     /// Where the simulator at `addr` serves this provider.
-    pub fn url(&self, addr: SocketAddr) -> String {
+    pub(crate) fn url(&self, addr: SocketAddr) -> String {
         format!("http://{addr}/{}{}", self.name, self.path())
     }
 
     /// The documented path of the dialect's revocation endpoint.
-    pub fn path(&self) -> &'static str {
+    pub(crate) fn path(&self) -> &'static str {
         match self.dialect {
             Dialect::Rfc7009 => "/oauth2/revoke",
             Dialect::Stitch => "/connect/token/revoke",

@@ -63,7 +63,7 @@ impl Simulator {
         }
     }
 
-    pub fn provider(&self, name: &str) -> Option<SimProvider> {
+    pub(crate) fn provider(&self, name: &str) -> Option<SimProvider> {
         self.state.lock().expect("sim lock").providers.get(name).cloned()
     }
 

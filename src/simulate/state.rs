@@ -16,9 +16,9 @@ pub struct CallRecord {
     pub at: Instant,
     /// The status sent; for a timeout, the one that would have been.
     pub status: u16,
-    pub fault: Option<Fault>,
+    pub(crate) fault: Option<Fault>,
     /// Fingerprint of the token in the request, when there was one.
-    pub token: Option<Fingerprint>,
+    pub(crate) token: Option<Fingerprint>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,8 +70,8 @@ pub struct ProviderStats {
     /// Calls answered with success (a revocation, or a token already dead).
     pub accepted: u64,
     pub rejected_429: u64,
-    pub errors_5xx: u64,
-    pub client_errors: u64,
+    pub(crate) errors_5xx: u64,
+    pub(crate) client_errors: u64,
     /// Calls that met an injected fault (timeout, reset, malformed, oversized, 503).
     pub faults: u64,
 }

@@ -68,7 +68,7 @@ pub mod seed;
 mod sqlite;
 mod tokens;
 
-pub use postgres::RequestListener;
+pub(crate) use postgres::RequestListener;
 pub use rows::{AuditRow, ClaimedRequest, Enqueued, Fence, RequestRow, StateCounts, StoredToken};
 
 use crate::config::DatabaseConfig;
@@ -99,7 +99,7 @@ pub enum StoreError {
     NoSuchRequest(i64),
 }
 
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Clone, Debug)]
 pub(crate) enum Pool {
@@ -123,7 +123,7 @@ impl Store {
     }
 
     /// Opens the database without migrating.
-    pub async fn connect(config: &DatabaseConfig) -> Result<Store> {
+    pub(crate) async fn connect(config: &DatabaseConfig) -> Result<Store> {
         let pool = if config.url.is_postgres() {
             Pool::Postgres(postgres::connect(config).await?)
         } else {
@@ -132,7 +132,7 @@ impl Store {
         Ok(Store { pool })
     }
 
-    pub fn backend(&self) -> &'static str {
+    pub(crate) fn backend(&self) -> &'static str {
         match self.pool {
             Pool::Postgres(_) => "postgres",
             Pool::Sqlite(_) => "sqlite",
@@ -147,7 +147,7 @@ impl Store {
         }
     }
 
-    pub async fn migrate(&self) -> Result<()> {
+    pub(crate) async fn migrate(&self) -> Result<()> {
         match &self.pool {
             Pool::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
             Pool::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
@@ -156,7 +156,7 @@ impl Store {
     }
 
     /// Whether the database answers, for `/readyz`.
-    pub async fn ping(&self) -> Result<()> {
+    pub(crate) async fn ping(&self) -> Result<()> {
         on_pool!(self, |pool| {
             sqlx::query("SELECT 1").execute(pool).await?;
         });
@@ -169,7 +169,7 @@ impl Store {
 
     /// A listener woken when a request becomes due (PostgreSQL NOTIFY); `None` on SQLite,
     /// which has no notifications: the caller polls.
-    pub async fn listen_for_requests(&self) -> Result<Option<RequestListener>> {
+    pub(crate) async fn listen_for_requests(&self) -> Result<Option<RequestListener>> {
         match &self.pool {
             Pool::Postgres(pool) => Ok(Some(RequestListener::connect(pool).await?)),
             Pool::Sqlite(_) => Ok(None),

@@ -34,7 +34,7 @@ pub(super) async fn connect(config: &DatabaseConfig) -> Result<sqlx::PgPool> {
 
 /// Wakes an idle worker when a request becomes due. Notifications sent while its connection
 /// is down are lost, so it only wakes the worker early; the schedule stays the fallback.
-pub struct RequestListener(PgListener);
+pub(crate) struct RequestListener(PgListener);
 
 impl RequestListener {
     pub(super) async fn connect(pool: &sqlx::PgPool) -> Result<RequestListener> {
@@ -45,7 +45,7 @@ impl RequestListener {
 
     /// Waits for the next notification. An error means the connection dropped; the next
     /// call reconnects.
-    pub async fn next(&mut self) -> Result<()> {
+    pub(crate) async fn next(&mut self) -> Result<()> {
         self.0.try_recv().await?;
         Ok(())
     }

@@ -112,7 +112,7 @@ impl Store {
     }
 
     /// Requests of a user, newest first.
-    pub async fn requests_for_user(&self, user_id: &str) -> Result<Vec<RequestRow>> {
+    pub(crate) async fn requests_for_user(&self, user_id: &str) -> Result<Vec<RequestRow>> {
         on_pool!(self, |pool| {
             Ok(sqlx::query_as::<Db, RequestRow>(sqlx::AssertSqlSafe(format!(
                 "SELECT {REQUEST_COLUMNS} FROM offboarding_requests WHERE user_id = $1 ORDER BY id DESC"
@@ -140,7 +140,7 @@ impl Store {
     }
 
     /// Number of requests in each state that has any, by state name.
-    pub async fn state_counts(&self) -> Result<StateCounts> {
+    pub(crate) async fn state_counts(&self) -> Result<StateCounts> {
         let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
             sqlx::query_as("SELECT state, count(*) AS n FROM offboarding_requests GROUP BY state ORDER BY state")
                 .fetch_all(pool)

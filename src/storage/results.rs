@@ -33,7 +33,7 @@ impl Store {
     /// the calls still in flight, and the worker that takes over does not send these tokens
     /// again.
     #[tracing::instrument(skip(self, rows), fields(rows = rows.len()), err)]
-    pub async fn record_progress(&self, fence: &Fence, rows: &[AuditRow], now: DateTime<Utc>) -> Result<()> {
+    pub(crate) async fn record_progress(&self, fence: &Fence, rows: &[AuditRow], now: DateTime<Utc>) -> Result<()> {
         self.write_results(fence, rows, None, now).await.map(|_| ())
     }
 

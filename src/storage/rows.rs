@@ -26,7 +26,7 @@ impl Fence {
         }
     }
 
-    pub fn request_id(&self) -> i64 {
+    pub(crate) fn request_id(&self) -> i64 {
         self.request_id
     }
 
@@ -51,21 +51,21 @@ pub struct ClaimedRequest {
 #[derive(Clone, Debug)]
 pub struct StoredToken {
     pub id: i64,
-    pub provider: String,
+    pub(crate) provider: String,
     /// The raw `token_type`; [`StoredToken::token_type`] parses it.
-    pub token_type_raw: String,
-    pub value: TokenValue,
-    pub grant_ref: Option<String>,
-    pub expires_at: Option<DateTime<Utc>>,
+    pub(crate) token_type_raw: String,
+    pub(crate) value: TokenValue,
+    pub(crate) grant_ref: Option<String>,
+    pub(crate) expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     /// A settling audit row exists for this token in this request.
-    pub settled_in_request: bool,
+    pub(crate) settled_in_request: bool,
     /// Audit rows already written for this token in this request.
     pub prior_attempts: i32,
 }
 
 impl StoredToken {
-    pub fn token_type(&self) -> Option<TokenType> {
+    pub(crate) fn token_type(&self) -> Option<TokenType> {
         TokenType::parse(&self.token_type_raw)
     }
 
@@ -74,7 +74,7 @@ impl StoredToken {
         self.revoked_at.is_some() || self.settled_in_request
     }
 
-    pub fn fingerprint(&self) -> Fingerprint {
+    pub(crate) fn fingerprint(&self) -> Fingerprint {
         self.value.fingerprint()
     }
 }
@@ -134,8 +134,8 @@ pub struct AuditRow {
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct RequestRow {
     pub id: i64,
-    pub user_id: String,
-    pub requested_by: Option<String>,
+    pub(crate) user_id: String,
+    pub(crate) requested_by: Option<String>,
     pub external_ref: Option<String>,
     #[sqlx(try_from = "String")]
     pub state: RequestState,
@@ -144,7 +144,7 @@ pub struct RequestRow {
     pub locked_by: Option<String>,
     pub locked_until: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
-    pub requested_at: DateTime<Utc>,
+    pub(crate) requested_at: DateTime<Utc>,
     pub cleared_at: Option<DateTime<Utc>>,
 }
 
@@ -162,21 +162,21 @@ impl StateCounts {
     }
 
     /// Requests in `state`; zero when there are none.
-    pub fn get(&self, state: RequestState) -> i64 {
+    pub(crate) fn get(&self, state: RequestState) -> i64 {
         self.0.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n)
     }
 
     /// Requests not yet finished: pending or running.
-    pub fn open(&self) -> i64 {
+    pub(crate) fn open(&self) -> i64 {
         self.get(RequestState::Pending) + self.get(RequestState::Running)
     }
 
     /// The states that have requests, by state name, with their counts.
-    pub fn iter(&self) -> impl Iterator<Item = (RequestState, i64)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (RequestState, i64)> + '_ {
         self.0.iter().copied()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }
