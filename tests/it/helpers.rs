@@ -1,6 +1,5 @@
 //! Shared by the integration tests: a fresh database per test on either backend, simulated
 //! providers, config building, and a log capture.
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::path::Path;
@@ -62,14 +61,13 @@ async fn open(url: &str) -> Store {
 }
 
 /// Expands to one test per backend for each named `async fn name(db: TestDb)`.
-#[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::common::TestDb::sqlite().await).await
+                    super::$name($crate::helpers::TestDb::sqlite().await).await
                 }
             )*
         }
@@ -77,12 +75,13 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::common::TestDb::postgres().await).await
+                    super::$name($crate::helpers::TestDb::postgres().await).await
                 }
             )*
         }
     };
 }
+pub(crate) use on_both_backends;
 
 /// One simulated provider of each dialect, named after it.
 pub fn one_of_each() -> Vec<SimProvider> {

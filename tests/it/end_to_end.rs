@@ -1,15 +1,12 @@
 //! End to end on both backends: queue → revoke at the simulated providers → audit →
 //! clearance, with the faults of DESIGN.md §5 and the invariants of §3.
 
-mod common;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{TestDb, app_for, captured_logs, config_toml, scalar};
 use offboard::drain::{DrainReport, Worker};
 use offboard::metrics::Metrics;
 use offboard::outcome::{Outcome, RequestState};
@@ -19,6 +16,8 @@ use offboard::storage::seed::NewToken;
 use offboard::storage::{RequestRow, Store};
 use offboard::token::{TokenType, TokenValue};
 use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{TestDb, app_for, captured_logs, config_toml, exec, on_both_backends, one_of_each, scalar};
 
 use TokenType::{AccessToken, RefreshToken};
 
@@ -189,7 +188,7 @@ fn throttling(for_: Duration, retry_after: u64) -> Behaviour {
 /// The main path: 200 users, 1 to 6 tokens each, spread over one provider of each dialect.
 async fn two_hundred_users_clear_across_every_dialect(db: TestDb) {
     let logs = captured_logs();
-    let mut providers = common::one_of_each();
+    let mut providers = one_of_each();
     // An RFC 7009 server in the Google style, so already-revoked tokens come back
     // `already_invalid`.
     providers[0].behaviour.invalid_token_answer = InvalidTokenAnswer::InvalidToken400;
@@ -415,7 +414,7 @@ async fn a_worker_faster_than_the_provider_backs_off_and_clears_everyone(db: Tes
 /// A provider answering 500 until attempts are used up fails its own requests only
 /// (invariant 6); a provider with wrong credentials fails at once; the gate says so.
 async fn a_broken_provider_fails_its_requests_and_spares_the_others(db: TestDb) {
-    let mut providers = common::one_of_each();
+    let mut providers = one_of_each();
     providers[1].behaviour.always_status = Some(500); // stitch: an outage
     let f = Fixture::new(db, providers, &format!("[worker]\nmax_attempts = 3\n{FAST_RETRIES}")).await;
     // onelogin: credentials the provider does not accept.
@@ -513,7 +512,7 @@ async fn a_settled_token_is_never_sent_again_when_its_request_is_retried(db: Tes
 
     // The provider recovers, and the hour of durable backoff passes.
     f.sim.set_behaviour("flaky", Behaviour::default());
-    common::exec(f.store(), "UPDATE offboarding_requests SET next_attempt_at = NULL")
+    exec(f.store(), "UPDATE offboarding_requests SET next_attempt_at = NULL")
         .await
         .unwrap();
     f.drain_until_settled().await;

@@ -1,16 +1,15 @@
 //! The storage contract: every test here runs unchanged against SQLite and PostgreSQL.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::TestDb;
 use offboard::outcome::{Decision, Outcome, RequestState};
 use offboard::storage::seed::{NewToken, insert_tokens};
 use offboard::storage::{AuditRow, ClaimedRequest, Store, StoreError};
 use offboard::token::{TokenType, TokenValue};
+
+use crate::helpers::{TestDb, exec, on_both_backends, scalar};
 
 const LEASE: Duration = Duration::from_secs(60);
 
@@ -72,16 +71,13 @@ async fn the_documented_sql_insert_returns_the_open_request(db: TestDb) {
          ON CONFLICT (user_id) WHERE state IN ('pending', 'running', 'failed')
          DO UPDATE SET user_id = excluded.user_id
          RETURNING id";
-    let first = common::scalar(&db.store, INSERT).await;
-    let second = common::scalar(&db.store, INSERT).await;
+    let first = scalar(&db.store, INSERT).await;
+    let second = scalar(&db.store, INSERT).await;
     assert_eq!(first, second);
     assert_eq!(db.store.enqueue("alice", None, None).await.unwrap().request.id, first);
-    let plain = common::exec(&db.store, "INSERT INTO offboarding_requests (user_id) VALUES ('alice')").await;
+    let plain = exec(&db.store, "INSERT INTO offboarding_requests (user_id) VALUES ('alice')").await;
     assert!(plain.is_err(), "a second open request was inserted");
-    assert_eq!(
-        common::scalar(&db.store, "SELECT count(*) FROM offboarding_requests").await,
-        1
-    );
+    assert_eq!(scalar(&db.store, "SELECT count(*) FROM offboarding_requests").await, 1);
     // The inserted request is due at once.
     assert_eq!(db.store.claim_due("w", 5, LEASE, Utc::now()).await.unwrap().len(), 1);
 }
@@ -283,8 +279,8 @@ async fn the_audit_table_is_append_only(db: TestDb) {
         .complete(&claimed.fence, "u1", &rows, &Decision::Cleared, Utc::now())
         .await
         .unwrap();
-    let update = common::exec(&db.store, "UPDATE revocation_audit SET outcome = 'failed'").await;
-    let delete = common::exec(&db.store, "DELETE FROM revocation_audit").await;
+    let update = exec(&db.store, "UPDATE revocation_audit SET outcome = 'failed'").await;
+    let delete = exec(&db.store, "DELETE FROM revocation_audit").await;
     assert!(update.unwrap_err().to_string().contains("append-only"));
     assert!(delete.unwrap_err().to_string().contains("append-only"));
 }
@@ -368,13 +364,13 @@ async fn the_clearance_view_shows_each_users_latest_request(db: TestDb) {
         .complete(&claimed.fence, "u1", &[], &Decision::Cleared, Utc::now())
         .await
         .unwrap();
-    let cleared = common::scalar(&db.store, "SELECT count(*) FROM deletion_clearance WHERE cleared").await;
-    let latest = common::scalar(
+    let cleared = scalar(&db.store, "SELECT count(*) FROM deletion_clearance WHERE cleared").await;
+    let latest = scalar(
         &db.store,
         "SELECT request_id FROM deletion_clearance WHERE user_id = 'u1'",
     )
     .await;
-    let rows = common::scalar(&db.store, "SELECT count(*) FROM deletion_clearance").await;
+    let rows = scalar(&db.store, "SELECT count(*) FROM deletion_clearance").await;
     assert_eq!((cleared, latest, rows), (1, claimed.id, 1));
 }
 
