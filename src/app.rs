@@ -62,6 +62,28 @@ impl App {
         Ok(App::assemble(config, store, providers))
     }
 
+    /// As [`App::build`] for the daemon: while the database is unreachable, keeps trying
+    /// with backoff (logging each failure) instead of exiting; `None` when `shutdown` fires
+    /// first. Errors that waiting cannot fix (a bad secret, a wrong password) return at once.
+    pub async fn build_patiently(config: Config, shutdown: &CancellationToken) -> Result<Option<App>, AppError> {
+        let providers = Providers::from_config(&config, &crate::config::process_env)?;
+        let mut backoff = std::time::Duration::from_secs(1);
+        loop {
+            match Store::open(&config.database).await {
+                Ok(store) => return Ok(Some(App::assemble(config, store, providers))),
+                Err(e) if e.is_outage() => {
+                    tracing::warn!(error = %crate::telemetry::error_chain(&e), retry_in = ?backoff, "database unavailable at start-up; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(None),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Builds on a store that is already open (tests share one between workers).
     pub fn with_store(config: Config, store: Store, env: &dyn Fn(&str) -> Option<String>) -> Result<App, AppError> {
         let providers = Providers::from_config(&config, env)?;
@@ -113,7 +135,7 @@ impl App {
         if let Some(bound) = self.serve(&shutdown).await? {
             tracing::info!(address = %bound, "serving /healthz, /readyz and /metrics");
         }
-        crate::drain::daemon::run(self.worker.clone(), self.config.worker.schedule.0.clone(), shutdown).await?;
+        crate::drain::daemon::run(self.worker.clone(), self.config.worker.schedule.0.clone(), shutdown).await;
         Ok(())
     }
 

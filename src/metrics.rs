@@ -38,6 +38,7 @@ pub struct Metrics {
     latency: Latency,
     finished: Family<StateLabels, Counter>,
     leases_lost: Counter,
+    database_errors: Counter,
     queue: Family<StateLabels, Gauge>,
 }
 
@@ -85,6 +86,12 @@ impl Default for Metrics {
             "Runs whose results were discarded because another worker took the lease over",
             leases_lost.clone(),
         );
+        let database_errors = Counter::default();
+        registry.register(
+            "database_errors",
+            "Database operations that failed because the database was away or busy, and were retried",
+            database_errors.clone(),
+        );
         let queue = Family::<StateLabels, Gauge>::default();
         registry.register(
             "requests",
@@ -98,6 +105,7 @@ impl Default for Metrics {
             latency,
             finished,
             leases_lost,
+            database_errors,
             queue,
         }
     }
@@ -134,6 +142,10 @@ impl Metrics {
 
     pub(crate) fn record_lease_lost(&self) {
         self.leases_lost.inc();
+    }
+
+    pub(crate) fn record_database_error(&self) {
+        self.database_errors.inc();
     }
 
     /// Sets the queue gauges from fresh counts; states absent from `counts` read zero.

@@ -3,8 +3,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-
 /// The result of one attempt at revoking one token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -45,7 +43,7 @@ impl Outcome {
     }
 
     /// Whether the token no longer works, so `oauth_tokens.revoked_at` is set.
-    pub(crate) fn token_is_dead(self) -> bool {
+    pub fn token_is_dead(self) -> bool {
         matches!(self, Outcome::Revoked | Outcome::AlreadyInvalid)
     }
 }
@@ -63,6 +61,12 @@ impl TryFrom<String> for Outcome {
 pub struct UnknownValue {
     what: &'static str,
     raw: String,
+}
+
+impl UnknownValue {
+    pub(crate) fn new(what: &'static str, raw: String) -> Self {
+        UnknownValue { what, raw }
+    }
 }
 
 impl fmt::Display for Outcome {
@@ -103,15 +107,28 @@ impl Verdict {
 /// Where a request goes at the end of a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// Every token settled: cleared, if the database agrees when the result is written.
-    Cleared,
-    /// Some tokens hit transient errors: back to `pending` until `at`.
-    Retry { at: DateTime<Utc>, reason: String },
+    /// Every token settled: cleared, if the database agrees when the result is written;
+    /// otherwise `unless` says where the request goes.
+    Cleared { unless: Unsettled },
+    /// Some tokens hit transient errors: back to `pending` for `after`, counted from when
+    /// the result is written (by the database's clock).
+    Retry { after: Duration, reason: String },
     /// A permanent error, or durable attempts used up: deletion stays blocked.
     Failed { reason: String },
     /// Shutdown stopped the run before it finished: back to `pending` at once, and the
     /// claim does not count as an attempt.
     Release,
+}
+
+/// Where a request goes when the clearing transaction finds a token of the user still
+/// unsettled (one inserted, or rotated in place, while the run went on). The reason written
+/// is `note` followed by what the database found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unsettled {
+    /// Back to `pending` after a durable backoff, like any transient error.
+    Retry { after: Duration, note: String },
+    /// Durable attempts are used up: failed.
+    Fail { note: String },
 }
 
 /// The lifecycle states of DESIGN.md §2.

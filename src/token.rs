@@ -50,7 +50,7 @@ impl TokenValue {
         self.0.expose_secret()
     }
 
-    pub(crate) fn fingerprint(&self) -> Fingerprint {
+    pub fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(self.expose())
     }
 }
@@ -64,10 +64,10 @@ impl fmt::Debug for TokenValue {
 /// `sha256:` and the first 16 bytes of the SHA-256 of a token, hex-encoded. Enough to match
 /// a token an auditor holds against the audit table; not enough to recover it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Fingerprint(String);
+pub struct Fingerprint(String);
 
 impl Fingerprint {
-    pub(crate) fn of(token: &str) -> Self {
+    pub fn of(token: &str) -> Self {
         let digest = Sha256::digest(token.as_bytes());
         let mut out = String::with_capacity(7 + 32);
         out.push_str("sha256:");
@@ -78,7 +78,7 @@ impl Fingerprint {
         Fingerprint(out)
     }
 
-    pub(crate) fn as_str(&self) -> &str {
+    pub fn as_str(&self) -> &str {
         &self.0
     }
 }

@@ -71,10 +71,18 @@ pub(crate) enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
-    /// Put a failed request back to pending, with a fresh attempt budget
-    Retry { id: i64 },
-    /// Cancel a request that has not finished
-    Cancel { id: i64 },
+    /// Put a failed request back to pending, with a fresh attempt budget (audited)
+    Retry {
+        id: i64,
+        #[command(flatten)]
+        why: OperatorArgs,
+    },
+    /// Cancel a request that has not finished (audited); deletion stays blocked
+    Cancel {
+        id: i64,
+        #[command(flatten)]
+        why: OperatorArgs,
+    },
     /// Export the audit trail
     Report {
         #[arg(long, value_enum, default_value_t = ReportFormat::Csv)]
@@ -110,6 +118,28 @@ pub(crate) enum Command {
         #[arg(long, default_value = "offboard-demo")]
         dir: PathBuf,
     },
+}
+
+/// Who runs an operator command and why; both go into the audit trail.
+#[derive(Debug, clap::Args)]
+pub struct OperatorArgs {
+    /// Who is acting [default: the OS user running the command]
+    #[arg(long, value_name = "NAME")]
+    by: Option<String>,
+    /// Why (a ticket, a reason an auditor will read)
+    #[arg(long)]
+    reason: Option<String>,
+}
+
+impl OperatorArgs {
+    fn by(&self) -> String {
+        self.by
+            .clone()
+            .filter(|b| !b.trim().is_empty())
+            .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+            .or_else(|| std::env::var("LOGNAME").ok().filter(|u| !u.is_empty()))
+            .unwrap_or_else(|| "unknown operator".into())
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -201,10 +231,18 @@ pub(crate) async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run | Command::Once => {
-            let app = App::build(config).await?;
+            // Signals first: a SIGTERM during start-up is a clean stop, not a kill.
             let shutdown = CancellationToken::new();
             crate::drain::daemon::cancel_on_signals(shutdown.clone())
                 .context("cannot listen for SIGTERM and Ctrl-C")?;
+            let app = if matches!(cli.command, Command::Run) {
+                match App::build_patiently(config, &shutdown).await? {
+                    Some(app) => app,
+                    None => return Ok(ExitCode::SUCCESS),
+                }
+            } else {
+                App::build(config).await?
+            };
             if matches!(cli.command, Command::Run) {
                 app.run(shutdown).await?;
             } else {
@@ -270,15 +308,15 @@ pub(crate) async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::from(code))
         }
-        Command::Retry { id } => {
+        Command::Retry { id, ref why } => {
             let store = open_store(&config).await?;
-            let row = store.retry(id).await?;
+            let row = store.retry(id, &why.by(), why.reason.as_deref()).await?;
             writeln!(out, "request {} for user {} is pending again", row.id, row.user_id)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Cancel { id } => {
+        Command::Cancel { id, ref why } => {
             let store = open_store(&config).await?;
-            let row = store.cancel(id).await?;
+            let row = store.cancel(id, &why.by(), why.reason.as_deref()).await?;
             writeln!(
                 out,
                 "request {} for user {} is cancelled; deletion stays blocked",

@@ -2,59 +2,111 @@
 //! PostgreSQL also when a request is inserted (LISTEN `offboard_requests`), until `shutdown`
 //! fires. Notifications only wake the loop early; the schedule is the fallback that catches
 //! anything a dropped connection missed.
+//!
+//! The daemon outlives its database: a drain stopped by an outage is retried with backoff
+//! (not only at the next tick, which may be a day away), and the listener reconnects on
+//! its own. Only shutdown ends the loop.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Worker;
-use crate::storage::StoreError;
 use crate::telemetry::error_chain;
 
-pub(crate) async fn run(
-    worker: Worker,
-    schedule: cron::Schedule,
-    shutdown: CancellationToken,
-) -> Result<(), StoreError> {
-    let mut listener = worker.store().listen_for_requests().await?;
+/// Longest wait between tries while the database is away.
+const MAX_OUTAGE_BACKOFF: Duration = Duration::from_secs(30);
+
+pub(crate) async fn run(worker: Worker, schedule: cron::Schedule, shutdown: CancellationToken) {
+    let wake = Arc::new(Notify::new());
+    let listener = tokio::spawn(listen(worker.clone(), wake.clone(), shutdown.clone()));
     info!(worker = %worker.settings().id, backend = worker.store().backend(), "offboard worker started");
+    let mut outage_backoff = Duration::from_secs(1);
     loop {
-        match worker.drain(&shutdown).await {
-            Ok(report) if report.claimed > 0 => info!(?report, "drain finished"),
-            Ok(_) => {}
-            Err(e) => {
-                warn!(error = %error_chain(&e), "drain stopped by a database error; retrying at the next tick")
+        let wait = match worker.drain_woken(&shutdown, Some(&wake)).await {
+            Ok(report) => {
+                if report.claimed > 0 {
+                    info!(?report, "drain finished");
+                }
+                outage_backoff = Duration::from_secs(1);
+                until_next_tick(&schedule)
             }
-        }
+            Err(e) => {
+                warn!(error = %error_chain(&e), retry_in = ?outage_backoff, "drain stopped by a database error; retrying");
+                let wait = outage_backoff;
+                outage_backoff = (outage_backoff * 2).min(MAX_OUTAGE_BACKOFF);
+                wait.min(until_next_tick(&schedule))
+            }
+        };
         if shutdown.is_cancelled() {
             break;
         }
-        let wait = schedule
-            .upcoming(Utc)
-            .next()
-            .and_then(|at| (at - Utc::now()).to_std().ok())
-            .unwrap_or(std::time::Duration::from_secs(60));
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
-            notification = async {
-                match listener.as_mut() {
-                    Some(l) => l.next().await,
-                    None => std::future::pending().await,
+            _ = wake.notified() => {}
+        }
+    }
+    let _ = listener.await;
+    info!("offboard worker stopped");
+}
+
+fn until_next_tick(schedule: &cron::Schedule) -> Duration {
+    schedule
+        .upcoming(Utc)
+        .next()
+        .and_then(|at| (at - Utc::now()).to_std().ok())
+        .unwrap_or(Duration::from_secs(60))
+}
+
+/// Wakes the daemon on each notification (PostgreSQL); on SQLite there are none and the
+/// drain's poll does the work. Reconnects with backoff for as long as the daemon runs.
+async fn listen(worker: Worker, wake: Arc<Notify>, shutdown: CancellationToken) {
+    let mut backoff = Duration::from_secs(1);
+    while !shutdown.is_cancelled() {
+        let listener = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            listener = worker.store().listen_for_requests() => listener,
+        };
+        let mut listener = match listener {
+            Ok(Some(listener)) => listener,
+            Ok(None) => return,
+            Err(e) => {
+                warn!(error = %error_chain(&e), retry_in = ?backoff, "cannot listen for new requests; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
                 }
-            } => {
-                if let Err(e) = notification {
-                    warn!(error = %error_chain(&e), "notification listener failed; relying on the schedule");
-                }
+                backoff = (backoff * 2).min(MAX_OUTAGE_BACKOFF);
+                continue;
+            }
+        };
+        backoff = Duration::from_secs(1);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                next = listener.next() => match next {
+                    Ok(()) => wake.notify_one(),
+                    Err(e) => {
+                        // Notifications sent while disconnected are lost: wake the daemon so
+                        // it looks for itself, then reconnect.
+                        warn!(error = %error_chain(&e), "notification listener lost its connection; reconnecting");
+                        wake.notify_one();
+                        break;
+                    }
+                },
             }
         }
     }
-    info!("offboard worker stopped");
-    Ok(())
 }
 
-/// Cancels `token` on SIGTERM or Ctrl-C (SIGINT). The handlers are registered before this
-/// returns, so a signal that arrives at any later moment is seen, never lost or fatal.
+/// Cancels `token` on the first SIGTERM or Ctrl-C (SIGINT), and exits the process at once
+/// (status 130) on a second one. The handlers are registered before this returns, so a
+/// signal that arrives at any later moment, start-up included, is seen, never lost or fatal.
 pub(crate) fn cancel_on_signals(token: CancellationToken) -> std::io::Result<()> {
     #[cfg(unix)]
     {
@@ -62,12 +114,21 @@ pub(crate) fn cancel_on_signals(token: CancellationToken) -> std::io::Result<()>
         let mut term = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
         tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = interrupt.recv() => {}
+            for first in [true, false] {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+                if first {
+                    info!("shutdown requested: no new claims; finishing in-flight work (signal again to exit at once)");
+                    token.cancel();
+                } else {
+                    warn!(
+                        "second signal: exiting at once; unfinished requests return to the queue when their leases expire"
+                    );
+                    std::process::exit(130);
+                }
             }
-            info!("shutdown requested: no new claims; finishing in-flight work");
-            token.cancel();
         });
     }
     #[cfg(not(unix))]
@@ -75,6 +136,9 @@ pub(crate) fn cancel_on_signals(token: CancellationToken) -> std::io::Result<()>
         if tokio::signal::ctrl_c().await.is_ok() {
             info!("shutdown requested: no new claims; finishing in-flight work");
             token.cancel();
+        }
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
         }
     });
     Ok(())

@@ -1,14 +1,80 @@
-//! The lease renewer: while a drain runs, extend this worker's leases every third of a
-//! lease, so a request whose run outlasts one lease is not taken over while it is worked on.
-//! It stops with its drain (also when the drain is dropped), so a worker that dies or
-//! abandons its work lets the leases expire.
+//! Leases of the requests in flight. While a drain runs, the renewer extends the lease of
+//! every request this process is really working on (and of nothing else: a request whose
+//! task ended, however it ended, is no longer renewed and its lease runs out). A request
+//! whose renewal finds it no longer held (taken over, retried or cancelled) is told to stop
+//! at once. The renewer stops with its drain, also when the drain is dropped.
 
-use chrono::Utc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::Worker;
+use crate::storage::Fence;
 use crate::telemetry::error_chain;
+
+/// What tells one request's run to stop sending: shutdown (its tokens not yet sent are
+/// released) or a lost lease.
+#[derive(Clone, Debug)]
+pub(super) struct Stop {
+    token: CancellationToken,
+}
+
+impl Stop {
+    pub(super) async fn stopped(&self) {
+        self.token.cancelled().await
+    }
+
+    /// The lease is gone: nothing more may be sent for this request.
+    pub(super) fn lease_lost(&self) {
+        self.token.cancel();
+    }
+}
+
+/// The requests this process works on, by id, with the fence each was claimed under.
+#[derive(Clone, Default)]
+pub(super) struct InFlight(Arc<Mutex<HashMap<i64, (Fence, Stop)>>>);
+
+impl InFlight {
+    /// Registers a claimed request; the returned stop fires on `shutdown` too.
+    pub(super) fn start(&self, fence: &Fence, shutdown: &CancellationToken) -> Stop {
+        let stop = Stop {
+            token: shutdown.child_token(),
+        };
+        self.lock().insert(fence.request_id(), (fence.clone(), stop.clone()));
+        stop
+    }
+
+    /// The request's task ended: its lease is no longer renewed.
+    pub(super) fn finish(&self, request_id: i64) {
+        self.lock().remove(&request_id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (Fence, Stop)>> {
+        // A panic while holding this lock cannot leave the map inconsistent (single calls).
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn fences(&self) -> Vec<Fence> {
+        self.lock().values().map(|(fence, _)| fence.clone()).collect()
+    }
+
+    /// Stops every request in `fences` whose id the database no longer holds for us.
+    fn stop_lost(&self, fences: &[Fence], held: &[i64]) -> usize {
+        let map = self.lock();
+        let mut lost = 0;
+        for fence in fences.iter().filter(|f| !held.contains(&f.request_id())) {
+            if let Some((current, stop)) = map.get(&fence.request_id())
+                && current == fence
+            {
+                stop.lease_lost();
+                lost += 1;
+            }
+        }
+        lost
+    }
+}
 
 pub(super) async fn renew(worker: Worker, stop: CancellationToken) {
     let settings = worker.settings();
@@ -19,12 +85,19 @@ pub(super) async fn renew(worker: Worker, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match worker
-            .store()
-            .renew_leases(&settings.id, settings.lease, Utc::now())
-            .await
-        {
-            Ok(n) => debug!(renewed = n, "leases renewed"),
+        let fences = worker.in_flight.fences();
+        if fences.is_empty() {
+            continue;
+        }
+        let refs: Vec<&Fence> = fences.iter().collect();
+        match worker.store().renew_leases(&refs, settings.lease).await {
+            Ok(held) => {
+                let lost = worker.in_flight.stop_lost(&fences, &held);
+                debug!(renewed = held.len(), lost, "leases renewed");
+                if lost > 0 {
+                    warn!(lost, "leases found lost on renewal: those requests stop sending");
+                }
+            }
             Err(e) => warn!(error = %error_chain(&e), "cannot renew leases"),
         }
     }

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
@@ -34,11 +35,13 @@ use crate::metrics::Metrics;
 use crate::outcome::{Decision, RequestState};
 use crate::provider::Providers;
 use crate::retry::RetryPolicy;
-use crate::storage::{AuditRow, ClaimedRequest, Store, StoreError, StoredToken};
+use crate::storage::{
+    AuditAction, AuditNote, AuditRow, ClaimedRequest, Results, Store, StoreError, StoredToken, UserTokens,
+};
 use crate::telemetry::error_chain;
-use revoke::TokenResult;
 pub(crate) use settle::NotRevocablePolicy;
 pub(crate) use settle::Policy;
+use settle::TokenEnd;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -48,6 +51,10 @@ pub struct WorkerSettings {
     pub(crate) batch_size: u32,
     pub(crate) max_attempts: i32,
     pub(crate) shutdown_grace: Duration,
+    /// How often a drain with work in flight looks for newly due requests.
+    pub(crate) poll: Duration,
+    /// How long a worker keeps retrying a write through a database outage.
+    pub(crate) write_patience: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) policy: Policy,
 }
@@ -62,6 +69,8 @@ impl WorkerSettings {
             batch_size: w.batch_size.get(),
             max_attempts: i32::try_from(w.max_attempts.get()).unwrap_or(i32::MAX),
             shutdown_grace: w.shutdown_grace.0,
+            poll: Duration::from_secs(1),
+            write_patience: Duration::from_secs(600),
             retry: RetryPolicy::from(&config.retry),
             policy: Policy {
                 not_revocable: config.policy.not_revocable,
@@ -131,15 +140,19 @@ pub struct Worker {
     providers: Providers,
     settings: Arc<WorkerSettings>,
     metrics: Arc<Metrics>,
+    /// The requests this process is working on now: only these have their leases renewed,
+    /// and each can be told to stop when its lease is found lost.
+    in_flight: lease::InFlight,
 }
 
 impl Worker {
-    pub(crate) fn new(store: Store, providers: Providers, settings: WorkerSettings, metrics: Arc<Metrics>) -> Worker {
+    pub fn new(store: Store, providers: Providers, settings: WorkerSettings, metrics: Arc<Metrics>) -> Worker {
         Worker {
             store,
             providers,
             settings: Arc::new(settings),
             metrics,
+            in_flight: lease::InFlight::default(),
         }
     }
 
@@ -147,7 +160,7 @@ impl Worker {
         &self.settings
     }
 
-    pub(crate) fn store(&self) -> &Store {
+    pub fn store(&self) -> &Store {
         &self.store
     }
 
@@ -160,9 +173,21 @@ impl Worker {
     }
 
     /// Claims and works on due requests until none is due and none is in flight, or until
-    /// `shutdown` fires. A database error on claiming ends the drain with that error;
-    /// errors on single requests are logged and counted, and their leases expire.
+    /// `shutdown` fires. While requests are in flight and nothing else is due, it looks
+    /// again every poll interval (or when `wake` is notified), so one slow request never
+    /// delays the claiming of others. A database error on claiming ends the drain with that
+    /// error once in-flight work has finished; errors on single requests are logged and
+    /// counted, and their leases expire.
     pub async fn drain(&self, shutdown: &CancellationToken) -> Result<DrainReport, StoreError> {
+        self.drain_woken(shutdown, None).await
+    }
+
+    /// As [`Worker::drain`], also looking for due requests whenever `wake` is notified.
+    pub async fn drain_woken(
+        &self,
+        shutdown: &CancellationToken,
+        wake: Option<&Notify>,
+    ) -> Result<DrainReport, StoreError> {
         let mut report = DrainReport::default();
         let mut in_flight: JoinSet<RunEnd> = JoinSet::new();
         let renewer_stop = CancellationToken::new();
@@ -183,7 +208,7 @@ impl Worker {
             let limit = u32::try_from(free).unwrap_or(u32::MAX).min(self.settings.batch_size);
             let claimed = match self
                 .store
-                .claim_due(&self.settings.id, limit, self.settings.lease, Utc::now())
+                .claim_due(&self.settings.id, limit, self.settings.lease)
                 .await
             {
                 Ok(claimed) => claimed,
@@ -193,16 +218,22 @@ impl Worker {
                 if in_flight.is_empty() {
                     break Ok(());
                 }
-                // Something may become due when a running request finishes (a zero backoff).
-                collect(&mut in_flight, &mut report).await;
+                // Nothing due now: wait for a slot's result, the poll interval, a wake-up or
+                // shutdown, whichever comes first, then look again.
+                tokio::select! {
+                    _ = collect(&mut in_flight, &mut report) => {}
+                    _ = tokio::time::sleep(self.settings.poll) => {}
+                    _ = async { match wake { Some(w) => w.notified().await, None => std::future::pending().await } } => {}
+                    _ = shutdown.cancelled() => {}
+                }
                 continue;
             }
             report.claimed += claimed.len() as u64;
             for request in claimed {
+                let stop = self.in_flight.start(&request.fence, shutdown);
                 let worker = self.clone();
-                let shutdown = shutdown.clone();
                 let span = info_span!("request", request_id = request.id, user_id = %request.user_id, attempt = request.attempt);
-                in_flight.spawn(async move { worker.process(request, shutdown).await }.instrument(span));
+                in_flight.spawn(async move { worker.process(request, stop).await }.instrument(span));
             }
         };
 
@@ -229,9 +260,11 @@ impl Worker {
         outcome.map(|()| report)
     }
 
-    /// Works on one claimed request and logs how it ended.
-    async fn process(self, request: ClaimedRequest, shutdown: CancellationToken) -> RunEnd {
-        let end = match self.clone().run(request, &shutdown).await {
+    /// Works on one claimed request and logs how it ended. `stop` fires on shutdown or
+    /// when the lease is found lost.
+    async fn process(self, request: ClaimedRequest, stop: lease::Stop) -> RunEnd {
+        let id = request.id;
+        let end = match self.clone().run(request, &stop).await {
             Ok((_, Decision::Release)) => RunEnd::Released,
             Ok((state, _)) => RunEnd::Written(state),
             Err(StoreError::LeaseLost(_)) => RunEnd::LeaseLost,
@@ -240,6 +273,7 @@ impl Worker {
                 RunEnd::Error
             }
         };
+        self.in_flight.finish(id);
         match &end {
             RunEnd::Written(state) => {
                 self.metrics.record_run(state.as_str());
@@ -251,7 +285,7 @@ impl Worker {
             }
             RunEnd::LeaseLost => {
                 self.metrics.record_lease_lost();
-                warn!("lease lost to another worker; results discarded");
+                warn!("lease lost (taken over, retried or cancelled): stopped; calls made were audited");
             }
             RunEnd::Error => {}
         }
@@ -259,35 +293,65 @@ impl Worker {
     }
 
     /// Reads the user's tokens, revokes the unsettled ones, decides, and writes the result.
-    async fn run(
-        self,
-        request: ClaimedRequest,
-        shutdown: &CancellationToken,
-    ) -> Result<(RequestState, Decision), StoreError> {
-        if let Some(decision) = settle::over_budget(request.attempt, self.settings.max_attempts) {
+    async fn run(self, request: ClaimedRequest, stop: &lease::Stop) -> Result<(RequestState, Decision), StoreError> {
+        let max_attempts = self.settings.max_attempts;
+        if let Some(decision) = settle::over_budget(request.attempt, max_attempts, request.last_error.as_deref()) {
+            let nothing = Results::default();
             let state = self
-                .store
-                .complete(&request.fence, &request.user_id, &[], &decision, Utc::now())
+                .write(|store| store.complete(&request.fence, &request.user_id, &nothing, &decision))
                 .await?;
             return Ok((state, decision));
         }
-        let tokens = self.store.tokens_for(request.id, &request.user_id).await?;
+        let tokens = self
+            .write(|store| store.tokens_for(request.id, &request.user_id))
+            .await?;
         let run = Arc::new(RequestRun {
             worker: self,
             request,
             now: Utc::now(),
         });
-        let results = run.revoke_all(&tokens, shutdown).await;
-        let decision = run.decide(&tokens, &results);
-        // Rows not already written as progress.
-        let rows: Vec<AuditRow> = results.into_iter().flat_map(|r| r.rows).collect();
+        let (mut results, ends) = run.revoke_all(&tokens, stop).await;
+        let decision = run.decide(&tokens, &ends);
         let worker = &run.worker;
-        worker.record_metrics(&rows);
+        if tokens.tokens.is_empty() && tokens.bad.is_empty() {
+            results.notes.push(AuditNote {
+                request_id: run.request.id,
+                user_id: run.request.user_id.clone(),
+                action: AuditAction::NoTokens,
+                error: Some("the user has no tokens: nothing to revoke".into()),
+                worker: worker.settings.id.clone(),
+                attempted_at: Utc::now(),
+            });
+        }
+        worker.record_metrics(&results.rows);
         let state = worker
-            .store
-            .complete(&run.request.fence, &run.request.user_id, &rows, &decision, Utc::now())
+            .write(|store| store.complete(&run.request.fence, &run.request.user_id, &results, &decision))
             .await?;
         Ok((state, decision))
+    }
+
+    /// Runs a database operation, retrying what a database outage causes (a dropped
+    /// connection, a restart, a busy SQLite file) with backoff, so answered calls are not
+    /// lost with the connection; gives up after `write_patience`. Other errors, and
+    /// `LeaseLost`, return at once.
+    async fn write<'a, T, F, Fut>(&'a self, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(&'a Store) -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let started = tokio::time::Instant::now();
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match op(&self.store).await {
+                Err(e) if e.is_outage() && started.elapsed() < self.settings.write_patience => {
+                    self.metrics.record_database_error();
+                    warn!(error = %error_chain(&e), retry_in = ?wait, "database unavailable; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                other => return other,
+            }
+        }
     }
 }
 
@@ -314,61 +378,79 @@ struct RequestRun {
 impl RequestRun {
     /// Revokes every unsettled token: tokens at different providers (and of one user at one
     /// provider) go concurrently, each call waiting on its own provider's gate; tokens that
-    /// die with a pair are settled after it.
-    async fn revoke_all(self: &Arc<Self>, tokens: &[StoredToken], shutdown: &CancellationToken) -> Vec<TokenResult> {
-        let unsettled = tokens.iter().filter(|t| !t.is_settled());
+    /// die with a pair are settled after it. Each finished token's results are written
+    /// while others are still in flight; if that write finds the lease lost, every token not
+    /// yet sent stops. Returns what is left to write and how each token ended.
+    async fn revoke_all(self: &Arc<Self>, tokens: &UserTokens, stop: &lease::Stop) -> (Results, Vec<(i64, TokenEnd)>) {
+        let unsettled = tokens.tokens.iter().filter(|t| !t.is_settled());
         let (paired, direct): (Vec<&StoredToken>, Vec<&StoredToken>) = unsettled.partition(|t| self.goes_with_pair(t));
+
+        let mut pending = Results::default();
+        let mut ends = Vec::new();
+        for bad in &tokens.bad {
+            let result = self.unreadable(bad);
+            ends.push((result.token_id, result.end));
+            pending.append(result.results);
+        }
 
         let mut set = JoinSet::new();
         for token in direct {
             let run = Arc::clone(self);
             let token = token.clone();
-            let shutdown = shutdown.clone();
+            let stop = stop.clone();
             let span = info_span!("token", token_id = token.id, provider = %token.provider, fingerprint = %token.fingerprint());
-            set.spawn(async move { run.revoke_one(&token, &shutdown).await }.instrument(span));
+            set.spawn(async move { run.revoke_one(&token, &stop).await }.instrument(span));
         }
-        let mut results = Vec::new();
         while let Some(joined) = set.join_next().await {
             match joined {
-                Ok(mut result) => {
-                    // Other tokens are still in flight: write this one's rows now, so a crash
-                    // later loses none of them. The last token's rows wait for the
+                Ok(result) => {
+                    ends.push((result.token_id, result.end));
+                    pending.append(result.results);
+                    // Other tokens are still in flight: write what is finished now, so a
+                    // crash later loses none of it. The last results wait for the
                     // transaction that sets the request's state.
-                    if !set.is_empty() && !result.rows.is_empty() {
-                        let store = &self.worker.store;
-                        match store
-                            .record_progress(&self.request.fence, &result.rows, Utc::now())
-                            .await
-                        {
-                            Ok(()) => self.worker.record_metrics(&std::mem::take(&mut result.rows)),
-                            Err(e) => warn!(error = %error_chain(&e), "audit rows kept for the request's final write"),
+                    if !set.is_empty() && !pending.is_empty() {
+                        let fence = &self.request.fence;
+                        match self.worker.write(|store| store.record_progress(fence, &pending)).await {
+                            Ok(()) => {
+                                self.worker.record_metrics(&pending.rows);
+                                pending = Results::default();
+                            }
+                            Err(StoreError::LeaseLost(_)) => {
+                                // Written all the same (facts are not fenced); stop sending.
+                                self.worker.record_metrics(&pending.rows);
+                                pending = Results::default();
+                                stop.lease_lost();
+                            }
+                            Err(e) => warn!(error = %error_chain(&e), "results kept for the request's final write"),
                         }
                     }
-                    results.push(result);
                 }
                 Err(e) => warn!(error = %e, "token task failed"),
             }
         }
         for token in paired {
-            results.push(self.settle_via_pair(token, tokens, &results));
+            let result = self.settle_via_pair(token, &tokens.tokens, &ends);
+            ends.push((result.token_id, result.end));
+            pending.append(result.results);
         }
-        results
+        (pending, ends)
     }
 
-    fn decide(&self, tokens: &[StoredToken], results: &[TokenResult]) -> Decision {
+    fn decide(&self, tokens: &UserTokens, ends: &[(i64, TokenEnd)]) -> Decision {
         let s = &self.worker.settings;
         let limits = settle::Limits {
             attempt: self.request.attempt,
             max_attempts: s.max_attempts,
             retry: &s.retry,
         };
-        let ends = results.iter().map(|r| {
-            let label = match tokens.iter().find(|t| t.id == r.token_id) {
+        let labelled = ends.iter().map(|(id, end)| {
+            let label = match tokens.tokens.iter().find(|t| t.id == *id) {
                 Some(t) => settle::label(t),
-                None => format!("token {}", r.token_id),
+                None => format!("token {id}"),
             };
-            (label, &r.end)
+            (label, end)
         });
-        settle::decide(ends, &limits, self.now, fastrand::f64())
+        settle::decide(labelled, &limits, fastrand::f64())
     }
 }

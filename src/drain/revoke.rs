@@ -9,23 +9,23 @@ use std::time::Duration;
 
 use backon::Retryable;
 use chrono::Utc;
-use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::RequestRun;
+use super::lease::Stop;
 use super::settle::{self, PairedEnd, TokenEnd};
 use crate::outcome::{Outcome, Verdict};
 use crate::provider::Provider;
 use crate::provider::dialect::{ONELOGIN_UNPAIRED_REFRESH, Plan};
-use crate::storage::{AuditRow, StoredToken};
+use crate::storage::{AuditRow, BadToken, Results, StoredToken};
 use crate::token::TokenType;
 
-/// How one token's run ended, with the audit rows not yet written.
+/// How one token's run ended, with what it has to write.
 #[derive(Debug)]
 pub(super) struct TokenResult {
-    pub(crate) token_id: i64,
-    pub(crate) end: TokenEnd,
-    pub(crate) rows: Vec<AuditRow>,
+    pub token_id: i64,
+    pub end: TokenEnd,
+    pub results: Results,
 }
 
 /// Why an in-process try did not give a final answer.
@@ -36,7 +36,7 @@ enum TryError {
 
 impl RequestRun {
     /// Revokes one token that is revoked on its own (not through a pair).
-    pub(super) async fn revoke_one(&self, token: &StoredToken, shutdown: &CancellationToken) -> TokenResult {
+    pub(super) async fn revoke_one(&self, token: &StoredToken, stop: &Stop) -> TokenResult {
         let Some(provider) = self.worker.providers.get(&token.provider).cloned() else {
             let reason = format!(
                 "provider '{}' is not configured (add [providers.{}] to the config)",
@@ -56,7 +56,7 @@ impl RequestRun {
             Plan::ViaPairedAccessToken => {
                 unreachable!("paired tokens are settled after their pair")
             }
-            Plan::Call => self.call_with_retries(&provider, token, token_type, shutdown).await,
+            Plan::Call => self.call_with_retries(&provider, token, token_type, stop).await,
         }
     }
 
@@ -71,7 +71,7 @@ impl RequestRun {
         provider: &Arc<Provider>,
         token: &StoredToken,
         token_type: TokenType,
-        shutdown: &CancellationToken,
+        stop: &Stop,
     ) -> TokenResult {
         let retry = &self.worker.settings.retry;
         // A provider paused for longer than we would wait here is not called at all; the
@@ -83,7 +83,7 @@ impl RequestRun {
                     reason: format!("provider paused for {}s after asking for quiet", left.as_secs()),
                     not_before: Some(left),
                 },
-                rows: Vec::new(),
+                results: Results::default(),
             };
         }
         let policy = self.worker.settings.policy;
@@ -92,7 +92,7 @@ impl RequestRun {
         let one_try = || async {
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => return Err(TryError::Stopped),
+                _ = stop.stopped() => return Err(TryError::Stopped),
                 _ = provider.gate.ready() => {}
             }
             let call = provider.revoke(&token.value, token_type).await;
@@ -128,10 +128,15 @@ impl RequestRun {
             },
             Err(TryError::Stopped) => TokenEnd::Stopped,
         };
+        let dead = matches!(end, TokenEnd::Settled(o) if o.token_is_dead());
         TokenResult {
             token_id: token.id,
             end,
-            rows: rows.into_inner().expect("rows lock"),
+            results: Results {
+                rows: rows.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()),
+                notes: Vec::new(),
+                dead: dead.then(|| (token.id, token.value.clone())).into_iter().collect(),
+            },
         }
     }
 
@@ -142,20 +147,63 @@ impl RequestRun {
         &self,
         token: &StoredToken,
         all: &[StoredToken],
-        results: &[TokenResult],
+        ends: &[(i64, TokenEnd)],
     ) -> TokenResult {
         let pair = settle::pair_of(token, all);
-        let pair_end = pair.and_then(|p| results.iter().find(|r| r.token_id == p.id).map(|r| &r.end));
+        let pair_end = pair.and_then(|p| ends.iter().find(|(id, _)| *id == p.id).map(|(_, end)| end));
         match settle::paired_end(pair, pair_end) {
             PairedEnd::Unpaired => self.not_revocable(token, ONELOGIN_UNPAIRED_REFRESH),
             PairedEnd::DiedWith { pair_id } => {
                 let note = format!("revoked with its paired access token {pair_id}");
-                self.immediate(token, Outcome::Revoked, true, note)
+                let mut result = self.immediate(token, Outcome::Revoked, true, note);
+                result.results.dead.push((token.id, token.value.clone()));
+                result
+            }
+            PairedEnd::NoEvidence { pair_id } => {
+                let reason = format!(
+                    "its paired access token {pair_id} was not revoked by the provider (it had expired, or was \
+                     revoked elsewhere), so nothing shows this refresh token died"
+                );
+                self.not_revocable(token, &reason)
             }
             PairedEnd::Waiting => TokenResult {
                 token_id: token.id,
                 end: TokenEnd::Blocked,
-                rows: Vec::new(),
+                results: Results::default(),
+            },
+        }
+    }
+
+    /// A token row that cannot be read: the request fails naming the row and column, with
+    /// one audit row so the auditor sees it too.
+    pub(super) fn unreadable(&self, bad: &BadToken) -> TokenResult {
+        let reason = bad.describe();
+        let row = AuditRow {
+            request_id: self.request.id,
+            user_id: self.request.user_id.clone(),
+            token_id: bad.id,
+            provider: String::new(),
+            token_type: String::new(),
+            token_fingerprint: bad
+                .fingerprint
+                .as_ref()
+                .map_or_else(|| "unreadable".to_owned(), |fp| fp.as_str().to_owned()),
+            attempt: 1,
+            outcome: Outcome::Failed,
+            settled: false,
+            http_status: None,
+            provider_request_id: None,
+            error: Some(reason.clone()),
+            duration_ms: 0,
+            worker: self.worker.settings.id.clone(),
+            attempted_at: Utc::now(),
+        };
+        TokenResult {
+            token_id: bad.id,
+            end: TokenEnd::Failed(reason),
+            results: Results {
+                rows: vec![row],
+                ..Results::default()
             },
         }
     }
@@ -175,7 +223,10 @@ impl RequestRun {
         TokenResult {
             token_id: token.id,
             end,
-            rows: vec![row],
+            results: Results {
+                rows: vec![row],
+                ..Results::default()
+            },
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::outcome::{Decision, Outcome, Verdict};
+use crate::outcome::{Decision, Outcome, Unsettled, Verdict};
 use crate::retry::RetryPolicy;
 use crate::storage::StoredToken;
 use crate::token::TokenType;
@@ -65,7 +65,13 @@ pub(crate) fn settles(outcome: Outcome, expires_at: Option<DateTime<Utc>>, polic
         Outcome::NotRevocable => match policy.not_revocable {
             NotRevocablePolicy::Settle => true,
             NotRevocablePolicy::Block => false,
-            NotRevocablePolicy::Expiring => expires_at.is_some_and(|at| at <= now + policy.within),
+            NotRevocablePolicy::Expiring => expires_at.is_some_and(|at| {
+                // A horizon past what a timestamp can hold is beyond every expiry.
+                let horizon = chrono::TimeDelta::from_std(policy.within)
+                    .ok()
+                    .and_then(|within| now.checked_add_signed(within));
+                horizon.is_none_or(|horizon| at <= horizon)
+            }),
         },
     }
 }
@@ -139,20 +145,31 @@ pub(crate) fn pair_of<'a>(token: &StoredToken, all: &'a [StoredToken]) -> Option
 pub(crate) enum PairedEnd {
     /// No pair to revoke it through: not revocable.
     Unpaired,
-    /// The pair is dead, so this token is too.
+    /// The provider accepted the pair's revocation, so this token died with it.
     DiedWith { pair_id: i64 },
+    /// The pair is settled without a revocation (it had expired, or the application
+    /// revoked it): nothing shows this token died; the not-revocable policy decides.
+    NoEvidence { pair_id: i64 },
     /// The pair did not die in this run; its own end decides the request.
     Waiting,
 }
 
-/// `pair` is the paired access token, if any; `pair_end` how it ended in this run.
+/// `pair` is the paired access token, if any; `pair_end` how it ended in this run. Only a
+/// revocation the provider accepted is evidence that the pair's grant died: an access token
+/// that was merely expired (`already_invalid`) or revoked by the application says nothing
+/// about its refresh token, which then falls to the not-revocable policy.
 pub(crate) fn paired_end(pair: Option<&StoredToken>, pair_end: Option<&TokenEnd>) -> PairedEnd {
     let Some(pair) = pair else {
         return PairedEnd::Unpaired;
     };
-    let dead_now = matches!(pair_end, Some(TokenEnd::Settled(o)) if o.token_is_dead());
-    if pair.revoked_at.is_some() || dead_now {
-        PairedEnd::DiedWith { pair_id: pair.id }
+    let revoked_now = matches!(pair_end, Some(TokenEnd::Settled(Outcome::Revoked)));
+    let revoked_before = pair.settled_as == Some(Outcome::Revoked);
+    if revoked_now || revoked_before {
+        return PairedEnd::DiedWith { pair_id: pair.id };
+    }
+    let pair_gone = pair.is_settled() || matches!(pair_end, Some(TokenEnd::Settled(_)));
+    if pair_gone {
+        PairedEnd::NoEvidence { pair_id: pair.id }
     } else {
         PairedEnd::Waiting
     }
@@ -173,7 +190,6 @@ pub(crate) struct Limits<'a> {
 pub(crate) fn decide<'e>(
     ends: impl IntoIterator<Item = (String, &'e TokenEnd)>,
     limits: &Limits<'_>,
-    now: DateTime<Utc>,
     unit: f64,
 ) -> Decision {
     let mut failures = Vec::new();
@@ -204,39 +220,53 @@ pub(crate) fn decide<'e>(
     }
     if transient.is_empty() {
         // Blocked tokens only wait on a pair that failed or went transient, and those were
-        // caught above; the clearing transaction re-checks every token anyway.
-        return Decision::Cleared;
-    }
-    if limits.attempt >= limits.max_attempts {
-        return Decision::Failed {
-            reason: clip(format!(
-                "attempts used up ({} of {}): {}",
-                limits.attempt,
-                limits.max_attempts,
-                transient.join("; ")
-            )),
+        // caught above; the clearing transaction re-checks every token anyway, and if it
+        // disagrees the request retries (or fails) like any transient error.
+        let unless = match retry_or_fail(limits, unit, None) {
+            Ok((after, note)) => Unsettled::Retry { after, note },
+            Err(note) => Unsettled::Fail { note },
         };
+        return Decision::Cleared { unless };
     }
-    let delay = limits.retry.durable_delay(limits.attempt, unit, not_before);
-    Decision::Retry {
-        at: now + delay,
-        reason: clip(format!(
-            "attempt {} of {}: {}",
-            limits.attempt,
-            limits.max_attempts,
-            transient.join("; ")
-        )),
+    let what = transient.join("; ");
+    match retry_or_fail(limits, unit, not_before) {
+        Ok((after, note)) => Decision::Retry {
+            after,
+            reason: clip(format!("{note}: {what}")),
+        },
+        Err(note) => Decision::Failed {
+            reason: clip(format!("{note}: {what}")),
+        },
     }
 }
 
-/// A claim past the last attempt: earlier workers lost their lease before finishing, and
-/// the request fails rather than loop forever.
-pub(crate) fn over_budget(attempt: i32, max_attempts: i32) -> Option<Decision> {
-    (attempt > max_attempts).then(|| Decision::Failed {
-        reason: format!(
-            "attempts used up ({} of {max_attempts}): earlier workers lost their lease before finishing",
-            attempt - 1
-        ),
+/// A transient outcome: another claim after the durable backoff (never before `not_before`,
+/// the end of a provider's pause), or, with attempts used up, failure. The note says which.
+fn retry_or_fail(limits: &Limits<'_>, unit: f64, not_before: Option<Duration>) -> Result<(Duration, String), String> {
+    let (attempt, max) = (limits.attempt, limits.max_attempts);
+    if attempt >= max {
+        return Err(format!("attempts used up ({attempt} of {max})"));
+    }
+    let after = limits.retry.durable_delay(attempt, unit, not_before);
+    Ok((after, format!("attempt {attempt} of {max}")))
+}
+
+/// A claim past the last attempt: the run of the last one never finished (its worker died,
+/// lost its lease or could not write), and the request fails rather than loop forever,
+/// keeping what the last run that did finish had to say.
+pub(crate) fn over_budget(attempt: i32, max_attempts: i32, last_error: Option<&str>) -> Option<Decision> {
+    (attempt > max_attempts).then(|| {
+        let last = match last_error {
+            Some(e) => format!("; before that: {e}"),
+            None => String::new(),
+        };
+        Decision::Failed {
+            reason: clip(format!(
+                "attempts used up ({} of {max_attempts}): the last claim's run did not finish \
+                 (its worker stopped or lost its lease){last}",
+                attempt - 1
+            )),
+        }
     })
 }
 

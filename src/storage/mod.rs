@@ -21,21 +21,32 @@
 /// The claim, with the backend's row-locking clause spliced in (a `&'static str`, as
 /// `sqlx::query` wants). Due: pending with `next_attempt_at` come, or running with an expired
 /// lease (its worker died). Claiming counts an attempt and sets the fence.
+/// Each backend supplies its clock (`$now`), `$now` plus `$2` milliseconds (`$until`), the
+/// next fencing value (`$fence`) and its row-locking clause.
 macro_rules! claim_sql {
-    ($locking:literal) => {
+    ($now:literal, $until:literal, $fence:literal, $locking:literal) => {
         concat!(
             "UPDATE offboarding_requests
-                SET state = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1,
-                    updated_at = $3
+                SET state = 'running', locked_by = $1, locked_until = ",
+            $until,
+            ", attempts = attempts + 1, fence = ",
+            $fence,
+            ", updated_at = ",
+            $now,
+            "
               WHERE id IN (
                     SELECT id FROM offboarding_requests
-                     WHERE (state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= $3))
-                        OR (state = 'running' AND locked_until < $3)
+                     WHERE (state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ",
+            $now,
+            "))
+                        OR (state = 'running' AND locked_until < ",
+            $now,
+            ")
                      ORDER BY id
-                     LIMIT $4 ",
+                     LIMIT $3 ",
             $locking,
             ")
-             RETURNING id, user_id, attempts"
+             RETURNING id, user_id, attempts, fence, last_error"
         )
     };
 }
@@ -69,7 +80,11 @@ mod sqlite;
 mod tokens;
 
 pub(crate) use postgres::RequestListener;
-pub use rows::{AuditRow, ClaimedRequest, Enqueued, Fence, RequestRow, StateCounts, StoredToken};
+pub use results::Results;
+pub use rows::{
+    AuditAction, AuditNote, AuditRow, BadToken, ClaimedRequest, Enqueued, Fence, RequestRow, StateCounts, StoredToken,
+    UserTokens,
+};
 
 use crate::config::DatabaseConfig;
 use crate::outcome::RequestState;
@@ -97,6 +112,36 @@ pub enum StoreError {
     },
     #[error("no request with id {0}")]
     NoSuchRequest(i64),
+}
+
+impl StoreError {
+    /// Whether the error is the database being away or busy (a dropped connection, a
+    /// restart, a full pool, a locked SQLite file, a deadlock or serialization failure)
+    /// rather than anything about the request: worth retrying the same write.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            StoreError::Sqlx(e) | StoreError::Connect { source: e, .. } => is_outage(e),
+            _ => false,
+        }
+    }
+}
+
+fn is_outage(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6) with their extended codes.
+            let sqlite_busy = matches!(code.as_ref(), "5" | "6" | "261" | "262" | "517");
+            // PostgreSQL: connection exceptions (08…), shutdown and start-up (57P01-57P03),
+            // too many connections, serialization failures and deadlocks.
+            let pg_away = code.starts_with("08")
+                || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01");
+            sqlite_busy || pg_away
+        }
+        _ => false,
+    }
 }
 
 pub(crate) type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -144,6 +189,22 @@ impl Store {
         match self.pool {
             Pool::Postgres(_) => postgres::BEGIN_WRITE,
             Pool::Sqlite(_) => sqlite::BEGIN_WRITE,
+        }
+    }
+
+    /// The backend's clock as an SQL expression: the server's on PostgreSQL.
+    fn now_sql(&self) -> &'static str {
+        match self.pool {
+            Pool::Postgres(_) => postgres::NOW,
+            Pool::Sqlite(_) => sqlite::NOW,
+        }
+    }
+
+    /// The backend's clock plus the milliseconds bound at `$param`.
+    fn later_sql(&self, param: &str) -> String {
+        match self.pool {
+            Pool::Postgres(_) => postgres::later(param),
+            Pool::Sqlite(_) => sqlite::later(param),
         }
     }
 

@@ -9,9 +9,28 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use super::{Result, StoreError};
 use crate::config::DatabaseConfig;
 
-pub(super) const CLAIM_SQL: &str = claim_sql!("FOR UPDATE SKIP LOCKED");
+pub(super) const CLAIM_SQL: &str = claim_sql!(
+    "now()",
+    "(now() + $2::bigint * interval '1 millisecond')",
+    "nextval('offboard_fence_seq')",
+    "FOR UPDATE SKIP LOCKED"
+);
 
 pub(super) const BEGIN_WRITE: &str = "BEGIN";
+
+/// The database's clock: every lease, due time and fence check on PostgreSQL is timed by the
+/// one server all workers share, so a worker whose clock runs ahead cannot take over live
+/// leases or make work due early.
+pub(super) const NOW: &str = "now()";
+
+/// `NOW` plus `$param` milliseconds.
+pub(super) fn later(param: &str) -> String {
+    format!("(now() + {param}::bigint * interval '1 millisecond')")
+}
+
+/// Locks the user's token rows while the clearance re-check reads them, so an application
+/// rotating a token in place either finishes first (and is seen) or waits for the decision.
+pub(super) const LOCK_TOKENS: &str = "FOR SHARE";
 
 /// The channel `offboard_notify()` in `migrations/postgres/0001_init.sql` sends a request's
 /// id on when it is inserted or put back to pending. The two must agree.

@@ -2,11 +2,20 @@
 
 use chrono::{DateTime, Utc};
 
-use super::rows::REQUEST_COLUMNS;
+use super::audit;
+use super::rows::{AuditAction, AuditNote, REQUEST_COLUMNS};
 use super::{
     ClaimedRequest, Enqueued, Fence, Pool, RequestRow, Result, StateCounts, Store, StoreError, postgres, sqlite,
 };
 use crate::outcome::RequestState;
+
+/// Largest number of requests in one renewal.
+const ID_CHUNK: usize = 300;
+
+/// A duration as whole milliseconds for SQL, saturating (config bounds keep it far below).
+pub(super) fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
 
 /// States in which a request is open: a new enqueue for the user returns it.
 const OPEN_STATES: &str = "('pending', 'running', 'failed')";
@@ -60,22 +69,18 @@ impl Store {
     }
 
     /// Claims up to `limit` due requests for `worker`: pending ones whose `next_attempt_at`
-    /// has come, and running ones whose lease expired (their worker died). Commits at once.
+    /// has come, and running ones whose lease expired (their worker died). Each claim counts
+    /// an attempt and takes a fresh fence; times are the database's. Commits at once.
     #[tracing::instrument(skip(self), err)]
-    pub async fn claim_due(
-        &self,
-        worker: &str,
-        limit: u32,
-        lease: std::time::Duration,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<ClaimedRequest>> {
-        let until = now + lease;
-        let rows: Vec<(i64, String, i32)> = on_pool!(self, |pool| {
+    pub async fn claim_due(&self, worker: &str, limit: u32, lease: std::time::Duration) -> Result<Vec<ClaimedRequest>> {
+        let rows: Vec<(i64, String, i32, i64, Option<String>)> = on_pool!(self, |pool| {
             let mut tx = pool.begin_with(self.begin_write()).await?;
+            if let Pool::Sqlite(_) = self.pool {
+                sqlx::query(sqlite::NEXT_FENCE).execute(&mut *tx).await?;
+            }
             let rows = sqlx::query_as(self.claim_sql())
                 .bind(worker.to_owned())
-                .bind(until)
-                .bind(now)
+                .bind(millis(lease))
                 .bind(i64::from(limit))
                 .fetch_all(&mut *tx)
                 .await?;
@@ -84,31 +89,51 @@ impl Store {
         });
         Ok(rows
             .into_iter()
-            .map(|(id, user_id, attempt)| ClaimedRequest {
+            .map(|(id, user_id, attempt, fence, last_error)| ClaimedRequest {
                 id,
                 user_id,
                 attempt,
-                fence: Fence::new(id, worker.to_owned(), attempt),
+                fence: Fence::new(id, worker.to_owned(), fence),
+                last_error,
             })
             .collect())
     }
 
-    /// Extends the lease of every request `worker` still holds. Requests taken over by
-    /// another worker are not touched, because their `locked_by` changed.
-    pub async fn renew_leases(&self, worker: &str, lease: std::time::Duration, now: DateTime<Utc>) -> Result<u64> {
-        let until = now + lease;
+    /// Extends the leases of the requests this worker is really working on (`fences`), and
+    /// returns the ids of those it still holds. A request missing from the answer was taken
+    /// over, retried or cancelled: its work must stop.
+    pub async fn renew_leases(&self, fences: &[&Fence], lease: std::time::Duration) -> Result<Vec<i64>> {
+        if fences.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut held = Vec::new();
         on_pool!(self, |pool| {
-            let done = sqlx::query(
-                "UPDATE offboarding_requests SET locked_until = $1
-                  WHERE state = 'running' AND locked_by = $2 AND locked_until >= $3",
-            )
-            .bind(until)
-            .bind(worker.to_owned())
-            .bind(now)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected())
-        })
+            // The new end of the leases, by the database's clock.
+            let until: DateTime<Utc> =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {}", self.later_sql("$1"))))
+                    .bind(millis(lease))
+                    .fetch_one(pool)
+                    .await?;
+            for chunk in fences.chunks(ID_CHUNK) {
+                let mut update = sqlx::QueryBuilder::<Db>::new("UPDATE offboarding_requests SET locked_until = ");
+                update.push_bind(until);
+                update.push(" WHERE state = 'running' AND (id, locked_by, fence) IN (VALUES ");
+                let mut rows = update.separated(", ");
+                for fence in chunk {
+                    rows.push("(");
+                    rows.push_bind_unseparated(fence.request_id());
+                    rows.push_unseparated(", ");
+                    rows.push_bind_unseparated(fence.worker().to_owned());
+                    rows.push_unseparated(", ");
+                    rows.push_bind_unseparated(fence.value());
+                    rows.push_unseparated(")");
+                }
+                update.push(") RETURNING id");
+                let ids: Vec<i64> = update.build_query_scalar().fetch_all(pool).await?;
+                held.extend(ids);
+            }
+        });
+        Ok(held)
     }
 
     /// Requests of a user, newest first.
@@ -153,50 +178,68 @@ impl Store {
         Ok(StateCounts::new(counts))
     }
 
-    /// Operator: puts a `failed` request back to `pending` with a fresh attempt budget.
-    pub async fn retry(&self, id: i64) -> Result<RequestRow> {
-        self.operator_transition(id, "retry", &[RequestState::Failed], RequestState::Pending)
-            .await
+    /// Operator: puts a `failed` request back to `pending` with a fresh attempt budget, and
+    /// audits who did it and why.
+    pub async fn retry(&self, id: i64, by: &str, reason: Option<&str>) -> Result<RequestRow> {
+        let action = OperatorAction {
+            action: AuditAction::Retry,
+            from: &[RequestState::Failed],
+            to: RequestState::Pending,
+        };
+        self.operator_transition(id, action, by, reason).await
     }
 
-    /// Operator: cancels a request that is not finished. A worker still running it loses
-    /// its fence and writes nothing.
-    pub async fn cancel(&self, id: i64) -> Result<RequestRow> {
-        self.operator_transition(
-            id,
-            "cancel",
-            &[RequestState::Pending, RequestState::Running, RequestState::Failed],
-            RequestState::Cancelled,
-        )
-        .await
+    /// Operator: cancels a request that is not finished, and audits who did it and why. A
+    /// worker still running it loses its fence: it writes no state and stops sending.
+    pub async fn cancel(&self, id: i64, by: &str, reason: Option<&str>) -> Result<RequestRow> {
+        let action = OperatorAction {
+            action: AuditAction::Cancel,
+            from: &[RequestState::Pending, RequestState::Running, RequestState::Failed],
+            to: RequestState::Cancelled,
+        };
+        self.operator_transition(id, action, by, reason).await
     }
 
     async fn operator_transition(
         &self,
         id: i64,
-        action: &'static str,
-        from: &'static [RequestState],
-        to: RequestState,
+        op: OperatorAction,
+        by: &str,
+        reason: Option<&str>,
     ) -> Result<RequestRow> {
-        let now = Utc::now();
-        let from_list = from
+        let from_list = op
+            .from
             .iter()
             .map(|s| format!("'{}'", s.as_str()))
             .collect::<Vec<_>>()
             .join(", ");
+        let now = self.now_sql();
         let updated = on_pool!(self, |pool| {
-            sqlx::query_as::<Db, RequestRow>(sqlx::AssertSqlSafe(format!(
+            let mut tx = pool.begin_with(self.begin_write()).await?;
+            let row = sqlx::query_as::<Db, RequestRow>(sqlx::AssertSqlSafe(format!(
                 "UPDATE offboarding_requests
                     SET state = $1, attempts = 0, next_attempt_at = NULL, locked_by = NULL,
-                        locked_until = NULL, updated_at = $2
-                  WHERE id = $3 AND state IN ({from_list})
+                        locked_until = NULL, updated_at = {now}
+                  WHERE id = $2 AND state IN ({from_list})
                   RETURNING {REQUEST_COLUMNS}"
             )))
-            .bind(to.as_str())
-            .bind(now)
+            .bind(op.to.as_str())
             .bind(id)
-            .fetch_optional(pool)
-            .await?
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = &row {
+                let note = AuditNote {
+                    request_id: row.id,
+                    user_id: row.user_id.clone(),
+                    action: op.action,
+                    error: reason.map(str::to_owned),
+                    worker: by.to_owned(),
+                    attempted_at: Utc::now(),
+                };
+                audit::append(&mut tx, &[], std::slice::from_ref(&note)).await?;
+            }
+            tx.commit().await?;
+            row
         });
         match updated {
             Some(row) => Ok(row),
@@ -205,10 +248,17 @@ impl Store {
                 Some(row) => Err(StoreError::WrongState {
                     id,
                     state: row.state,
-                    action,
-                    needs: RequestState::list(from),
+                    action: op.action.as_str(),
+                    needs: RequestState::list(op.from),
                 }),
             },
         }
     }
+}
+
+/// An operator's state change: which states it applies to and where it goes.
+struct OperatorAction {
+    action: AuditAction,
+    from: &'static [RequestState],
+    to: RequestState,
 }

@@ -1,135 +1,200 @@
-//! The one fenced write of a worker's results: audit rows, `revoked_at` on dead tokens, and,
-//! at the end of a run, the request's next state, all in one transaction that applies only
-//! while the worker's fence still holds.
+//! The one write of a worker's results. Facts first and unfenced: audit rows, and
+//! `revoked_at` on tokens whose value was revoked (only while the row still holds that
+//! value). Then, fenced, the request's state: it changes only while the worker's claim still
+//! holds. A worker that lost its lease still records every call it made; it only learns,
+//! through [`StoreError::LeaseLost`], that it must stop.
 
-use chrono::{DateTime, Utc};
+use super::requests::millis;
+use super::rows::AuditNote;
+use super::tokens;
+use super::{AuditRow, Fence, Pool, Result, Store, StoreError, postgres, sqlite};
+use crate::outcome::{Decision, RequestState, Unsettled};
+use crate::token::TokenValue;
 
-use super::{AuditRow, Fence, Result, Store, StoreError, audit};
-use crate::outcome::{Decision, RequestState};
+/// Largest number of tokens in one `revoked_at` update.
+const TOKEN_CHUNK: usize = 400;
 
-/// Largest number of token ids in one `revoked_at` update.
-const TOKEN_CHUNK: usize = 500;
+/// What a run (or part of one) has to write.
+#[derive(Clone, Debug, Default)]
+pub struct Results {
+    pub rows: Vec<AuditRow>,
+    pub notes: Vec<AuditNote>,
+    /// Tokens whose value a provider declared dead: `(token id, the value revoked)`.
+    pub dead: Vec<(i64, TokenValue)>,
+}
+
+impl Results {
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.notes.is_empty() && self.dead.is_empty()
+    }
+
+    pub fn append(&mut self, other: Results) {
+        self.rows.extend(other.rows);
+        self.notes.extend(other.notes);
+        self.dead.extend(other.dead);
+    }
+}
 
 impl Store {
-    /// Writes a run's audit rows, marks dead tokens `revoked_at`, and moves the request to
-    /// where `decision` says, all in one transaction and only while `fence` holds. A
-    /// `Cleared` decision is re-checked against the database inside the transaction: if any
-    /// token of the user is still unsettled (say, one inserted during the run), the request
-    /// goes back to `pending` instead. Returns the state written.
-    #[tracing::instrument(skip(self, rows), fields(rows = rows.len()), err)]
+    fn lock_tokens(&self) -> &'static str {
+        match self.pool {
+            Pool::Postgres(_) => postgres::LOCK_TOKENS,
+            Pool::Sqlite(_) => sqlite::LOCK_TOKENS,
+        }
+    }
+
+    /// Writes a run's results and moves the request where `decision` says. A `Cleared`
+    /// decision is re-checked inside the transaction against every token of the user and
+    /// the value each holds now: if any is unsettled (inserted, or rotated in place, during
+    /// the run), the request goes where `unless` says instead. Returns the state written.
+    #[tracing::instrument(skip_all, fields(request_id = fence.request_id(), rows = results.rows.len()), err)]
     pub async fn complete(
         &self,
         fence: &Fence,
         user_id: &str,
-        rows: &[AuditRow],
+        results: &Results,
         decision: &Decision,
-        now: DateTime<Utc>,
     ) -> Result<RequestState> {
-        self.write_results(fence, rows, Some((user_id, decision)), now).await
+        self.write_results(fence, results, Some((user_id, decision))).await
     }
 
-    /// Writes audit rows (and `revoked_at`) of tokens finished while the run goes on, under
-    /// the same fence, leaving the request `running`. A worker that dies later loses only
-    /// the calls still in flight, and the worker that takes over does not send these tokens
-    /// again.
-    #[tracing::instrument(skip(self, rows), fields(rows = rows.len()), err)]
-    pub(crate) async fn record_progress(&self, fence: &Fence, rows: &[AuditRow], now: DateTime<Utc>) -> Result<()> {
-        self.write_results(fence, rows, None, now).await.map(|_| ())
+    /// Writes the results of tokens finished while the run goes on, leaving the request
+    /// `running`. A worker that dies later loses only the calls still in flight, and the
+    /// worker that takes over does not send these tokens again. `LeaseLost` tells the
+    /// caller to stop; the rows were written all the same.
+    #[tracing::instrument(skip_all, fields(request_id = fence.request_id(), rows = results.rows.len()), err)]
+    pub async fn record_progress(&self, fence: &Fence, results: &Results) -> Result<()> {
+        self.write_results(fence, results, None).await.map(|_| ())
     }
 
-    /// The one fenced write of results: rows, `revoked_at`, and, with a decision (and the
-    /// user whose tokens a `Cleared` decision is checked against), the state.
     async fn write_results(
         &self,
         fence: &Fence,
-        rows: &[AuditRow],
+        results: &Results,
         decision: Option<(&str, &Decision)>,
-        now: DateTime<Utc>,
     ) -> Result<RequestState> {
+        let now = self.now_sql();
         on_pool!(self, |pool| {
             let mut tx = pool.begin_with(self.begin_write()).await?;
-            // Fence first: this also takes the row lock on PostgreSQL.
-            let held = sqlx::query(
-                "UPDATE offboarding_requests SET updated_at = $1
-                  WHERE id = $2 AND state = 'running' AND locked_by = $3 AND attempts = $4",
-            )
-            .bind(now)
-            .bind(fence.request_id())
-            .bind(fence.worker().to_owned())
-            .bind(fence.attempt())
-            .execute(&mut *tx)
-            .await?;
-            if held.rows_affected() == 0 {
-                tx.rollback().await?;
-                return Err(StoreError::LeaseLost(fence.request_id()));
-            }
+            super::audit::append(&mut tx, &results.rows, &results.notes).await?;
 
-            audit::append(&mut tx, rows).await?;
-
-            let dead: Vec<i64> = rows
-                .iter()
-                .filter(|r| r.outcome.token_is_dead())
-                .map(|r| r.token_id)
-                .collect();
-            for chunk in dead.chunks(TOKEN_CHUNK) {
-                let mut update = sqlx::QueryBuilder::<Db>::new("UPDATE oauth_tokens SET revoked_at = ");
-                update.push_bind(now).push(" WHERE revoked_at IS NULL AND id IN (");
-                let mut ids = update.separated(", ");
-                for id in chunk {
-                    ids.push_bind(*id);
+            for chunk in results.dead.chunks(TOKEN_CHUNK) {
+                let mut update = sqlx::QueryBuilder::<Db>::new(format!(
+                    "UPDATE oauth_tokens SET revoked_at = {now} WHERE revoked_at IS NULL AND (id, token) IN (VALUES "
+                ));
+                let mut pairs = update.separated(", ");
+                for (id, value) in chunk {
+                    pairs.push("(");
+                    pairs.push_bind_unseparated(*id);
+                    pairs.push_unseparated(", ");
+                    pairs.push_bind_unseparated(value.expose().to_owned());
+                    pairs.push_unseparated(")");
                 }
                 update.push(")");
                 update.build().execute(&mut *tx).await?;
             }
 
             let Some((user_id, decision)) = decision else {
+                let held = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE offboarding_requests SET updated_at = {now}
+                      WHERE id = $1 AND state = 'running' AND locked_by = $2 AND fence = $3"
+                )))
+                .bind(fence.request_id())
+                .bind(fence.worker().to_owned())
+                .bind(fence.value())
+                .execute(&mut *tx)
+                .await?;
+                // The rows are facts: kept whether or not the lease still holds.
                 tx.commit().await?;
-                return Ok(RequestState::Running);
+                return if held.rows_affected() == 0 {
+                    Err(StoreError::LeaseLost(fence.request_id()))
+                } else {
+                    Ok(RequestState::Running)
+                };
             };
-            let (state, next_attempt_at, error, attempts_delta) = match decision {
-                Decision::Cleared => {
-                    let unsettled: i64 = sqlx::query_scalar(
-                        "SELECT count(*) FROM oauth_tokens t
-                          WHERE t.user_id = $1 AND t.revoked_at IS NULL
-                            AND NOT EXISTS (SELECT 1 FROM revocation_audit a
-                                             WHERE a.request_id = $2 AND a.token_id = t.id AND a.settled)",
-                    )
-                    .bind(user_id.to_owned())
-                    .bind(fence.request_id())
-                    .fetch_one(&mut *tx)
-                    .await?;
+
+            let change = match decision {
+                Decision::Cleared { unless } => {
+                    let lock = self.lock_tokens();
+                    let tokens = tokens::load::<Db>(&mut tx, user_id, None, lock).await?;
+                    let unsettled = tokens.tokens.iter().filter(|t| !t.is_settled()).count() + tokens.bad.len();
                     if unsettled == 0 {
-                        (RequestState::Cleared, None, None, 0)
+                        Change::to(RequestState::Cleared)
                     } else {
-                        let why = format!(
-                            "{unsettled} token(s) of the user appeared or stayed unsettled during the run; running again"
-                        );
-                        (RequestState::Pending, Some(now), Some(why), 0)
+                        let found =
+                            format!("{unsettled} token(s) of the user appeared or stayed unsettled during the run");
+                        match unless {
+                            Unsettled::Retry { after, note } => Change {
+                                next_after_ms: Some(millis(*after)),
+                                error: Some(format!("{note}: {found}")),
+                                ..Change::to(RequestState::Pending)
+                            },
+                            Unsettled::Fail { note } => Change {
+                                error: Some(format!("{note}: {found}")),
+                                ..Change::to(RequestState::Failed)
+                            },
+                        }
                     }
                 }
-                Decision::Retry { at, reason } => (RequestState::Pending, Some(*at), Some(reason.clone()), 0),
-                Decision::Failed { reason } => (RequestState::Failed, None, Some(reason.clone()), 0),
-                Decision::Release => (RequestState::Pending, None, None, -1),
+                Decision::Retry { after, reason } => Change {
+                    next_after_ms: Some(millis(*after)),
+                    error: Some(reason.clone()),
+                    ..Change::to(RequestState::Pending)
+                },
+                Decision::Failed { reason } => Change {
+                    error: Some(reason.clone()),
+                    ..Change::to(RequestState::Failed)
+                },
+                Decision::Release => Change {
+                    attempts_delta: -1,
+                    ..Change::to(RequestState::Pending)
+                },
             };
-            let cleared_at = (state == RequestState::Cleared).then_some(now);
-            sqlx::query(
+            let later = self.later_sql("$2");
+            let written = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE offboarding_requests
-                    SET state = $1, next_attempt_at = $2, last_error = COALESCE($3, last_error),
-                        cleared_at = $4, locked_by = NULL, locked_until = NULL,
-                        attempts = attempts + $5, updated_at = $6
-                  WHERE id = $7",
-            )
-            .bind(state.as_str())
-            .bind(next_attempt_at)
-            .bind(error)
-            .bind(cleared_at)
-            .bind(attempts_delta)
-            .bind(now)
+                    SET state = $1,
+                        next_attempt_at = CASE WHEN $2 IS NULL THEN NULL ELSE {later} END,
+                        last_error = COALESCE($3, last_error),
+                        cleared_at = CASE WHEN $4 THEN {now} ELSE NULL END,
+                        locked_by = NULL, locked_until = NULL,
+                        attempts = attempts + $5, updated_at = {now}
+                  WHERE id = $6 AND state = 'running' AND locked_by = $7 AND fence = $8"
+            )))
+            .bind(change.state.as_str())
+            .bind(change.next_after_ms)
+            .bind(change.error)
+            .bind(change.state == RequestState::Cleared)
+            .bind(change.attempts_delta)
             .bind(fence.request_id())
+            .bind(fence.worker().to_owned())
+            .bind(fence.value())
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            Ok(state)
+            if written.rows_affected() == 0 {
+                return Err(StoreError::LeaseLost(fence.request_id()));
+            }
+            Ok(change.state)
         })
+    }
+}
+
+/// The state change a decision comes to.
+struct Change {
+    state: RequestState,
+    next_after_ms: Option<i64>,
+    error: Option<String>,
+    attempts_delta: i32,
+}
+
+impl Change {
+    fn to(state: RequestState) -> Change {
+        Change {
+            state,
+            next_after_ms: None,
+            error: None,
+            attempts_delta: 0,
+        }
     }
 }

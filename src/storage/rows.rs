@@ -7,22 +7,22 @@ use chrono::{DateTime, Utc};
 use crate::outcome::{Outcome, RequestState};
 use crate::token::{Fingerprint, TokenType, TokenValue};
 
-/// What the worker holds while it works on a request. Every write of results checks it.
-/// Only a claim makes one, so a fence always names a lease that was really granted.
+/// What the worker holds while it works on a request. Every state change checks it.
+/// Only a claim makes one, so a fence always names a lease that was really granted, and its
+/// value is never handed out again (not after an operator's retry, not after a release).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fence {
     request_id: i64,
     worker: String,
-    /// The request's `attempts` after this claim.
-    attempt: i32,
+    value: i64,
 }
 
 impl Fence {
-    pub(super) fn new(request_id: i64, worker: String, attempt: i32) -> Fence {
+    pub(super) fn new(request_id: i64, worker: String, value: i64) -> Fence {
         Fence {
             request_id,
             worker,
-            attempt,
+            value,
         }
     }
 
@@ -34,8 +34,8 @@ impl Fence {
         &self.worker
     }
 
-    pub(super) fn attempt(&self) -> i32 {
-        self.attempt
+    pub(super) fn value(&self) -> i64 {
+        self.value
     }
 }
 
@@ -43,23 +43,31 @@ impl Fence {
 pub struct ClaimedRequest {
     pub id: i64,
     pub user_id: String,
+    /// How many times the request was claimed, this claim included.
     pub attempt: i32,
     pub fence: Fence,
+    /// Why the previous run did not finish it, if it said.
+    pub last_error: Option<String>,
 }
 
-/// A row of `oauth_tokens` with what this request already knows about it.
+/// A row of `oauth_tokens` with what the audit already says about its current value.
 #[derive(Clone, Debug)]
 pub struct StoredToken {
     pub id: i64,
     pub(crate) provider: String,
     /// The raw `token_type`; [`StoredToken::token_type`] parses it.
     pub(crate) token_type_raw: String,
-    pub(crate) value: TokenValue,
+    pub value: TokenValue,
     pub(crate) grant_ref: Option<String>,
     pub(crate) expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
-    /// A settling audit row exists for this token in this request.
-    pub(crate) settled_in_request: bool,
+    /// What settled the value the row holds now, if anything did (in any request). A
+    /// settlement is tied to the fingerprint of the value revoked, so a token rotated in
+    /// place is unsettled again.
+    pub settled_as: Option<Outcome>,
+    /// `revoked_at` is set and offboard never settled any value of this row: the
+    /// application revoked it itself.
+    pub(crate) revoked_by_application: bool,
     /// Audit rows already written for this token in this request.
     pub prior_attempts: i32,
 }
@@ -71,7 +79,7 @@ impl StoredToken {
 
     /// Settled tokens are never sent to a provider again.
     pub fn is_settled(&self) -> bool {
-        self.revoked_at.is_some() || self.settled_in_request
+        self.settled_as.is_some() || self.revoked_by_application
     }
 
     pub(crate) fn fingerprint(&self) -> Fingerprint {
@@ -79,33 +87,107 @@ impl StoredToken {
     }
 }
 
-/// `oauth_tokens` joined with this request's audit counts, as read.
-#[derive(sqlx::FromRow)]
-pub(super) struct TokenRecord {
-    id: i64,
-    provider: String,
-    token_type: String,
-    token: String,
-    grant_ref: Option<String>,
-    expires_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
-    settled_rows: i64,
-    prior_rows: i64,
+/// A token row the worker cannot use as it stands: a column that is missing or does not
+/// decode. Its request fails naming the row and column; the user's other tokens are still
+/// revoked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadToken {
+    pub id: i64,
+    pub column: &'static str,
+    pub reason: String,
+    /// Of the value, when the value itself could be read.
+    pub fingerprint: Option<Fingerprint>,
 }
 
-impl From<TokenRecord> for StoredToken {
-    fn from(r: TokenRecord) -> Self {
-        StoredToken {
-            id: r.id,
-            provider: r.provider,
-            token_type_raw: r.token_type,
-            value: TokenValue::new(r.token),
-            grant_ref: r.grant_ref,
-            expires_at: r.expires_at,
-            revoked_at: r.revoked_at,
-            settled_in_request: r.settled_rows > 0,
-            prior_attempts: i32::try_from(r.prior_rows).unwrap_or(i32::MAX),
+impl BadToken {
+    pub fn describe(&self) -> String {
+        format!(
+            "token row {} is unreadable: column {}: {}",
+            self.id, self.column, self.reason
+        )
+    }
+}
+
+/// A user's token rows as read: the usable ones and the ones that are not.
+#[derive(Clone, Debug, Default)]
+pub struct UserTokens {
+    pub tokens: Vec<StoredToken>,
+    pub bad: Vec<BadToken>,
+}
+
+/// Whether a token row's current value counts as settled: offboard settled that very value
+/// (its fingerprint is among the row's settling audit rows, with the strongest outcome
+/// returned), or the application marked the row revoked and offboard never settled any
+/// value of it. The one rule, used when choosing what to send and when the clearing
+/// transaction re-checks.
+pub(super) fn settlement(
+    fingerprint: &Fingerprint,
+    revoked_at_set: bool,
+    settling_rows: &[(String, Outcome)],
+) -> (Option<Outcome>, bool) {
+    let mine = settling_rows
+        .iter()
+        .filter(|(fp, _)| fp == fingerprint.as_str())
+        .map(|(_, outcome)| *outcome)
+        .max_by_key(|outcome| match outcome {
+            Outcome::Revoked => 3,
+            Outcome::AlreadyInvalid => 2,
+            _ => 1,
+        });
+    let by_application = revoked_at_set && settling_rows.is_empty();
+    (mine, by_application)
+}
+
+/// What an audit row records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditAction {
+    /// One attempt at one token.
+    Revoke,
+    /// The user had no tokens: cleared with nothing to revoke.
+    NoTokens,
+    /// An operator put a failed request back to pending.
+    Retry,
+    /// An operator cancelled a request.
+    Cancel,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Revoke => "revoke",
+            AuditAction::NoTokens => "no_tokens",
+            AuditAction::Retry => "retry",
+            AuditAction::Cancel => "cancel",
         }
+    }
+}
+
+/// An audit row about a request rather than a token: who did what, and why.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditNote {
+    pub request_id: i64,
+    pub user_id: String,
+    #[sqlx(try_from = "String")]
+    pub action: AuditAction,
+    /// Why, in the actor's words.
+    pub error: Option<String>,
+    /// A worker id, or the operator.
+    pub worker: String,
+    pub attempted_at: DateTime<Utc>,
+}
+
+impl TryFrom<String> for AuditAction {
+    type Error = crate::outcome::UnknownValue;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        [
+            AuditAction::Revoke,
+            AuditAction::NoTokens,
+            AuditAction::Retry,
+            AuditAction::Cancel,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == raw)
+        .ok_or_else(|| crate::outcome::UnknownValue::new("audit action", raw))
     }
 }
 

@@ -12,9 +12,29 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use super::{Result, StoreError};
 use crate::config::DatabaseConfig;
 
-pub(super) const CLAIM_SQL: &str = claim_sql!("");
+pub(super) const CLAIM_SQL: &str = claim_sql!(
+    "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')",
+    "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', printf('%+.3f seconds', $2 / 1000.0))",
+    "(SELECT value FROM offboard_counters WHERE name = 'fence')",
+    ""
+);
+
+/// Run in the claim's transaction before [`CLAIM_SQL`]: takes the next fence value.
+pub(super) const NEXT_FENCE: &str = "UPDATE offboard_counters SET value = value + 1 WHERE name = 'fence'";
 
 pub(super) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// The clock, in the text shape sqlx writes timestamps in (RFC 3339, `+00:00`), so that
+/// stored and computed times compare correctly as text. One process, one clock.
+pub(super) const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')";
+
+/// `NOW` plus `$param` milliseconds.
+pub(super) fn later(param: &str) -> String {
+    format!("strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', printf('%+.3f seconds', {param} / 1000.0))")
+}
+
+/// `BEGIN IMMEDIATE` already keeps every other writer out while the re-check runs.
+pub(super) const LOCK_TOKENS: &str = "";
 
 pub(super) async fn connect(config: &DatabaseConfig) -> Result<sqlx::SqlitePool> {
     let fail = |source| StoreError::Connect {

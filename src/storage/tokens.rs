@@ -1,28 +1,184 @@
-//! Reading a user's tokens from the application's `oauth_tokens`, with what this request's
-//! audit rows already say about each one.
+//! Reading a user's tokens from the application's `oauth_tokens`, with what the audit says
+//! about each row's current value. Rows are decoded one by one: a row with a column that
+//! is missing or does not decode is reported as a [`BadToken`] naming the row and column,
+//! and the user's other tokens are still returned.
 
-use super::rows::TokenRecord;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::rows::{BadToken, UserTokens, settlement};
 use super::{Result, Store, StoredToken};
+use crate::outcome::Outcome;
+use crate::token::TokenValue;
+
+/// The columns read, in order. A timestamp outside years 1 to 9999 (PostgreSQL's
+/// `infinity`, a year past 9999) is read as text instead, because the time type cannot
+/// hold it (sqlx would panic decoding it): the row is then reported as unreadable.
+const TOKEN_SQL: &str = "SELECT id, provider, token_type, token, grant_ref,
+        CASE WHEN expires_at BETWEEN '0001-01-01T00:00:00+00:00' AND '9999-12-31T23:59:59.999+00:00'
+             THEN expires_at END,
+        CASE WHEN NOT (expires_at BETWEEN '0001-01-01T00:00:00+00:00' AND '9999-12-31T23:59:59.999+00:00')
+             THEN CAST(expires_at AS TEXT) END,
+        CASE WHEN revoked_at BETWEEN '0001-01-01T00:00:00+00:00' AND '9999-12-31T23:59:59.999+00:00'
+             THEN revoked_at END,
+        CASE WHEN NOT (revoked_at BETWEEN '0001-01-01T00:00:00+00:00' AND '9999-12-31T23:59:59.999+00:00')
+             THEN CAST(revoked_at AS TEXT) END
+   FROM oauth_tokens WHERE user_id = $1 ORDER BY id";
+
+/// Settling audit rows of the user's tokens, from any request.
+const SETTLED_SQL: &str = "SELECT a.token_id, a.token_fingerprint, a.outcome FROM revocation_audit a
+                            WHERE a.settled AND a.action = 'revoke'
+                              AND a.token_id IN (SELECT id FROM oauth_tokens WHERE user_id = $1)";
+
+/// Attempts already audited in this request, per token, to number the next ones.
+const PRIOR_SQL: &str = "SELECT token_id, count(*) FROM revocation_audit
+                          WHERE request_id = $1 AND action = 'revoke' GROUP BY token_id";
 
 impl Store {
-    /// Every token of the user, with whether this request already settled it.
-    pub async fn tokens_for(&self, request_id: i64, user_id: &str) -> Result<Vec<StoredToken>> {
-        let records: Vec<TokenRecord> = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT t.id, t.provider, t.token_type, t.token, t.grant_ref, t.expires_at, t.revoked_at,
-                        (SELECT count(*) FROM revocation_audit a
-                          WHERE a.request_id = $1 AND a.token_id = t.id AND a.settled) AS settled_rows,
-                        (SELECT count(*) FROM revocation_audit a
-                          WHERE a.request_id = $1 AND a.token_id = t.id) AS prior_rows
-                   FROM oauth_tokens t
-                  WHERE t.user_id = $2
-                  ORDER BY t.id",
-            )
-            .bind(request_id)
-            .bind(user_id.to_owned())
-            .fetch_all(pool)
-            .await?
-        });
-        Ok(records.into_iter().map(StoredToken::from).collect())
+    /// Every token of the user, with what settled its current value (in any request) and
+    /// how many attempts this request already made at it; unreadable rows apart.
+    pub async fn tokens_for(&self, request_id: i64, user_id: &str) -> Result<UserTokens> {
+        on_pool!(self, |pool| {
+            let mut conn = pool.acquire().await?;
+            load::<Db>(&mut conn, user_id, Some(request_id), "").await
+        })
+    }
+}
+
+/// Reads the user's tokens on `conn` (a pooled connection, or a transaction's, with `lock`
+/// appended to the token query).
+pub(super) async fn load<Db>(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    user_id: &str,
+    request_id: Option<i64>,
+    lock: &str,
+) -> Result<UserTokens>
+where
+    Db: sqlx::Database,
+    for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> String: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'r> i64: sqlx::Decode<'r, Db>,
+    for<'r> String: sqlx::Decode<'r, Db>,
+    for<'r> Option<String>: sqlx::Decode<'r, Db>,
+    for<'r> Option<DateTime<Utc>>: sqlx::Decode<'r, Db>,
+    DateTime<Utc>: sqlx::Type<Db>,
+    usize: sqlx::ColumnIndex<<Db as sqlx::Database>::Row>,
+    for<'q> <Db as sqlx::Database>::Arguments: sqlx::IntoArguments<Db>,
+    for<'e> &'e mut <Db as sqlx::Database>::Connection: sqlx::Executor<'e, Database = Db>,
+{
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{TOKEN_SQL} {lock}")))
+        .bind(user_id.to_owned())
+        .fetch_all(&mut *conn)
+        .await?;
+    let settled: Vec<(i64, String, String)> = sqlx::query_as(SETTLED_SQL)
+        .bind(user_id.to_owned())
+        .fetch_all(&mut *conn)
+        .await?;
+    let prior: Vec<(i64, i64)> = match request_id {
+        Some(id) => sqlx::query_as(PRIOR_SQL).bind(id).fetch_all(&mut *conn).await?,
+        None => Vec::new(),
+    };
+
+    let mut out = UserTokens::default();
+    for row in &rows {
+        match decode(row) {
+            Ok(mut token) => {
+                let rows_of_token: Vec<(String, Outcome)> = settled
+                    .iter()
+                    .filter(|(id, _, _)| *id == token.id)
+                    .filter_map(|(_, fp, outcome)| Some((fp.clone(), Outcome::parse(outcome)?)))
+                    .collect();
+                let (settled_as, by_application) =
+                    settlement(&token.fingerprint(), token.revoked_at.is_some(), &rows_of_token);
+                token.settled_as = settled_as;
+                token.revoked_by_application = by_application;
+                token.prior_attempts = prior
+                    .iter()
+                    .find(|(id, _)| *id == token.id)
+                    .map_or(0, |(_, n)| i32::try_from(*n).unwrap_or(i32::MAX));
+                out.tokens.push(token);
+            }
+            Err(bad) => out.bad.push(bad),
+        }
+    }
+    Ok(out)
+}
+
+/// One row, column by column, so that a bad column is named.
+fn decode<R>(row: &R) -> std::result::Result<StoredToken, BadToken>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
+    for<'r> Option<DateTime<Utc>>: sqlx::Decode<'r, R::Database>,
+    i64: sqlx::Type<R::Database>,
+    String: sqlx::Type<R::Database>,
+    DateTime<Utc>: sqlx::Type<R::Database>,
+{
+    let id: i64 = row.try_get(0).map_err(|e| BadToken {
+        id: 0,
+        column: "id",
+        reason: reason(&e),
+        fingerprint: None,
+    })?;
+    let value: Option<TokenValue> = row.try_get::<String, _>(3).ok().map(TokenValue::new);
+    let fingerprint = value.as_ref().map(TokenValue::fingerprint);
+    let bad = |column: &'static str, e: sqlx::Error| BadToken {
+        id,
+        column,
+        reason: reason(&e),
+        fingerprint: fingerprint.clone(),
+    };
+    let provider: String = row.try_get(1).map_err(|e| bad("provider", e))?;
+    let token_type_raw: String = row.try_get(2).map_err(|e| bad("token_type", e))?;
+    let value = match value {
+        Some(v) => v,
+        None => {
+            return Err(bad(
+                "token",
+                row.try_get::<String, _>(3).err().unwrap_or(sqlx::Error::RowNotFound),
+            ));
+        }
+    };
+    let time = |column: &'static str, at: usize| -> std::result::Result<Option<DateTime<Utc>>, BadToken> {
+        if let Ok(Some(raw)) = row.try_get::<Option<String>, _>(at + 1) {
+            return Err(BadToken {
+                id,
+                column,
+                reason: format!("'{}' is not a time offboard can use", crate::token::redact(&raw, &[])),
+                fingerprint: fingerprint.clone(),
+            });
+        }
+        row.try_get(at).map_err(|e| bad(column, e))
+    };
+    Ok(StoredToken {
+        id,
+        provider,
+        token_type_raw,
+        value,
+        grant_ref: row.try_get(4).map_err(|e| bad("grant_ref", e))?,
+        expires_at: time("expires_at", 5)?,
+        revoked_at: time("revoked_at", 7)?,
+        settled_as: None,
+        revoked_by_application: false,
+        prior_attempts: 0,
+    })
+}
+
+/// What went wrong with a column, without the value (a token must never reach a message).
+fn reason(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::ColumnDecode { source, .. } => {
+            let text = source.to_string();
+            if text.contains("NULL") || text.contains("null") {
+                "is NULL".to_owned()
+            } else {
+                format!("cannot be read ({})", crate::token::redact(&text, &[]))
+            }
+        }
+        sqlx::Error::ColumnNotFound(_) => "is missing".to_owned(),
+        other => format!("cannot be read ({other})"),
     }
 }

@@ -534,14 +534,14 @@ async fn a_settled_token_is_never_sent_again_when_its_request_is_retried(db: Tes
 async fn a_request_whose_worker_died_is_finished_by_another(db: TestDb) {
     let f = Fixture::new(db, vec![SimProvider::new("acme", Dialect::Rfc7009)], "").await;
     let token = f.user_with("u1", "acme", AccessToken).await;
-    // A worker claimed it two minutes ago with a 60s lease, then died.
-    let long_ago = Utc::now() - chrono::Duration::seconds(120);
+    // A worker claimed it with a short lease, then died; the lease has run out.
     let dead = f
         .store()
-        .claim_due("dead-worker", 10, Duration::from_secs(60), long_ago)
+        .claim_due("dead-worker", 10, Duration::from_millis(200))
         .await
         .unwrap();
     assert_eq!(dead.len(), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
 
     let report = f.drain().await;
 
@@ -750,7 +750,10 @@ async fn tokens_that_cannot_be_revoked_settle_only_by_policy(db: TestDb) {
 
     // An operator who accepts the risk settles it by policy and retries.
     let settling = f.another_worker("[policy]\nnot_revocable = \"settle\"\n");
-    f.store().retry(forever.id).await.unwrap();
+    f.store()
+        .retry(forever.id, "ops", Some("accepted the risk"))
+        .await
+        .unwrap();
     settling.drain(&CancellationToken::new()).await.unwrap();
     assert_eq!(f.state("forever").await, RequestState::Cleared);
 }
@@ -790,7 +793,8 @@ async fn shutdown_releases_requests_not_yet_sent(db: TestDb) {
 }
 
 /// The worker's decision is re-checked in the database: a token inserted while the run was
-/// under way keeps the request from clearing (invariant 1).
+/// under way keeps the request from clearing (invariant 1). Defect 7: the request goes back
+/// with a durable backoff and a reason that says what happened, not at once.
 async fn a_token_that_appears_during_the_run_keeps_the_request_open(db: TestDb) {
     let slow = provider(
         "slow",
@@ -800,16 +804,29 @@ async fn a_token_that_appears_during_the_run_keeps_the_request_open(db: TestDb) 
             ..Behaviour::default()
         },
     );
-    let f = Fixture::new(db, vec![slow], "").await;
+    let f = Fixture::new(db, vec![slow], "[retry]\ndurable_base = \"2s\"\ndurable_cap = \"2s\"\n").await;
     f.user_with("u1", "slow", AccessToken).await;
     let (first, late) = tokio::join!(f.drain(), async {
         tokio::time::sleep(Duration::from_millis(100)).await;
         f.seed("u1", "slow", RefreshToken).await
     });
 
-    // The first run ended with the late token unsettled, so the request was not cleared
-    // then; the same drain picked it up again and settled the newcomer.
-    assert!(first.claimed >= 2, "{first:?}");
+    // The first run ended with the late token unsettled, so the request was not cleared:
+    // it waits out a backoff (at least half of durable_base), with the reason.
+    assert_eq!((first.claimed, first.retrying), (1, 1), "{first:?}");
+    let row = f.latest("u1").await;
+    assert_eq!(row.state, RequestState::Pending);
+    let reason = row.last_error.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with("attempt 1 of 8: 1 token(s) of the user appeared or stayed unsettled"),
+        "{reason}"
+    );
+    let wait = (row.next_attempt_at.unwrap() - Utc::now()).num_milliseconds();
+    assert!(wait > 500, "re-claimable after {wait} ms");
+    assert_eq!(f.drain().await.claimed, 0, "claimed again before its backoff");
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    f.drain().await;
     assert_eq!(f.state("u1").await, RequestState::Cleared);
     assert_eq!(f.sim.is_revoked(&late.value), Some(true));
     let audit = f.store().audit_rows(None, Some("u1")).await.unwrap();
@@ -827,7 +844,10 @@ async fn the_operations_endpoint_reports_health_readiness_and_metrics(db: TestDb
         f.user_with(&format!("u{i}"), "acme", AccessToken).await;
     }
     f.enqueue("waiting").await;
-    f.store().cancel(f.latest("waiting").await.id).await.unwrap();
+    f.store()
+        .cancel(f.latest("waiting").await.id, "ops", None)
+        .await
+        .unwrap();
     f.drain().await;
     let stop = CancellationToken::new();
     let any_port = "127.0.0.1:0".parse().unwrap();

@@ -41,7 +41,8 @@ fn token(id: i64, provider: &str, ty: &str, grant: Option<&str>) -> StoredToken 
         grant_ref: grant.map(str::to_owned),
         expires_at: None,
         revoked_at: None,
-        settled_in_request: false,
+        settled_as: None,
+        revoked_by_application: false,
         prior_attempts: 0,
     }
 }
@@ -203,16 +204,9 @@ fn a_refresh_token_finds_its_pair_by_provider_and_grant() {
 fn a_paired_token_dies_only_with_a_dead_pair() {
     let pair = token(5, "onelogin", "access_token", Some("g1"));
     assert_eq!(paired_end(None, None), PairedEnd::Unpaired);
-    for dead in [Outcome::Revoked, Outcome::AlreadyInvalid] {
-        assert_eq!(
-            paired_end(Some(&pair), Some(&TokenEnd::Settled(dead))),
-            PairedEnd::DiedWith { pair_id: 5 }
-        );
-    }
-    // Settled by policy is not dead: the refresh token may still work.
     assert_eq!(
-        paired_end(Some(&pair), Some(&TokenEnd::Settled(Outcome::NotRevocable))),
-        PairedEnd::Waiting
+        paired_end(Some(&pair), Some(&TokenEnd::Settled(Outcome::Revoked))),
+        PairedEnd::DiedWith { pair_id: 5 }
     );
     let transient = TokenEnd::Transient {
         reason: "HTTP 503".into(),
@@ -226,10 +220,37 @@ fn a_paired_token_dies_only_with_a_dead_pair() {
     ] {
         assert_eq!(paired_end(Some(&pair), end), PairedEnd::Waiting, "{end:?}");
     }
-    // Revoked by an earlier claim.
+    // Revoked by an earlier claim, as the audit says of the value it holds now.
     let mut earlier = pair.clone();
-    earlier.revoked_at = Some(now());
+    earlier.settled_as = Some(Outcome::Revoked);
     assert_eq!(paired_end(Some(&earlier), None), PairedEnd::DiedWith { pair_id: 5 });
+}
+
+/// Defect 9: an access token that was merely expired, settled by policy, or revoked by the
+/// application proves nothing about its refresh token.
+#[test]
+fn a_pair_that_was_not_revoked_by_the_provider_is_no_evidence() {
+    let pair = token(5, "onelogin", "access_token", Some("g1"));
+    for outcome in [Outcome::AlreadyInvalid, Outcome::NotRevocable] {
+        assert_eq!(
+            paired_end(Some(&pair), Some(&TokenEnd::Settled(outcome))),
+            PairedEnd::NoEvidence { pair_id: 5 },
+            "{outcome}"
+        );
+    }
+    let mut expired_before = pair.clone();
+    expired_before.settled_as = Some(Outcome::AlreadyInvalid);
+    assert_eq!(
+        paired_end(Some(&expired_before), None),
+        PairedEnd::NoEvidence { pair_id: 5 }
+    );
+    let mut by_application = pair.clone();
+    by_application.revoked_at = Some(now());
+    by_application.revoked_by_application = true;
+    assert_eq!(
+        paired_end(Some(&by_application), None),
+        PairedEnd::NoEvidence { pair_id: 5 }
+    );
 }
 
 fn decide_for(ends: &[TokenEnd], attempt: i32, max_attempts: i32, unit: f64) -> Decision {
@@ -242,7 +263,6 @@ fn decide_for(ends: &[TokenEnd], attempt: i32, max_attempts: i32, unit: f64) -> 
     decide(
         ends.iter().enumerate().map(|(i, e)| (format!("token {i}"), e)),
         &limits,
-        now(),
         unit,
     )
 }
@@ -254,15 +274,49 @@ fn transient(reason: &str, not_before: Option<Duration>) -> TokenEnd {
     }
 }
 
+fn cleared_unless_retry_after(secs: u64, note: &str) -> Decision {
+    Decision::Cleared {
+        unless: Unsettled::Retry {
+            after: Duration::from_secs(secs),
+            note: note.into(),
+        },
+    }
+}
+
 #[test]
 fn every_token_settled_or_blocked_clears_including_none_at_all() {
-    assert_eq!(decide_for(&[], 1, 3, 0.5), Decision::Cleared);
+    assert_eq!(
+        decide_for(&[], 1, 3, 0.0),
+        cleared_unless_retry_after(15, "attempt 1 of 3")
+    );
     let ends = [
         TokenEnd::Settled(Outcome::Revoked),
         TokenEnd::Settled(Outcome::NotRevocable),
         TokenEnd::Blocked,
     ];
-    assert_eq!(decide_for(&ends, 1, 3, 0.5), Decision::Cleared);
+    assert_eq!(
+        decide_for(&ends, 1, 3, 0.0),
+        cleared_unless_retry_after(15, "attempt 1 of 3")
+    );
+}
+
+/// Defect 7: a request bounced back by the clearing re-check backs off like any transient
+/// error, and on its last attempt fails with the real reason instead of looping.
+#[test]
+fn a_clearance_the_database_refuses_backs_off_or_fails_with_its_reason() {
+    let ends = [TokenEnd::Settled(Outcome::Revoked)];
+    assert_eq!(
+        decide_for(&ends, 2, 3, 0.0),
+        cleared_unless_retry_after(30, "attempt 2 of 3")
+    );
+    assert_eq!(
+        decide_for(&ends, 3, 3, 0.0),
+        Decision::Cleared {
+            unless: Unsettled::Fail {
+                note: "attempts used up (3 of 3)".into()
+            }
+        }
+    );
 }
 
 #[test]
@@ -297,18 +351,18 @@ fn transient_errors_retry_after_a_durable_backoff_until_attempts_run_out() {
     // Attempt 1: durable_base 30s, equal jitter: between 15s and 30s.
     for (unit, secs) in [(0.0, 15), (0.5, 22), (0.999, 29)] {
         match decide_for(&ends, 1, 3, unit) {
-            Decision::Retry { at, reason } => {
-                assert_eq!((at - now()).num_seconds(), secs, "unit {unit}");
+            Decision::Retry { after, reason } => {
+                assert_eq!(after.as_secs(), secs, "unit {unit}");
                 assert_eq!(reason, "attempt 1 of 3: token 1: HTTP 500");
             }
             other => panic!("expected a retry, got {other:?}"),
         }
     }
     // Attempt 2 doubles the ceiling.
-    let Decision::Retry { at, .. } = decide_for(&ends, 2, 3, 0.0) else {
+    let Decision::Retry { after, .. } = decide_for(&ends, 2, 3, 0.0) else {
         panic!("expected a retry")
     };
-    assert_eq!((at - now()).num_seconds(), 30);
+    assert_eq!(after.as_secs(), 30);
     // The last attempt fails the request with what went wrong.
     assert_eq!(
         decide_for(&ends, 3, 3, 0.5),
@@ -324,10 +378,10 @@ fn a_provider_pause_pushes_the_retry_past_its_end() {
         transient("HTTP 429", Some(Duration::from_secs(600))),
         transient("HTTP 503", Some(Duration::from_secs(90))),
     ];
-    let Decision::Retry { at, .. } = decide_for(&ends, 1, 3, 0.0) else {
+    let Decision::Retry { after, .. } = decide_for(&ends, 1, 3, 0.0) else {
         panic!("expected a retry")
     };
-    assert_eq!((at - now()).num_seconds(), 600);
+    assert_eq!(after.as_secs(), 600);
 }
 
 #[test]
@@ -341,13 +395,24 @@ fn long_reasons_are_clipped_on_a_character_boundary() {
 }
 
 #[test]
-fn a_claim_past_the_last_attempt_fails_without_calling_anyone() {
-    assert_eq!(over_budget(3, 3), None);
+fn a_claim_past_the_last_attempt_fails_without_calling_anyone_keeping_the_last_reason() {
+    assert_eq!(over_budget(3, 3, None), None);
     assert_eq!(
-        over_budget(4, 3),
+        over_budget(4, 3, None),
         Some(Decision::Failed {
-            reason: "attempts used up (3 of 3): earlier workers lost their lease before finishing".into()
+            reason: "attempts used up (3 of 3): the last claim's run did not finish (its worker stopped or lost \
+                     its lease)"
+                .into()
         })
+    );
+    let Some(Decision::Failed { reason }) =
+        over_budget(4, 3, Some("attempt 2 of 3: token 7 (acme access_token): HTTP 503"))
+    else {
+        panic!("expected failure")
+    };
+    assert!(
+        reason.ends_with("; before that: attempt 2 of 3: token 7 (acme access_token): HTTP 503"),
+        "{reason}"
     );
 }
 
