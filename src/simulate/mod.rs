@@ -33,7 +33,8 @@ use crate::provider::dialect::{ClientAuth, Dialect};
 
 pub use file::{demo_providers, offboard_config_for, providers_from_toml};
 pub use server::Simulator;
-pub(crate) use state::{CallRecord, ProviderStats};
+pub use state::CallRecord;
+pub(crate) use state::ProviderStats;
 
 /// How an RFC 7009 server answers a token it does not know or already revoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,6 +21,19 @@ pub struct CallRecord {
     pub(crate) token: Option<Fingerprint>,
 }
 
+impl CallRecord {
+    /// Fingerprint (`sha256:…`, as in the audit table) of the token the call carried, when
+    /// the request was well-formed enough to name one.
+    pub fn token_fingerprint(&self) -> Option<&str> {
+        self.token.as_ref().map(Fingerprint::as_str)
+    }
+
+    /// The fault injected in place of an answer, if any.
+    pub fn fault(&self) -> Option<Fault> {
+        self.fault
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct IssuedToken {
     pub(super) provider: String,

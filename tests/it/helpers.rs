@@ -2,7 +2,8 @@
 //! providers, config building, and a log capture.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use offboard::app::App;
@@ -25,7 +26,7 @@ impl TestDb {
     pub async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("offboard.db").display());
-        let store = open(&url).await;
+        let store = open_store(&url).await;
         TestDb {
             store,
             url,
@@ -49,12 +50,13 @@ impl TestDb {
         let mut url = reqwest::Url::parse(&admin).expect("admin url");
         url.set_path(&name);
         let url = url.to_string();
-        let store = open(&url).await;
+        let store = open_store(&url).await;
         TestDb { store, url, _dir: None }
     }
 }
 
-async fn open(url: &str) -> Store {
+/// Opens (and migrates) the database at `url`.
+pub async fn open_store(url: &str) -> Store {
     let config =
         Config::from_toml(&format!("[database]\nurl = \"{url}\""), Path::new("test"), Vec::new()).expect("test config");
     Store::open(&config.database).await.expect("open test store")
@@ -142,4 +144,219 @@ pub async fn exec(store: &Store, sql: &'static str) -> Result<u64, String> {
 /// Runs one raw query that returns a single count or number.
 pub async fn scalar(store: &Store, sql: &'static str) -> i64 {
     offboard::storage::seed::scalar(store, sql).await.expect(sql)
+}
+
+/// An `offboard run` child process, its stderr written to a file. Killed (SIGKILL) and
+/// reaped on drop, so a failing test leaves no daemon behind.
+pub struct Daemon {
+    child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `offboard --config CONFIG run` with `env` added (the provider secrets).
+    pub fn spawn(config: &Path, env: &[(String, String)], log: PathBuf) -> Daemon {
+        let stderr = std::fs::File::create(&log).expect("daemon log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_offboard"));
+        cmd.arg("--config").arg(config).arg("run");
+        // Only this test's settings: no config override or log filter from the caller.
+        for (name, _) in std::env::vars() {
+            if name == "OFFBOARD_CONFIG" || name == "RUST_LOG" || (name.starts_with("OFFBOARD_") && name.contains("__"))
+            {
+                cmd.env_remove(name);
+            }
+        }
+        let child = cmd
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start offboard run");
+        Daemon { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `None` while the process runs; its exit status once it has ended on its own.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("poll the daemon")
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Everything the daemon wrote to stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The last `n` lines of `text`, for failure messages.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A throwaway PostgreSQL cluster of its own, in a temporary directory on a free port, that a
+/// test may stop, start and restart (the shared test server must never be restarted). Run as
+/// the `postgres` user when the tests run as root, since initdb refuses root. Stopped
+/// (`-m immediate`) and removed on drop.
+pub struct PgCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl PgCluster {
+    /// initdb and start. Panics with the tool's output when the server binaries are missing
+    /// or a step fails.
+    pub fn start() -> PgCluster {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|b| b.join("initdb").exists())
+            .max_by_key(|b| {
+                b.parent()
+                    .and_then(|v| v.file_name())
+                    .and_then(|v| v.to_str())
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .unwrap_or(0)
+            })
+            .expect("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin");
+        let dir = tempfile::Builder::new()
+            .prefix("offboard-pg-")
+            .tempdir()
+            .expect("cluster dir");
+        let as_postgres = running_as_root();
+        if as_postgres {
+            let status = Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(status.success(), "cannot give {} to postgres", dir.path().display());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let cluster = PgCluster {
+            dir,
+            bin,
+            port,
+            as_postgres,
+        };
+        let data = cluster.data();
+        cluster.run(
+            cluster
+                .tool("initdb")
+                .arg("-D")
+                .arg(&data)
+                .args(["-U", "postgres", "-A", "trust", "--no-sync"]),
+            "initdb",
+        );
+        cluster.start_server();
+        cluster
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The server's own log.
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// An admin URL on the cluster's `postgres` database.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `pg_ctl start`, waiting until the server accepts connections.
+    pub fn start_server(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let mut cmd = self.tool("pg_ctl");
+        cmd.arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.dir.path().join("server.log"))
+            .args(["-w", "-t", "60", "-o", &options, "start"]);
+        self.run(&mut cmd, "pg_ctl start");
+    }
+
+    /// `pg_ctl stop -m MODE` (`smart`, `fast` or `immediate`), waiting until it is down.
+    pub fn stop_server(&self, mode: &str) {
+        let mut cmd = self.tool("pg_ctl");
+        cmd.arg("-D")
+            .arg(self.data())
+            .args(["-m", mode, "-w", "-t", "60", "stop"]);
+        self.run(&mut cmd, "pg_ctl stop");
+    }
+
+    fn tool(&self, name: &str) -> Command {
+        let path = self.bin.join(name);
+        if self.as_postgres {
+            let mut cmd = Command::new("setpriv");
+            cmd.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"])
+                .arg(path);
+            cmd
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn run(&self, cmd: &mut Command, what: &str) {
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            out.status.success(),
+            "{what} failed ({}):\n{}{}\nserver log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.server_log(), 20)
+        );
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = self
+            .tool("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's effective user.
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }

@@ -1,10 +1,13 @@
 //! The integration tests, one binary: the `offboard` binary from outside, the dialects' wire
-//! format, the simulated providers, the storage contract and end to end on both backends.
+//! format, the simulated providers, the storage contract and end to end on both backends,
+//! and the daemon under chaos (SIGKILLs, faults) and across a PostgreSQL restart.
 //! One binary links the crate once and shares one log capture (`helpers::captured_logs`).
 
+mod chaos;
 mod cli;
 mod dialects;
 mod end_to_end;
 mod helpers;
+mod pg_restart;
 mod simulator;
 mod storage_contract;
