@@ -288,10 +288,14 @@ impl PgCluster {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
-    /// `pg_ctl start`, waiting until the server accepts connections.
+    /// `pg_ctl start`, waiting until the server accepts connections. Commits are durable
+    /// across a server crash (`synchronous_commit` on): an immediate shutdown must not take
+    /// back a transaction the server acknowledged, or the test would see the database, not
+    /// offboard, lose audit rows. `fsync` stays off: it guards only against the machine
+    /// crashing, which no test does.
     pub fn start_server(&self) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=on",
             self.port,
             self.dir.path().display()
         );
