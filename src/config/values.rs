@@ -172,7 +172,70 @@ impl FromStr for CronSchedule {
 }
 deserialize_via_from_str!(CronSchedule);
 
-/// A database URL: `sqlite:` or `postgres:`/`postgresql:`. Its `Debug` hides any password.
+/// Whether a URL parameter's value is hidden when the URL is shown: a name (of any case)
+/// containing `pass` (`password`, `sslpassword`, `passfile`), `pwd`, `secret`, `token`,
+/// `key` (`sslkey`, `api_key`), `credential`, `auth` or `sig`, or no name at all. `passfile`
+/// and `sslkey` name files rather than hold secrets; hiding them costs little.
+fn looks_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.is_empty()
+        || ["pass", "pwd", "secret", "token", "key", "credential", "auth", "sig"]
+            .iter()
+            .any(|word| name.contains(word))
+}
+
+/// A query string with the value of each parameter that [`looks_secret`] replaced by
+/// `REDACTED`; everything else is kept as written.
+fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if looks_secret(&decode_name(name)) => format!("{name}=REDACTED"),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A parameter name as a server reads it (form-decoded).
+fn decode_name(name: &str) -> String {
+    url::form_urlencoded::parse(name.as_bytes())
+        .next()
+        .map(|(k, _)| k.into_owned())
+        .unwrap_or_default()
+}
+
+/// What is shown in place of a URL that does not parse, so nothing of it is shown.
+const UNPARSEABLE: &str = "[unparseable URL hidden]";
+
+/// The connection parameters sqlx reads from a PostgreSQL URL (besides `options[NAME]`).
+/// Any other is refused: sqlx would ignore it, and log its value as it did.
+const POSTGRES_PARAMS: [&str; 18] = [
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
+/// The parameters sqlx reads from an SQLite URL; it refuses any other.
+const SQLITE_PARAMS: [&str; 4] = ["mode", "cache", "immutable", "vfs"];
+
+/// A database URL: `sqlite:` or `postgres:`/`postgresql:`, with only the parameters sqlx
+/// knows. It is shown only through [`DatabaseUrl::redacted`] (its `Debug` too).
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct DatabaseUrl(String);
 
@@ -183,16 +246,91 @@ impl DatabaseUrl {
     pub(crate) fn is_postgres(&self) -> bool {
         self.0.starts_with("postgres:") || self.0.starts_with("postgresql:")
     }
-    /// The URL with any password replaced, for messages.
+
+    /// The URL for messages: the password of the user info and the value of every query
+    /// parameter that looks secret (see [`looks_secret`]) replaced by `REDACTED`, a fragment
+    /// hidden. A URL that does not parse shows its scheme and `[unparseable URL hidden]`.
+    /// SQLite URLs are paths, not parsed URLs (as sqlx reads them): only their query is
+    /// redacted.
     pub(crate) fn redacted(&self) -> String {
-        match reqwest::Url::parse(&self.0) {
-            Ok(mut url) if url.password().is_some() => {
-                let _ = url.set_password(Some("REDACTED"));
-                url.to_string()
-            }
-            _ => self.0.clone(),
+        let raw = self.0.as_str();
+        let Some((scheme, rest)) = raw.split_once(':') else {
+            return UNPARSEABLE.to_owned();
+        };
+        if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+            return UNPARSEABLE.to_owned();
         }
+        if scheme == "sqlite" {
+            return match rest.split_once('?') {
+                Some((path, query)) => format!("sqlite:{path}?{}", redact_query(query)),
+                None => raw.to_owned(),
+            };
+        }
+        let Ok(mut url) = url::Url::parse(raw) else {
+            return format!("{scheme}://{UNPARSEABLE}");
+        };
+        if url.password().is_some() && url.set_password(Some("REDACTED")).is_err() {
+            return format!("{scheme}://{UNPARSEABLE}");
+        }
+        let query = url.query().map(redact_query);
+        let fragment = url.fragment().is_some();
+        url.set_query(None);
+        url.set_fragment(None);
+        let mut out = url.to_string();
+        if let Some(query) = query {
+            out.push('?');
+            out.push_str(&query);
+        }
+        if fragment {
+            out.push_str("#REDACTED");
+        }
+        out
     }
+
+    /// The values [`DatabaseUrl::redacted`] hides (decoded), for scrubbing them from text
+    /// that may quote them, such as a driver's error.
+    pub(crate) fn secret_values(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let query = match url::Url::parse(&self.0) {
+            Ok(url) => {
+                if let Some(password) = url.password() {
+                    out.push(password.to_owned());
+                    out.push(percent_decode(password));
+                }
+                url.query().map(str::to_owned)
+            }
+            Err(_) => self.0.split_once('?').map(|(_, q)| q.to_owned()),
+        };
+        for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            if looks_secret(&name) {
+                out.push(value.into_owned());
+            }
+        }
+        out
+    }
+}
+
+/// Percent-decoding as sqlx applies it to user info (`+` stays `+`; a bad escape stays).
+fn percent_decode(text: &str) -> String {
+    let hex = |c: u8| char::from(c).to_digit(16).map(|d| d as u8);
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((hi << 4) | lo);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl fmt::Debug for DatabaseUrl {
@@ -201,27 +339,95 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
+/// Refuses parameters outside `known` (and PostgreSQL's `options[NAME]`), naming the first.
+fn check_params(query: &str, known: &[&str], postgres: bool) -> Result<(), String> {
+    for (name, _) in url::form_urlencoded::parse(query.as_bytes()) {
+        let options = postgres && name.starts_with("options[") && name.ends_with(']');
+        if !(known.contains(&name.as_ref()) || options) {
+            return Err(format!(
+                "unknown connection parameter `{name}` (known: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl FromStr for DatabaseUrl {
     type Err = String;
+    /// Errors never quote the URL: it may hold a password.
     fn from_str(raw: &str) -> Result<Self, String> {
         let raw = raw.trim();
-        if raw.starts_with("sqlite:") || raw.starts_with("postgres:") || raw.starts_with("postgresql:") {
-            Ok(DatabaseUrl(raw.to_owned()))
+        if raw.starts_with("sqlite:") {
+            if let Some((_, query)) = raw.split_once('?') {
+                check_params(query, &SQLITE_PARAMS, false)?;
+            }
+        } else if raw.starts_with("postgres:") || raw.starts_with("postgresql:") {
+            let url = url::Url::parse(raw).map_err(|e| format!("is not a valid URL ({e})"))?;
+            check_params(url.query().unwrap_or_default(), &POSTGRES_PARAMS, true)?;
         } else {
-            Err("must start with sqlite:// or postgres://".into())
+            return Err("must start with sqlite:// or postgres://".into());
         }
+        Ok(DatabaseUrl(raw.to_owned()))
     }
 }
 deserialize_via_from_str!(DatabaseUrl);
 
-/// A provider endpoint: `https://`, or `http://` to a loopback address only.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A provider endpoint: `https://`, or `http://` to a loopback address only, with no user
+/// info (credentials belong in `client_id` and the secret source). It is shown (`Display`,
+/// `Debug`, errors) without its query and fragment, which may hold an API key or signature:
+/// `https://host/path?[query hidden]`.
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct ProviderUrl(pub(crate) reqwest::Url);
+
+impl ProviderUrl {
+    /// The values of the query, decoded, for scrubbing them from provider error text.
+    pub(crate) fn query_values(&self) -> Vec<String> {
+        self.0.query_pairs().map(|(_, v)| v.into_owned()).collect()
+    }
+}
+
+/// `url` as it may be shown.
+fn shown(url: &reqwest::Url) -> String {
+    let mut bare = url.clone();
+    bare.set_query(None);
+    bare.set_fragment(None);
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    let mut out = bare.to_string();
+    if url.query().is_some() {
+        out.push_str("?[query hidden]");
+    }
+    if url.fragment().is_some() {
+        out.push_str("#[fragment hidden]");
+    }
+    out
+}
+
+impl fmt::Display for ProviderUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&shown(&self.0))
+    }
+}
+
+impl fmt::Debug for ProviderUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ProviderUrl({})", shown(&self.0))
+    }
+}
 
 impl FromStr for ProviderUrl {
     type Err = String;
+    /// Errors quote the URL only as it may be shown.
     fn from_str(raw: &str) -> Result<Self, String> {
-        let url = reqwest::Url::parse(raw.trim()).map_err(|e| format!("'{raw}' is not a URL ({e})"))?;
+        let url = reqwest::Url::parse(raw.trim()).map_err(|e| format!("is not a URL ({e})"))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!(
+                "'{}' must not carry a user name or password; the client's credentials go in \
+                 client_id and client_secret_env or client_secret_file",
+                shown(&url)
+            ));
+        }
         let loopback = match url.host() {
             Some(url::Host::Domain(d)) => d == "localhost",
             Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -232,9 +438,10 @@ impl FromStr for ProviderUrl {
             "https" => Ok(ProviderUrl(url)),
             "http" if loopback => Ok(ProviderUrl(url)),
             "http" => Err(format!(
-                "'{raw}' must use https:// (plain http is allowed only to loopback addresses)"
+                "'{}' must use https:// (plain http is allowed only to loopback addresses)",
+                shown(&url)
             )),
-            other => Err(format!("'{raw}' has scheme {other}; use https://")),
+            other => Err(format!("'{}' has scheme {other}; use https://", shown(&url))),
         }
     }
 }
@@ -275,5 +482,179 @@ mod tests {
     fn database_url_debug_hides_the_password() {
         let url: DatabaseUrl = "postgres://user:hunter2@db/offboard".parse().unwrap();
         assert!(!format!("{url:?}").contains("hunter2"));
+    }
+
+    /// A URL as written, whether or not the config would accept it: what is shown of it
+    /// must hide its secrets either way.
+    fn shown(raw: &str) -> String {
+        DatabaseUrl(raw.to_owned()).redacted()
+    }
+
+    #[test]
+    fn database_url_redaction_hides_passwords_in_user_info_and_query() {
+        for (raw, want) in [
+            (
+                "postgres://user:hunter2@db/offboard",
+                "postgres://user:REDACTED@db/offboard",
+            ),
+            (
+                "postgres://user@db/offboard?password=hunter2",
+                "postgres://user@db/offboard?password=REDACTED",
+            ),
+            (
+                "postgresql://user:hunter2@db:5432/offboard?sslmode=require&password=hunter2",
+                "postgresql://user:REDACTED@db:5432/offboard?sslmode=require&password=REDACTED",
+            ),
+            (
+                "postgres:///offboard?host=/run/pg&user=u&password=hunter2",
+                "postgres:///offboard?host=/run/pg&user=u&password=REDACTED",
+            ),
+            (
+                "postgres://u@db/o?sslpassword=hunter2",
+                "postgres://u@db/o?sslpassword=REDACTED",
+            ),
+            (
+                "postgres://u@db/o?PassWord=hunter2",
+                "postgres://u@db/o?PassWord=REDACTED",
+            ),
+            (
+                "postgres://u@db/o?api_token=hunter2",
+                "postgres://u@db/o?api_token=REDACTED",
+            ),
+            (
+                "postgres://u@db/o?client_secret=hunter2",
+                "postgres://u@db/o?client_secret=REDACTED",
+            ),
+            ("postgres://u@db/o?sslkey=hunter2", "postgres://u@db/o?sslkey=REDACTED"),
+            (
+                "postgres://u@db/o?passfile=hunter2",
+                "postgres://u@db/o?passfile=REDACTED",
+            ),
+            (
+                "postgres://u@db/o?pass%77ord=hunter2",
+                "postgres://u@db/o?pass%77ord=REDACTED",
+            ),
+            ("sqlite://offboard.db?key=hunter2", "sqlite://offboard.db?key=REDACTED"),
+            ("sqlite://offboard.db?mode=rwc", "sqlite://offboard.db?mode=rwc"),
+            ("sqlite://my data/offboard.db", "sqlite://my data/offboard.db"),
+            ("sqlite::memory:", "sqlite::memory:"),
+            ("postgres://user@db/offboard", "postgres://user@db/offboard"),
+        ] {
+            assert_eq!(shown(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn database_url_redaction_hides_percent_encoded_and_odd_passwords() {
+        for raw in [
+            "postgres://user:hunter%32@db/offboard",
+            "postgres://user:hunter2@db/offboard?password=hunter%32",
+            "postgres://user@db/o?password=hunter2&password=hunter2",
+            "postgres://user@db/o#hunter2",
+            "postgres://us:er:hunter2@db/o",
+            "postgres://user:hun@ter2@db/o",
+        ] {
+            let out = shown(raw);
+            assert!(!out.contains("hunter"), "{raw} shown as {out}");
+            assert!(out.starts_with("postgres"), "{raw} shown as {out}");
+        }
+    }
+
+    #[test]
+    fn an_unparseable_database_url_is_hidden_not_shown_raw() {
+        for raw in [
+            "postgres://u:hun/ter2@h/db",
+            "postgres://u:hun?ter2@h/db",
+            "postgres://u:hun#ter2@h/db",
+            "postgres://u:hunter2@h1:5432,h2:5433/db",
+            "postgres://u:hunter2@[::1/db",
+            "postgresql://u:hunter2@h:99999/db",
+        ] {
+            let out = shown(raw);
+            assert!(!out.contains("ter2"), "{raw} shown as {out}");
+            assert!(out.ends_with("[unparseable URL hidden]"), "{raw} shown as {out}");
+        }
+    }
+
+    #[test]
+    fn database_url_redaction_never_panics() {
+        let odd = [
+            "",
+            "postgres:",
+            "postgres://",
+            "postgres://@",
+            "postgres://:@/",
+            "postgres://:hunter2@/",
+            "postgres://%zz:%zz@h/%zz?%zz=%zz",
+            "postgres://ü:ß@høst/db?pässword=ß",
+            "sqlite:",
+            "sqlite://",
+            "sqlite://?",
+            "sqlite://?&&=&",
+            "sqlite://x?password",
+            "sqlite://x?=hunter2&key",
+            "postgres:?password=hunter2",
+            "postgres://h/db?password",
+            "postgres://h/db?&=&password=&",
+            "postgres://[::1]:5432/db?password=hunter2",
+        ];
+        for raw in odd {
+            let out = shown(raw);
+            assert!(!out.contains("hunter2"), "{raw} shown as {out}");
+            assert!(!out.contains("ß"), "{raw} shown as {out}");
+        }
+    }
+
+    #[test]
+    fn database_urls_with_unknown_or_unparseable_parts_are_refused_without_echoing_them() {
+        for raw in [
+            "postgres://u@h/db?sslpassword=hunter2",
+            "postgres://u@h/db?connect_timeout=hunter2",
+            "postgres://u:hun/ter2@h/db",
+            "sqlite://offboard.db?key=hunter2",
+        ] {
+            let err = raw.parse::<DatabaseUrl>().unwrap_err();
+            assert!(!err.contains("ter2"), "{raw}: {err}");
+        }
+        let err = "postgres://u@h/db?sslpassword=x".parse::<DatabaseUrl>().unwrap_err();
+        assert!(err.contains("`sslpassword`"), "{err}");
+        for ok in [
+            "postgres://u:p@h:5432/db?sslmode=require&password=p&application_name=x&options[search_path]=a",
+            "postgresql:///db?host=/run/postgresql&user=u",
+            "sqlite://offboard.db?mode=rwc",
+            "sqlite::memory:",
+            "sqlite://offboard.db",
+        ] {
+            assert!(ok.parse::<DatabaseUrl>().is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn provider_url_debug_hides_query_values() {
+        let url: ProviderUrl = "https://auth.acme.example/revoke?api_key=hunter2&v=2".parse().unwrap();
+        let debug = format!("{url:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("https://auth.acme.example/revoke"), "{debug}");
+    }
+
+    #[test]
+    fn provider_url_with_user_info_is_refused_and_not_echoed() {
+        for raw in [
+            "https://user:hunter2@auth.acme.example/revoke",
+            "https://hunter2@auth.acme.example/revoke",
+            "http://user:hunter2@auth.acme.example/revoke?key=hunter2",
+            "http://127.0.0.1:8080/revoke?key=hunter2#x",
+            "ftp://auth.acme.example/revoke?key=hunter2",
+            "not a url hunter2",
+        ] {
+            match raw.parse::<ProviderUrl>() {
+                Ok(url) => assert!(!format!("{url:?}").contains("hunter2"), "{raw}"),
+                Err(err) => assert!(!err.contains("hunter2"), "{raw}: {err}"),
+            }
+        }
+        let err = "https://user:hunter2@auth.acme.example/revoke"
+            .parse::<ProviderUrl>()
+            .unwrap_err();
+        assert!(err.contains("user name or password"), "{err}");
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::{Config, ConfigError, HttpConfig, ProviderConfig};
+use crate::config::{Config, ConfigError, HttpConfig, ProviderConfig, ProviderUrl};
 use crate::outcome::{Outcome, Verdict};
 use crate::token::{TokenType, TokenValue};
 use classify::RawResponse;
@@ -23,7 +23,9 @@ use gate::Gate;
 pub struct Provider {
     pub(crate) name: String,
     settings: DialectSettings,
-    url: reqwest::Url,
+    /// Shown (`Debug`) without its query, whose values are scrubbed from answers too.
+    url: ProviderUrl,
+    query_values: Vec<String>,
     client_id: String,
     client_secret: Option<SecretString>,
     timeout: Duration,
@@ -37,7 +39,7 @@ impl std::fmt::Debug for Provider {
         f.debug_struct("Provider")
             .field("name", &self.name)
             .field("dialect", &self.settings.dialect)
-            .field("url", &self.url.as_str())
+            .field("url", &self.url)
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
     }
@@ -69,7 +71,8 @@ impl Provider {
                     .clone()
                     .unwrap_or_else(|| MOOV_DEFAULT_VERSION.to_owned()),
             },
-            url: config.url.0.clone(),
+            url: config.url.clone(),
+            query_values: config.url.query_values(),
             client_id: config.client_id.clone(),
             client_secret,
             timeout: config.timeout.0,
@@ -98,13 +101,24 @@ impl Provider {
         };
         let request = self
             .settings
-            .build(self.client.post(self.url.clone()), &creds, token, token_type)
+            .build(self.client.post(self.url.0.clone()), &creds, token, token_type)
             .timeout(self.timeout);
-        let secrets: Vec<&str> = [Some(token.expose()), secret].into_iter().flatten().collect();
-        let verdict = match self.send(request).await {
+        // Everything secret the request carried, for scrubbing from what comes back in any
+        // encoding (`token::scrub`). The client id is public (RFC 6749 §2.2) and stays
+        // readable; the Basic header's base64 of `id:secret` is caught through the secret.
+        let secrets: Vec<&str> = [Some(token.expose()), secret]
+            .into_iter()
+            .flatten()
+            .chain(self.query_values.iter().map(String::as_str))
+            .collect();
+        let mut verdict = match self.send(request).await {
             Ok(response) => self.settings.classify(&response, &secrets),
             Err(error) => transport_verdict(&error, self.timeout, &secrets),
         };
+        // The request id header is the provider's text as well, and goes to the audit row.
+        if let Some(id) = verdict.provider_request_id.take() {
+            verdict.provider_request_id = Some(crate::token::scrub(&id, &secrets));
+        }
         if let Some(wait) = verdict.retry_after {
             self.gate.pause(wait);
         }

@@ -39,6 +39,8 @@ struct SimEntry {
     malformed_fraction: Fraction,
     #[serde(default)]
     oversized_fraction: Fraction,
+    #[serde(default)]
+    echo_fraction: Fraction,
     /// `ok200` (RFC 7009) or `invalid_token400` (Google style).
     #[serde(default)]
     invalid_token: InvalidTokenSetting,
@@ -96,6 +98,7 @@ pub fn providers_from_toml(text: &str) -> Result<Vec<SimProvider>, ConfigError> 
             e.reset_fraction,
             e.malformed_fraction,
             e.oversized_fraction,
+            e.echo_fraction,
         ];
         if faults.iter().map(|f| f.0).sum::<f64>() > 1.0 {
             return Err(ConfigError::key(
@@ -120,6 +123,7 @@ pub fn providers_from_toml(text: &str) -> Result<Vec<SimProvider>, ConfigError> 
             reset_fraction: e.reset_fraction.0,
             malformed_fraction: e.malformed_fraction.0,
             oversized_fraction: e.oversized_fraction.0,
+            echo_fraction: e.echo_fraction.0,
             invalid_token_answer: match e.invalid_token {
                 InvalidTokenSetting::Ok200 => InvalidTokenAnswer::Ok200,
                 InvalidTokenSetting::InvalidToken400 => InvalidTokenAnswer::InvalidToken400,

@@ -15,12 +15,14 @@
 //! - `server`: the [`Simulator`] handle, its router and the `/_issue` and `/_stats` endpoints.
 //! - `revoke`: one call to a revocation endpoint: latency, limits, outages, injected faults,
 //!   then the token's fate, and the log entry.
+//! - `echo`: the answer of a provider that repeats the secrets it was sent.
 //! - `dialects`: what each dialect accepts (content type, client authentication, token field)
 //!   and how it words its answers and refusals.
 //! - `file`: the simulator's TOML file ([`providers_from_toml`], [`demo_providers`]) and the
 //!   offboard config that points at a running simulator ([`offboard_config_for`]).
 
 mod dialects;
+mod echo;
 mod file;
 mod revoke;
 mod server;
@@ -68,6 +70,11 @@ pub struct Behaviour {
     pub malformed_fraction: f64,
     /// A 503 with a body of 1 MiB.
     pub oversized_fraction: f64,
+    /// A 503 whose body (and `x-request-id`) repeats what the request carried: the token and
+    /// the client credentials, raw and in one of many encodings (percent-encoded, JSON-escaped,
+    /// base64, the Basic header), a different one on each such answer. For checking that
+    /// nothing a provider writes back leaks a secret.
+    pub echo_fraction: f64,
     /// Added before answering.
     pub latency: Duration,
     pub invalid_token_answer: InvalidTokenAnswer,
@@ -81,6 +88,7 @@ pub enum Fault {
     Reset,
     Malformed,
     Oversized,
+    Echo,
 }
 
 impl Default for Behaviour {
@@ -95,6 +103,7 @@ impl Default for Behaviour {
             reset_fraction: 0.0,
             malformed_fraction: 0.0,
             oversized_fraction: 0.0,
+            echo_fraction: 0.0,
             latency: Duration::ZERO,
             invalid_token_answer: InvalidTokenAnswer::Ok200,
         }

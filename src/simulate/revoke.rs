@@ -14,6 +14,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::dialects::{check_request, empty, json_response, onelogin_status, reject};
+use super::echo::echo_response;
 use super::state::SimState;
 use super::{Behaviour, CallRecord, Fault, InvalidTokenAnswer, SimProvider};
 use crate::provider::dialect::Dialect;
@@ -105,7 +106,18 @@ fn answer(
     }
     if let Some(fault) = b.roll() {
         let token = check_request(p, headers, bytes).ok();
-        return (fault_response(p.dialect, fault), token, Some(fault));
+        let response = if fault == Fault::Echo {
+            let n = {
+                let mut s = state.lock().expect("sim lock");
+                let count = s.echoes.entry(p.name.clone()).or_default();
+                *count += 1;
+                *count - 1
+            };
+            echo_response(p, token.as_deref(), headers, bytes, n)
+        } else {
+            fault_response(p.dialect, fault)
+        };
+        return (response, token, Some(fault));
     }
     let token = match check_request(p, headers, bytes) {
         Ok(token) => token,
@@ -157,7 +169,9 @@ fn throttled(retry_after: u64) -> Response {
 /// The answer standing in for a fault.
 fn fault_response(dialect: Dialect, fault: Fault) -> Response {
     match fault {
-        Fault::Unavailable | Fault::Timeout => json_response(503, json!({ "error": "temporarily_unavailable" })),
+        Fault::Unavailable | Fault::Timeout | Fault::Echo => {
+            json_response(503, json!({ "error": "temporarily_unavailable" }))
+        }
         Fault::Reset => {
             let parts: Vec<Result<Bytes, std::io::Error>> = vec![
                 Ok(Bytes::from_static(b"{\"status\":")),
@@ -206,6 +220,7 @@ impl Behaviour {
             (self.reset_fraction, Fault::Reset),
             (self.malformed_fraction, Fault::Malformed),
             (self.oversized_fraction, Fault::Oversized),
+            (self.echo_fraction, Fault::Echo),
         ] {
             if draw < fraction {
                 return Some(fault);

@@ -35,6 +35,7 @@ impl Simulator {
             calls: Vec::new(),
             accepted: HashMap::new(),
             window: HashMap::new(),
+            echoes: HashMap::new(),
             started: Instant::now(),
         }));
         let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -74,6 +75,15 @@ impl Simulator {
             .lock()
             .expect("sim lock")
             .issue(provider, token_type, paired_with)
+    }
+
+    /// Makes the provider recognise `value` as a token it issued, for tests that need tokens
+    /// of a particular shape (with `/`, `+`, quotes or non-ASCII, as some providers issue).
+    pub fn issue_value(&self, provider: &str, token_type: TokenType, value: &str) -> String {
+        self.state
+            .lock()
+            .expect("sim lock")
+            .adopt(provider, token_type, None, value.to_owned())
     }
 
     /// Changes how a provider behaves from now on (a provider that recovers, or breaks).

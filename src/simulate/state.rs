@@ -51,6 +51,8 @@ pub(super) struct SimState {
     /// Requests accepted (authenticated, well-formed, not throttled) per token.
     pub(super) accepted: HashMap<String, u32>,
     pub(super) window: HashMap<String, (Instant, u32)>,
+    /// Echo answers sent per provider, so each one uses the next encoding.
+    pub(super) echoes: HashMap<String, usize>,
     pub(super) started: Instant,
 }
 
@@ -62,6 +64,17 @@ impl SimState {
             fastrand::u64(..),
             fastrand::u64(..)
         );
+        self.adopt(provider, token_type, paired_with, token)
+    }
+
+    /// Recognises `token` as issued by `provider`.
+    pub(super) fn adopt(
+        &mut self,
+        provider: &str,
+        token_type: TokenType,
+        paired_with: Option<&str>,
+        token: String,
+    ) -> String {
         let issued = IssuedToken {
             provider: provider.to_owned(),
             token_type,

@@ -297,3 +297,91 @@ fn http_get(addr: &str, path: &str) -> (String, String) {
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
     (head.lines().next().unwrap().to_owned(), body.to_owned())
 }
+
+/// Runs `args` with a config whose database URL is `url`; returns stdout and stderr together.
+fn run_with_database(url: &str, extra: &str, args: &[&str]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, format!("[database]\nurl = \"{url}\"\n{extra}")).unwrap();
+    let out = offboard(&config)
+        .env("OFFBOARD_TEST_ACME_SECRET", "s3cr3t-value")
+        .args(args)
+        .output()
+        .unwrap();
+    (out.status.code(), format!("{}{}", stdout(&out), stderr(&out)))
+}
+
+const LEAKY_DB_URL: &str = "postgres://user:hunter2@127.0.0.1:1/db?password=hunter2";
+
+#[test]
+fn check_config_never_prints_a_database_password() {
+    for url in [
+        LEAKY_DB_URL,
+        "postgres://user@127.0.0.1:1/db?sslpassword=hunter2",
+        "postgres://user:hun/ter2@127.0.0.1:1/db",
+        "sqlite://offboard.db?key=hunter2",
+    ] {
+        let (_, text) = run_with_database(url, "", &["check-config"]);
+        assert!(!text.contains("ter2"), "{url}: {text}");
+    }
+    let (code, text) = run_with_database(LEAKY_DB_URL, "", &["check-config"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.starts_with("config ok: database postgres://user:REDACTED@127.0.0.1:1/db?password=REDACTED\n"),
+        "{text}"
+    );
+}
+
+// Each waits for the pool's connect timeout, so they run as separate tests, in parallel.
+#[test]
+fn migrate_never_prints_a_database_password() {
+    let (code, text) = run_with_database(LEAKY_DB_URL, "", &["migrate"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.starts_with("error: cannot open the database: "), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
+#[test]
+fn migrate_never_logs_a_database_password() {
+    let url = "postgres://user@127.0.0.1:1/db?sslpassword=hunter2";
+    let (code, text) = run_with_database(url, "[log]\nlevel = \"trace\"\n", &["migrate"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
+#[test]
+fn check_config_never_prints_a_secret_in_a_provider_url() {
+    let provider = |url: &str| {
+        format!(
+            "[providers.acme]\ndialect = \"rfc7009\"\nurl = \"{url}\"\nclient_id = \"c\"\n\
+             client_secret_env = \"OFFBOARD_TEST_ACME_SECRET\"\n"
+        )
+    };
+    let db = "sqlite://offboard.db";
+    for url in [
+        "https://user:hunter2@auth.acme.example/revoke",
+        "https://auth.acme.example/revoke?api_key=hunter2",
+        "http://user:hunter2@auth.acme.example/revoke?key=hunter2",
+        "https://auth.acme.example/revoke#hunter2",
+    ] {
+        let (_, text) = run_with_database(db, &provider(url), &["check-config"]);
+        assert!(!text.contains("hunter2"), "{url}: {text}");
+    }
+    let (code, text) = run_with_database(
+        db,
+        &provider("https://u:hunter2@auth.acme.example/revoke"),
+        &["check-config"],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("providers.acme.url: "), "{text}");
+    let (code, text) = run_with_database(
+        db,
+        &provider("https://auth.acme.example/revoke?api_key=hunter2"),
+        &["check-config"],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("provider acme: rfc7009 at https://auth.acme.example/revoke?[query hidden],"),
+        "{text}"
+    );
+}

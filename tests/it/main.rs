@@ -9,5 +9,6 @@ mod dialects;
 mod end_to_end;
 mod helpers;
 mod pg_restart;
+mod secrets;
 mod simulator;
 mod storage_contract;

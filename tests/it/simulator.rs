@@ -246,6 +246,11 @@ async fn every_injected_fault_is_transient_and_revokes_nothing() {
         (Fault::Malformed, Dialect::Rfc7009, "HTML page"),
         (Fault::Malformed, Dialect::Onelogin, "without OneLogin's status object"),
         (Fault::Oversized, Dialect::Stitch, "HTTP 503"),
+        (
+            Fault::Echo,
+            Dialect::Rfc7009,
+            "HTTP 503: rejected token=[REDACTED] client_secret=[REDACTED]",
+        ),
     ];
     for (fault, dialect, error) in faults {
         let mut behaviour = Behaviour::default();
@@ -255,6 +260,7 @@ async fn every_injected_fault_is_transient_and_revokes_nothing() {
             Fault::Reset => &mut behaviour.reset_fraction,
             Fault::Malformed => &mut behaviour.malformed_fraction,
             Fault::Oversized => &mut behaviour.oversized_fraction,
+            Fault::Echo => &mut behaviour.echo_fraction,
         } = 1.0;
         let sim = start(vec![SimProvider {
             behaviour,
