@@ -29,6 +29,9 @@ use values::{DAY, HOUR, MINUTE, SECOND, YEAR};
 
 const DEFAULT_PATH: &str = "config/offboard.toml";
 
+/// The default of `retry.max_provider_pause`: the longest pause a provider may impose.
+pub(crate) const DEFAULT_MAX_PROVIDER_PAUSE: Duration = Duration::from_secs(3600);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}")]
@@ -127,6 +130,10 @@ pub(crate) struct RetryConfig {
     /// Longest `Retry-After` waited out in process; a longer one sends the request back to
     /// `pending` with `next_attempt_at` at the end of the pause.
     pub(crate) retry_after_cap: HumanDuration<0, { 10 * MINUTE }>,
+    /// Longest pause a provider may impose: every wait a provider asks for (`Retry-After`,
+    /// as seconds or as a date) is clamped to it where the answer is classified, so a
+    /// provider asking for a year pauses for this long at most (DESIGN.md §5).
+    pub(crate) max_provider_pause: HumanDuration<SECOND, DAY>,
     /// Durable backoff between claims: base × 2^(attempt-1), capped, with equal jitter.
     pub(crate) durable_base: HumanDuration<1, HOUR>,
     pub(crate) durable_cap: HumanDuration<1, DAY>,
@@ -140,6 +147,7 @@ impl Default for RetryConfig {
             factor: Factor(2.0),
             cap: HumanDuration(Duration::from_secs(10)),
             retry_after_cap: HumanDuration(Duration::from_secs(60)),
+            max_provider_pause: HumanDuration(DEFAULT_MAX_PROVIDER_PAUSE),
             durable_base: HumanDuration(Duration::from_secs(30)),
             durable_cap: HumanDuration(Duration::from_secs(3600)),
         }
@@ -379,13 +387,14 @@ mod tests {
 
     /// Every duration key outside `[providers]`, with its upper bound as messages write it
     /// (the same bounds are listed in `config/offboard.toml`).
-    pub(super) const DURATION_KEYS: [(&str, &str, &str); 10] = [
+    pub(super) const DURATION_KEYS: [(&str, &str, &str); 11] = [
         ("database", "busy_timeout", "5m"),
         ("worker", "lease", "1h"),
         ("worker", "shutdown_grace", "1h"),
         ("retry", "base", "1m"),
         ("retry", "cap", "10m"),
         ("retry", "retry_after_cap", "10m"),
+        ("retry", "max_provider_pause", "1day"),
         ("retry", "durable_base", "1h"),
         ("retry", "durable_cap", "1day"),
         ("policy", "not_revocable_within", "1year"),
@@ -425,6 +434,10 @@ mod tests {
     fn durations_that_must_not_be_zero_say_so() {
         let err = parse("[worker]\nlease = \"1s\"", &[]).unwrap_err().to_string();
         assert_eq!(err, "worker.lease: must be at least 2s, got 1s");
+        let err = parse("[retry]\nmax_provider_pause = \"0s\"", &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "retry.max_provider_pause: must be at least 1s, got 0s");
         let text = format!("{ACME}\ntimeout = \"0s\"");
         let err = parse(&text, &[("ACME_SECRET", "x")]).unwrap_err().to_string();
         assert_eq!(err, "providers.acme.timeout: must be at least 1ms, got 0s");
@@ -452,6 +465,16 @@ mod tests {
             err,
             "providers.acme.burst: must be a whole number from 1 to 10000, got 10001"
         );
+    }
+
+    #[test]
+    fn the_longest_provider_pause_is_a_key_of_its_own() {
+        assert_eq!(
+            parse("", &[]).unwrap().retry.max_provider_pause.0,
+            Duration::from_secs(3600)
+        );
+        let config = parse("[retry]\nmax_provider_pause = \"5m\"", &[]).unwrap();
+        assert_eq!(config.retry.max_provider_pause.0, Duration::from_secs(300));
     }
 }
 

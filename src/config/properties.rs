@@ -25,6 +25,7 @@ fn duration_of(config: &Config, section: &str, key: &str) -> Duration {
         ("retry", "base") => config.retry.base.0,
         ("retry", "cap") => config.retry.cap.0,
         ("retry", "retry_after_cap") => config.retry.retry_after_cap.0,
+        ("retry", "max_provider_pause") => config.retry.max_provider_pause.0,
         ("retry", "durable_base") => config.retry.durable_base.0,
         ("retry", "durable_cap") => config.retry.durable_cap.0,
         ("policy", "not_revocable_within") => config.policy.not_revocable_within.0,
