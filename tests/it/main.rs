@@ -6,5 +6,6 @@ mod cli;
 mod dialects;
 mod end_to_end;
 mod helpers;
+mod provider_faults;
 mod simulator;
 mod storage_contract;
