@@ -45,13 +45,17 @@ impl RetryPolicy {
             .with_max_times(self.attempts.saturating_sub(1) as usize)
     }
 
-    /// Full jitter: `unit` is a uniform draw from [0, 1).
+    /// Full jitter: `unit` is a uniform draw from [0, 1) (anything else counts as 0 or 1, so
+    /// no value can make the conversion panic).
     pub(crate) fn jitter(delay: Duration, unit: f64) -> Duration {
-        delay.mul_f64(unit.clamp(0.0, 1.0))
+        let unit = if unit.is_nan() { 0.0 } else { unit.clamp(0.0, 1.0) };
+        Duration::try_from_secs_f64(delay.as_secs_f64() * unit)
+            .unwrap_or(delay)
+            .min(delay)
     }
 
-    /// The pause before the next in-process try, or `None` when the budget is spent or the
-    /// provider asked for a longer pause than is worth waiting out here.
+    /// The pause before the next in-process try, at most `cap`, or `None` when the budget is
+    /// spent or the provider asked for a longer pause than is worth waiting out here.
     pub(crate) fn next_delay(
         &self,
         scheduled: Option<Duration>,
@@ -63,14 +67,18 @@ impl RetryPolicy {
             // The provider's gate holds every caller until the pause ends, so the jittered
             // delay is only a floor.
             Some(wait) if wait > self.retry_after_cap => None,
-            _ => Some(Self::jitter(delay, unit)),
+            _ => Some(Self::jitter(delay.min(self.cap), unit)),
         }
     }
 
     /// Durable backoff before claim `attempt + 1`: equal jitter over
     /// `durable_base × 2^(attempt-1)`, capped: half the delay is fixed and half is drawn, so
     /// a failing request is never re-claimed at once, while many requests failing together
-    /// still spread out. Never earlier than `not_before` (the end of a provider's pause).
+    /// still spread out. Never earlier than `not_before` (the end of a provider's pause), but
+    /// never later than `durable_cap` either, whatever `not_before` says: a provider's pause
+    /// is already clamped to `retry.max_provider_pause`, and `durable_cap` is the promise
+    /// that a request comes back within it (if the pause outlasts it, the request finds the
+    /// provider still paused and goes round again).
     pub(crate) fn durable_delay(&self, attempt: i32, unit: f64, not_before: Option<Duration>) -> Duration {
         let exponent = attempt.saturating_sub(1).clamp(0, 30) as u32;
         let ceiling = self
@@ -78,7 +86,9 @@ impl RetryPolicy {
             .checked_mul(1u32 << exponent)
             .map_or(self.durable_cap, |d| d.min(self.durable_cap));
         let half = ceiling / 2;
-        (half + Self::jitter(ceiling - half, unit)).max(not_before.unwrap_or_default())
+        let not_before = not_before.unwrap_or_default().min(self.durable_cap);
+        half.saturating_add(Self::jitter(ceiling.saturating_sub(half), unit))
+            .max(not_before)
     }
 }
 
@@ -120,6 +130,9 @@ mod tests {
         assert_eq!(RetryPolicy::jitter(d, 0.0), Duration::ZERO);
         assert_eq!(RetryPolicy::jitter(d, 0.5), Duration::from_secs(5));
         assert!(RetryPolicy::jitter(d, 0.999) < d);
+        assert_eq!(RetryPolicy::jitter(d, f64::NAN), Duration::ZERO);
+        assert_eq!(RetryPolicy::jitter(d, f64::INFINITY), d);
+        assert_eq!(RetryPolicy::jitter(Duration::MAX, 1.0), Duration::MAX);
     }
 
     #[test]
@@ -131,8 +144,8 @@ mod tests {
             None
         );
         assert_eq!(
-            p.next_delay(Some(Duration::from_secs(1)), Some(Duration::from_secs(2)), 0.5),
-            Some(Duration::from_millis(500))
+            p.next_delay(Some(Duration::from_millis(200)), Some(Duration::from_secs(2)), 0.5),
+            Some(Duration::from_millis(100))
         );
     }
 
@@ -148,5 +161,32 @@ mod tests {
             p.durable_delay(1, 0.0, Some(Duration::from_secs(17))),
             Duration::from_secs(17)
         );
+    }
+
+    /// Issue 7: a provider's year-long pause once pushed `next_attempt_at` a year out,
+    /// past `durable_cap`.
+    #[test]
+    fn durable_delay_never_exceeds_its_cap_whatever_the_pause() {
+        let p = policy();
+        for pause in [
+            Duration::from_secs(101),
+            Duration::from_secs(31_536_000),
+            Duration::from_secs(u64::MAX),
+            Duration::MAX,
+        ] {
+            for attempt in [i32::MIN, -1, 0, 1, 2, 31, i32::MAX] {
+                let delay = p.durable_delay(attempt, 1.0, Some(pause));
+                assert_eq!(delay, p.durable_cap, "attempt {attempt}, pause {pause:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn next_delay_never_exceeds_its_cap() {
+        let p = policy();
+        let long = Some(Duration::from_secs(u64::MAX));
+        assert_eq!(p.next_delay(long, None, 1.0), Some(p.cap));
+        assert_eq!(p.next_delay(long, Some(Duration::from_secs(1)), 0.5), Some(p.cap / 2));
+        assert_eq!(p.next_delay(long, Some(Duration::MAX), 0.5), None);
     }
 }

@@ -25,8 +25,12 @@ pub(crate) use providers::ProviderConfig;
 use providers::ProviderFile;
 pub(crate) use secret::{SecretSource, process_env};
 pub(crate) use values::{Count, CronSchedule, DatabaseUrl, Factor, HumanDuration, ListenAddr, ProviderUrl, Rate};
+use values::{DAY, HOUR, MINUTE, SECOND, YEAR};
 
 const DEFAULT_PATH: &str = "config/offboard.toml";
+
+/// The default of `retry.max_provider_pause`: the longest pause a provider may impose.
+pub(crate) const DEFAULT_MAX_PROVIDER_PAUSE: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -70,9 +74,9 @@ pub struct Config {
 pub struct DatabaseConfig {
     /// `sqlite://PATH` (created on first run) or `postgres://…`.
     pub(crate) url: DatabaseUrl,
-    pub(crate) max_connections: Count,
+    pub(crate) max_connections: Count<1000>,
     /// SQLite only: how long a writer waits for the lock before giving up.
-    pub(crate) busy_timeout: HumanDuration,
+    pub(crate) busy_timeout: HumanDuration<0, { 5 * MINUTE }>,
 }
 
 impl Default for DatabaseConfig {
@@ -89,14 +93,20 @@ impl Default for DatabaseConfig {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct WorkerConfig {
     pub(crate) schedule: CronSchedule,
-    pub(crate) lease: HumanDuration,
+    pub(crate) lease: HumanDuration<{ 2 * SECOND }, HOUR>,
     /// Requests worked on at once by one process.
-    pub(crate) concurrency: Count,
+    pub(crate) concurrency: Count<10_000>,
     /// Claims of one request before it is `failed` (durable attempts).
-    pub(crate) max_attempts: Count,
-    pub(crate) batch_size: Count,
+    pub(crate) max_attempts: Count<1000>,
+    pub(crate) batch_size: Count<10_000>,
     /// How long shutdown waits for in-flight requests before releasing them.
-    pub(crate) shutdown_grace: HumanDuration,
+    pub(crate) shutdown_grace: HumanDuration<0, HOUR>,
+    /// While requests are in flight, how often to look for newly due ones (on PostgreSQL a
+    /// notification wakes the worker sooner).
+    pub(crate) poll_interval: HumanDuration<10, MINUTE>,
+    /// How long a finished run keeps retrying its write through a database outage before
+    /// it gives up (its calls are then lost to the audit, and the request runs again).
+    pub(crate) write_patience: HumanDuration<SECOND, DAY>,
     /// How this worker names itself in `locked_by` and audit rows. Default: host:pid:random.
     pub(crate) id: Option<String>,
 }
@@ -110,6 +120,8 @@ impl Default for WorkerConfig {
             max_attempts: Count(8),
             batch_size: Count(32),
             shutdown_grace: HumanDuration(Duration::from_secs(30)),
+            poll_interval: HumanDuration(Duration::from_secs(1)),
+            write_patience: HumanDuration(Duration::from_secs(600)),
             id: None,
         }
     }
@@ -119,16 +131,20 @@ impl Default for WorkerConfig {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RetryConfig {
     /// Tries per token within one claim, the first included.
-    pub(crate) attempts: Count,
-    pub(crate) base: HumanDuration,
+    pub(crate) attempts: Count<100>,
+    pub(crate) base: HumanDuration<1, MINUTE>,
     pub(crate) factor: Factor,
-    pub(crate) cap: HumanDuration,
+    pub(crate) cap: HumanDuration<1, { 10 * MINUTE }>,
     /// Longest `Retry-After` waited out in process; a longer one sends the request back to
     /// `pending` with `next_attempt_at` at the end of the pause.
-    pub(crate) retry_after_cap: HumanDuration,
+    pub(crate) retry_after_cap: HumanDuration<0, { 10 * MINUTE }>,
+    /// Longest pause a provider may impose: every wait a provider asks for (`Retry-After`,
+    /// as seconds or as a date) is clamped to it where the answer is classified, so a
+    /// provider asking for a year pauses for this long at most (DESIGN.md §5).
+    pub(crate) max_provider_pause: HumanDuration<SECOND, DAY>,
     /// Durable backoff between claims: base × 2^(attempt-1), capped, with equal jitter.
-    pub(crate) durable_base: HumanDuration,
-    pub(crate) durable_cap: HumanDuration,
+    pub(crate) durable_base: HumanDuration<1, HOUR>,
+    pub(crate) durable_cap: HumanDuration<1, DAY>,
 }
 
 impl Default for RetryConfig {
@@ -139,6 +155,7 @@ impl Default for RetryConfig {
             factor: Factor(2.0),
             cap: HumanDuration(Duration::from_secs(10)),
             retry_after_cap: HumanDuration(Duration::from_secs(60)),
+            max_provider_pause: HumanDuration(DEFAULT_MAX_PROVIDER_PAUSE),
             durable_base: HumanDuration(Duration::from_secs(30)),
             durable_cap: HumanDuration(Duration::from_secs(3600)),
         }
@@ -149,7 +166,7 @@ impl Default for RetryConfig {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct PolicyConfig {
     pub(crate) not_revocable: NotRevocablePolicy,
-    pub(crate) not_revocable_within: HumanDuration,
+    pub(crate) not_revocable_within: HumanDuration<0, YEAR>,
 }
 
 impl Default for PolicyConfig {
@@ -165,10 +182,10 @@ impl Default for PolicyConfig {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct HttpConfig {
     /// Bytes of a response body read at most; the rest is dropped.
-    pub(crate) max_body_bytes: Count,
+    pub(crate) max_body_bytes: Count<{ 16 * 1024 * 1024 }>,
     pub(crate) user_agent: String,
     /// Longest wait for a TCP and TLS connection, for every provider.
-    pub(crate) connect_timeout: HumanDuration,
+    pub(crate) connect_timeout: HumanDuration<1, MINUTE>,
 }
 
 impl Default for HttpConfig {
@@ -295,9 +312,6 @@ impl Config {
 impl ConfigFile {
     /// The checks that span keys, and the provider tables into their validated form.
     fn validate(self) -> Result<Config, ConfigError> {
-        if self.worker.lease.0 < Duration::from_secs(2) {
-            return Err(ConfigError::key("worker.lease", "must be at least 2s"));
-        }
         if self.retry.cap.0 < self.retry.base.0 {
             return Err(ConfigError::key("retry.cap", "must not be below retry.base"));
         }
@@ -378,4 +392,99 @@ mod tests {
         let err = parse("[worker]\nconcurency = 3", &[]).unwrap_err().to_string();
         assert!(err.contains("unknown field `concurency`"), "{err}");
     }
+
+    /// Every duration key outside `[providers]`, with its upper bound as messages write it
+    /// (the same bounds are listed in `config/offboard.toml`).
+    pub(super) const DURATION_KEYS: [(&str, &str, &str); 11] = [
+        ("database", "busy_timeout", "5m"),
+        ("worker", "lease", "1h"),
+        ("worker", "shutdown_grace", "1h"),
+        ("retry", "base", "1m"),
+        ("retry", "cap", "10m"),
+        ("retry", "retry_after_cap", "10m"),
+        ("retry", "max_provider_pause", "1day"),
+        ("retry", "durable_base", "1h"),
+        ("retry", "durable_cap", "1day"),
+        ("policy", "not_revocable_within", "1year"),
+        ("http", "connect_timeout", "1m"),
+    ];
+
+    /// Every count key outside `[providers]`, with its upper bound.
+    pub(super) const COUNT_KEYS: [(&str, &str, u32); 6] = [
+        ("database", "max_connections", 1000),
+        ("worker", "concurrency", 10_000),
+        ("worker", "max_attempts", 1000),
+        ("worker", "batch_size", 10_000),
+        ("retry", "attempts", 100),
+        ("http", "max_body_bytes", 16 * 1024 * 1024),
+    ];
+
+    /// Issue 7: a duration from the config once overflowed the time arithmetic it fed.
+    /// Every duration key has an upper bound, and a value past it stops start-up with the
+    /// key named, from the file or from the environment.
+    #[test]
+    fn every_duration_key_has_an_upper_bound_named_in_its_error() {
+        for (section, key, max) in DURATION_KEYS {
+            let err = parse(&format!("[{section}]\n{key} = \"10y\""), &[])
+                .unwrap_err()
+                .to_string();
+            assert_eq!(err, format!("{section}.{key}: must be at most {max}, got 10y"));
+            let var = format!("OFFBOARD_{section}__{key}").to_ascii_uppercase();
+            let err = parse("", &[(&var, "10y")]).unwrap_err().to_string();
+            assert_eq!(err, format!("{section}.{key}: must be at most {max}, got 10y"));
+        }
+        let text = format!("{ACME}\ntimeout = \"1h\"");
+        let err = parse(&text, &[("ACME_SECRET", "x")]).unwrap_err().to_string();
+        assert_eq!(err, "providers.acme.timeout: must be at most 5m, got 1h");
+    }
+
+    #[test]
+    fn durations_that_must_not_be_zero_say_so() {
+        let err = parse("[worker]\nlease = \"1s\"", &[]).unwrap_err().to_string();
+        assert_eq!(err, "worker.lease: must be at least 2s, got 1s");
+        let err = parse("[retry]\nmax_provider_pause = \"0s\"", &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "retry.max_provider_pause: must be at least 1s, got 0s");
+        let text = format!("{ACME}\ntimeout = \"0s\"");
+        let err = parse(&text, &[("ACME_SECRET", "x")]).unwrap_err().to_string();
+        assert_eq!(err, "providers.acme.timeout: must be at least 1ms, got 0s");
+        let err = parse("[http]\nconnect_timeout = \"0s\"", &[]).unwrap_err().to_string();
+        assert_eq!(err, "http.connect_timeout: must be at least 1ms, got 0s");
+    }
+
+    #[test]
+    fn every_count_key_has_an_upper_bound_named_in_its_error() {
+        for (section, key, max) in COUNT_KEYS {
+            let ok = parse(&format!("[{section}]\n{key} = {max}"), &[]);
+            assert!(ok.is_ok(), "{section}.{key} = {max}: {ok:?}");
+            let over = u64::from(max) + 1;
+            let err = parse(&format!("[{section}]\n{key} = {over}"), &[])
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                err,
+                format!("{section}.{key}: must be a whole number from 1 to {max}, got {over}")
+            );
+        }
+        let text = format!("{ACME}\nburst = 10001");
+        let err = parse(&text, &[("ACME_SECRET", "x")]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "providers.acme.burst: must be a whole number from 1 to 10000, got 10001"
+        );
+    }
+
+    #[test]
+    fn the_longest_provider_pause_is_a_key_of_its_own() {
+        assert_eq!(
+            parse("", &[]).unwrap().retry.max_provider_pause.0,
+            Duration::from_secs(3600)
+        );
+        let config = parse("[retry]\nmax_provider_pause = \"5m\"", &[]).unwrap();
+        assert_eq!(config.retry.max_provider_pause.0, Duration::from_secs(300));
+    }
 }
+
+#[cfg(test)]
+mod properties;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use super::values::MINUTE;
 use super::{ConfigError, Count, HumanDuration, ProviderUrl, Rate, SecretSource};
 use crate::provider::dialect::{BodyFormat, ClientAuth, Dialect};
 
@@ -31,10 +32,15 @@ pub(crate) struct ProviderConfig {
     /// moov: the `x-moov-version` header.
     pub(crate) api_version: Option<String>,
     pub(crate) rate: Rate,
-    pub(crate) burst: Count,
-    /// Longest wait for one call's answer.
-    pub(crate) timeout: HumanDuration,
+    pub(crate) burst: Burst,
+    /// Longest wait for one call's answer, its body included.
+    pub(crate) timeout: CallTimeout,
 }
+
+/// Calls let through at once after a quiet spell.
+pub(crate) type Burst = Count<10_000>;
+/// A provider that has not answered in five minutes is not going to.
+pub(crate) type CallTimeout = HumanDuration<1, { 5 * MINUTE }>;
 
 /// One `[providers.NAME]` table as written: [`ProviderConfig`] with its secret keys still
 /// apart. No `Debug`, so a literal secret could never be printed.
@@ -55,18 +61,18 @@ pub(super) struct ProviderFile {
     #[serde(default = "default_rate")]
     rate: Rate,
     #[serde(default = "default_burst")]
-    burst: Count,
+    burst: Burst,
     #[serde(default = "default_timeout")]
-    timeout: HumanDuration,
+    timeout: CallTimeout,
 }
 
 fn default_rate() -> Rate {
     "10/s".parse().expect("default rate parses")
 }
-fn default_burst() -> Count {
+fn default_burst() -> Burst {
     Count(5)
 }
-fn default_timeout() -> HumanDuration {
+fn default_timeout() -> CallTimeout {
     HumanDuration(Duration::from_secs(10))
 }
 

@@ -46,26 +46,66 @@ impl FromStr for ListenAddr {
 }
 deserialize_via_from_str!(ListenAddr);
 
-/// A duration written as `60s`, `500ms`, `1h 30m`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct HumanDuration(pub(crate) Duration);
+/// Milliseconds in a second, a minute, an hour, a day and a year as `humantime` counts it
+/// (365.25 days), for writing the bounds of duration keys.
+pub(crate) const SECOND: u64 = 1000;
+pub(crate) const MINUTE: u64 = 60 * SECOND;
+pub(crate) const HOUR: u64 = 60 * MINUTE;
+pub(crate) const DAY: u64 = 24 * HOUR;
+pub(crate) const YEAR: u64 = 31_557_600 * SECOND;
 
-impl FromStr for HumanDuration {
+/// A duration written as `60s`, `500ms`, `1h 30m`, from `MIN_MS` to `MAX_MS` milliseconds.
+///
+/// Every duration key of the config states its own bounds in its type, so a value can
+/// never overflow the time arithmetic it feeds (DESIGN.md §3, invariant 9), and a value out
+/// of bounds is refused with the key named, as every other parse error:
+/// `worker.lease: must be at most 1h, got 10y`. The defaults (no bounds) are for files
+/// other than the config, such as the simulator's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HumanDuration<const MIN_MS: u64 = 0, const MAX_MS: u64 = { u64::MAX }>(pub(crate) Duration);
+
+impl<const MIN_MS: u64, const MAX_MS: u64> HumanDuration<MIN_MS, MAX_MS> {
+    pub(crate) const MIN: Duration = Duration::from_millis(MIN_MS);
+    pub(crate) const MAX: Duration = Duration::from_millis(MAX_MS);
+}
+
+impl<const MIN_MS: u64, const MAX_MS: u64> FromStr for HumanDuration<MIN_MS, MAX_MS> {
     type Err = String;
     fn from_str(raw: &str) -> Result<Self, String> {
-        humantime::parse_duration(raw.trim())
-            .map(HumanDuration)
-            .map_err(|e| format!("'{raw}' is not a duration such as \"60s\" or \"500ms\" ({e})"))
+        let value = humantime::parse_duration(raw.trim())
+            .map_err(|e| format!("'{raw}' is not a duration such as \"60s\" or \"500ms\" ({e})"))?;
+        if value < Self::MIN {
+            return Err(format!(
+                "must be at least {}, got {}",
+                humantime::format_duration(Self::MIN),
+                raw.trim()
+            ));
+        }
+        if value > Self::MAX {
+            return Err(format!(
+                "must be at most {}, got {}",
+                humantime::format_duration(Self::MAX),
+                raw.trim()
+            ));
+        }
+        Ok(HumanDuration(value))
     }
 }
-deserialize_via_from_str!(HumanDuration);
 
-/// A positive whole number. Accepts a TOML integer or a string of digits, so that
-/// environment overrides (always strings) work for numeric keys.
+impl<'de, const MIN_MS: u64, const MAX_MS: u64> Deserialize<'de> for HumanDuration<MIN_MS, MAX_MS> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        raw.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A positive whole number up to `MAX`. Accepts a TOML integer or a string of digits, so
+/// that environment overrides (always strings) work for numeric keys. Keys where a huge
+/// value is nonsense (a pool of a billion connections) state a smaller `MAX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Count(pub(crate) u32);
+pub(crate) struct Count<const MAX: u32 = { u32::MAX }>(pub(crate) u32);
 
-impl Count {
+impl<const MAX: u32> Count<MAX> {
     pub(crate) fn get(self) -> u32 {
         self.0
     }
@@ -74,14 +114,13 @@ impl Count {
     }
 }
 
-impl<'de> Deserialize<'de> for Count {
+impl<'de, const MAX: u32> Deserialize<'de> for Count<MAX> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value: i64 = number_or_string(d, "a whole number")?;
         match u32::try_from(value) {
-            Ok(n) if n > 0 => Ok(Count(n)),
+            Ok(n) if (1..=MAX).contains(&n) => Ok(Count(n)),
             _ => Err(serde::de::Error::custom(format!(
-                "must be a whole number from 1 to {}, got {value}",
-                u32::MAX
+                "must be a whole number from 1 to {MAX}, got {value}"
             ))),
         }
     }
@@ -126,11 +165,16 @@ where
         .map_err(|_| serde::de::Error::custom(format!("'{text}' is not {what}")))
 }
 
-/// A rate such as `20/s`, `600/m` or `1000/h`.
+/// A rate such as `20/s`, `600/m` or `1000/h`, at most [`Rate::MAX_PER_SEC`] a second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Rate {
     pub(crate) count: NonZeroU32,
     pub(crate) per: Duration,
+}
+
+impl Rate {
+    /// No provider takes more revocations a second than this; a higher rate is a typo.
+    pub(crate) const MAX_PER_SEC: u64 = 10_000;
 }
 
 impl FromStr for Rate {
@@ -146,6 +190,9 @@ impl FromStr for Rate {
             "h" | "hour" => Duration::from_secs(3600),
             _ => return Err(bad()),
         };
+        if u64::from(count.get()) > Rate::MAX_PER_SEC * per.as_secs() {
+            return Err(format!("must be at most {}/s, got {}", Rate::MAX_PER_SEC, raw.trim()));
+        }
         Ok(Rate { count, per })
     }
 }
@@ -476,6 +523,33 @@ mod tests {
         assert_eq!("600/m".parse::<Rate>().unwrap().per, Duration::from_secs(60));
         assert!("20 per second".parse::<Rate>().is_err());
         assert!("0/s".parse::<Rate>().is_err());
+    }
+
+    #[test]
+    fn rates_have_an_upper_bound() {
+        assert_eq!("10000/s".parse::<Rate>().unwrap().count.get(), 10_000);
+        assert_eq!("600000/m".parse::<Rate>().unwrap().count.get(), 600_000);
+        assert_eq!(
+            "10001/s".parse::<Rate>().unwrap_err(),
+            "must be at most 10000/s, got 10001/s"
+        );
+        assert!("4000000000/h".parse::<Rate>().is_err());
+        let text = format!("{ACME}\nrate = \"1000000/s\"");
+        let err = parse(&text, &[("ACME_SECRET", "x")]).unwrap_err().to_string();
+        assert_eq!(err, "providers.acme.rate: must be at most 10000/s, got 1000000/s");
+    }
+
+    #[test]
+    fn a_duration_too_large_for_any_clock_is_an_error_not_a_panic() {
+        let err = "99999999999999999999999s"
+            .parse::<HumanDuration<0, HOUR>>()
+            .unwrap_err();
+        assert!(err.starts_with("'99999999999999999999999s' is not a duration"), "{err}");
+        let err = "500000000y".parse::<HumanDuration<0, HOUR>>().unwrap_err();
+        assert!(
+            err.contains("must be at most 1h") || err.contains("is not a duration"),
+            "{err}"
+        );
     }
 
     #[test]

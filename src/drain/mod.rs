@@ -69,8 +69,8 @@ impl WorkerSettings {
             batch_size: w.batch_size.get(),
             max_attempts: i32::try_from(w.max_attempts.get()).unwrap_or(i32::MAX),
             shutdown_grace: w.shutdown_grace.0,
-            poll: Duration::from_secs(1),
-            write_patience: Duration::from_secs(600),
+            poll: w.poll_interval.0,
+            write_patience: w.write_patience.0,
             retry: RetryPolicy::from(&config.retry),
             policy: Policy {
                 not_revocable: config.policy.not_revocable,

@@ -16,6 +16,7 @@ use super::lease::Stop;
 use super::settle::{self, PairedEnd, TokenEnd};
 use crate::outcome::{Outcome, Verdict};
 use crate::provider::Provider;
+use crate::provider::gate::Paused;
 use crate::provider::dialect::{ONELOGIN_UNPAIRED_REFRESH, Plan};
 use crate::storage::{AuditRow, BadToken, Results, StoredToken};
 use crate::token::TokenType;
@@ -32,6 +33,8 @@ pub(super) struct TokenResult {
 enum TryError {
     Transient(Verdict),
     Stopped,
+    /// The provider is paused for longer than the in-process wait allows.
+    Paused(Duration),
 }
 
 impl RequestRun {
@@ -74,18 +77,6 @@ impl RequestRun {
         stop: &Stop,
     ) -> TokenResult {
         let retry = &self.worker.settings.retry;
-        // A provider paused for longer than we would wait here is not called at all; the
-        // request comes back when the pause is over.
-        if let Some(left) = provider.gate.pause_left().filter(|left| *left > retry.retry_after_cap) {
-            return TokenResult {
-                token_id: token.id,
-                end: TokenEnd::Transient {
-                    reason: format!("provider paused for {}s after asking for quiet", left.as_secs()),
-                    not_before: Some(left),
-                },
-                results: Results::default(),
-            };
-        }
         let policy = self.worker.settings.policy;
         let rows = Mutex::new(Vec::new());
         let attempt = AtomicI32::new(token.prior_attempts);
@@ -93,7 +84,13 @@ impl RequestRun {
             tokio::select! {
                 biased;
                 _ = stop.stopped() => return Err(TryError::Stopped),
-                _ = provider.gate.ready() => {}
+                // A provider paused for longer than is worth waiting here is not called at
+                // all; the request comes back when the pause is over.
+                ready = provider.gate.ready() => {
+                    if let Err(Paused(left)) = ready {
+                        return Err(TryError::Paused(left));
+                    }
+                }
             }
             let call = provider.revoke(&token.value, token_type).await;
             let number = attempt.fetch_add(1, Ordering::Relaxed) + 1;
@@ -115,7 +112,7 @@ impl RequestRun {
             .adjust(|e, scheduled| {
                 let retry_after = match e {
                     TryError::Transient(v) => v.retry_after,
-                    TryError::Stopped => None,
+                    TryError::Stopped | TryError::Paused(_) => None,
                 };
                 retry.next_delay(scheduled, retry_after, fastrand::f64())
             })
@@ -127,6 +124,10 @@ impl RequestRun {
                 not_before: provider.gate.pause_left(),
             },
             Err(TryError::Stopped) => TokenEnd::Stopped,
+            Err(TryError::Paused(left)) => TokenEnd::Transient {
+                reason: format!("provider paused for {}s after asking for quiet", left.as_secs()),
+                not_before: Some(left),
+            },
         };
         let dead = matches!(end, TokenEnd::Settled(o) if o.token_is_dead());
         TokenResult {

@@ -4,6 +4,7 @@
 //! for the same reason; the config only deserializes them.
 
 use std::fmt;
+use std::time::Duration;
 
 use base64::Engine;
 use reqwest::RequestBuilder;
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::classify::{RawResponse, classify};
+use crate::config::DEFAULT_MAX_PROVIDER_PAUSE;
 use crate::outcome::{Outcome, Verdict};
 use crate::token::{TokenType, TokenValue};
 
@@ -184,11 +186,19 @@ impl DialectSettings {
         }
     }
 
-    /// Classifies an answer: the shared classifier, refined where the dialect says more.
+    /// Classifies an answer: the shared classifier, refined where the dialect says more. A
+    /// `Retry-After` is clamped to the default `retry.max_provider_pause`; a provider uses
+    /// [`DialectSettings::classify_within`] with its configured one.
     pub fn classify(&self, response: &RawResponse, secrets: &[&str]) -> Verdict {
-        let verdict = classify(response, secrets);
+        self.classify_within(response, secrets, DEFAULT_MAX_PROVIDER_PAUSE)
+    }
+
+    /// As [`DialectSettings::classify`], with any wait the provider asks for clamped to
+    /// `max_wait`.
+    pub fn classify_within(&self, response: &RawResponse, secrets: &[&str], max_wait: Duration) -> Verdict {
+        let verdict = classify(response, secrets, max_wait);
         match self.dialect {
-            Dialect::Onelogin => refine_onelogin(verdict, response, secrets),
+            Dialect::Onelogin => refine_onelogin(verdict, response, secrets, max_wait),
             _ => verdict,
         }
     }
@@ -197,7 +207,7 @@ impl DialectSettings {
 /// OneLogin wraps every answer in `{"status": {"error", "code", "type", "message"}}`. A 200
 /// counts only when `status.error` is false; an error inside a 200 is classified by its
 /// `status.code`; a 200 without the object is treated as a transient glitch, never success.
-fn refine_onelogin(verdict: Verdict, response: &RawResponse, secrets: &[&str]) -> Verdict {
+fn refine_onelogin(verdict: Verdict, response: &RawResponse, secrets: &[&str], max_wait: Duration) -> Verdict {
     if verdict.outcome != Outcome::Revoked {
         return verdict;
     }
@@ -218,7 +228,7 @@ fn refine_onelogin(verdict: Verdict, response: &RawResponse, secrets: &[&str]) -
             };
             Verdict {
                 http_status: verdict.http_status,
-                ..classify(&inner, secrets)
+                ..classify(&inner, secrets, max_wait)
             }
         }
         None => Verdict {

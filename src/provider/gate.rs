@@ -1,6 +1,12 @@
 //! Pacing for one provider: a `governor` rate limiter, and a pause that a 429 or 503 with
 //! `Retry-After` puts on the whole provider, so every caller waits instead of hammering a
 //! provider that asked for quiet. Pacing beats retrying.
+//!
+//! Both ends of a pause are bounded (DESIGN.md §3, invariant 9): a pause is never longer
+//! than `retry.max_provider_pause`, whatever the provider asked for, and a caller waits one
+//! out only while it is no longer than `retry.retry_after_cap`; past that, [`Gate::ready`]
+//! says so at once instead of holding the caller (and its request's lease) for the rest of
+//! the pause.
 
 use std::num::NonZeroU32;
 use std::sync::Mutex;
@@ -14,11 +20,20 @@ use crate::config::Rate;
 pub struct Gate {
     limiter: DefaultDirectRateLimiter,
     jitter: Duration,
+    /// The longest pause this gate takes (`retry.max_provider_pause`).
+    max_pause: Duration,
+    /// The longest pause a caller of [`Gate::ready`] waits out (`retry.retry_after_cap`).
+    max_wait: Duration,
     paused_until: Mutex<Option<Instant>>,
 }
 
+/// [`Gate::ready`] did not wait: the provider is paused for `.0` more, longer than a caller
+/// waits out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paused(pub Duration);
+
 impl Gate {
-    pub(crate) fn new(rate: Rate, burst: NonZeroU32) -> Gate {
+    pub(crate) fn new(rate: Rate, burst: NonZeroU32, max_pause: Duration, max_wait: Duration) -> Gate {
         let period = rate.per / rate.count.get();
         let quota = Quota::with_period(period)
             .unwrap_or_else(|| Quota::per_second(rate.count))
@@ -27,8 +42,15 @@ impl Gate {
             limiter: RateLimiter::direct(quota),
             // Spread callers released together over a slice of one period.
             jitter: (period / 4).min(Duration::from_millis(50)),
+            max_pause,
+            max_wait,
             paused_until: Mutex::new(None),
         }
+    }
+
+    /// The longest pause a caller of [`Gate::ready`] waits out.
+    pub(crate) fn max_wait(&self) -> Duration {
+        self.max_wait
     }
 
     /// How much of a pause is left, if any.
@@ -37,27 +59,36 @@ impl Gate {
         until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
     }
 
-    /// Pauses the provider for `wait` from now. A pause only ever grows: a shorter
-    /// `Retry-After` from a concurrent call does not cut a longer one short.
+    /// Pauses the provider for `wait` from now, at most for the gate's longest pause. A
+    /// pause only ever grows: a shorter `Retry-After` from a concurrent call does not cut a
+    /// longer one short. Never panics: the end of the pause is computed with checked
+    /// arithmetic (and with the cap bounded by the config, it cannot overflow anyway).
     pub(crate) fn pause(&self, wait: Duration) {
-        let until = Instant::now() + wait;
+        let Some(until) = Instant::now().checked_add(wait.min(self.max_pause)) else {
+            return;
+        };
         let mut guard = self.paused_until.lock().expect("pause lock");
         if guard.is_none_or(|current| current < until) {
             *guard = Some(until);
         }
     }
 
-    /// Waits until the provider is not paused and the rate limit allows one more call.
-    pub(crate) async fn ready(&self) {
+    /// Waits until the provider is not paused and the rate limit allows one more call; or,
+    /// when the provider is paused for longer than a caller waits out (a pause may also
+    /// begin while the caller waits for the limiter), returns at once with what is left.
+    pub(crate) async fn ready(&self) -> Result<(), Paused> {
         loop {
             if let Some(left) = self.pause_left() {
+                if left > self.max_wait {
+                    return Err(Paused(left));
+                }
                 tokio::time::sleep(left).await;
                 continue;
             }
             self.limiter.until_ready_with_jitter(Jitter::up_to(self.jitter)).await;
             // A pause may have begun while this caller waited for the limiter.
             if self.pause_left().is_none() {
-                return;
+                return Ok(());
             }
         }
     }
@@ -67,8 +98,15 @@ impl Gate {
 mod tests {
     use super::*;
 
+    const HOUR: Duration = Duration::from_secs(3600);
+
     fn gate() -> Gate {
-        Gate::new("100/s".parse().unwrap(), NonZeroU32::new(1).unwrap())
+        Gate::new(
+            "100/s".parse().unwrap(),
+            NonZeroU32::new(1).unwrap(),
+            HOUR,
+            Duration::from_secs(60),
+        )
     }
 
     #[test]
@@ -84,8 +122,68 @@ mod tests {
         let gate = gate();
         gate.pause(Duration::from_secs(2));
         let start = Instant::now();
-        gate.ready().await;
+        assert_eq!(gate.ready().await, Ok(()));
         assert!(start.elapsed() >= Duration::from_secs(2));
         assert!(gate.pause_left().is_none());
+    }
+
+    /// Issue 7: `Retry-After: 31536000` (a year) and a 20-digit value once paused the
+    /// provider for a year or panicked in `Instant + Duration`.
+    #[test]
+    fn a_pause_is_clamped_to_the_cap_and_never_overflows() {
+        for wait in [
+            Duration::from_secs(31_536_000),
+            Duration::from_secs(u64::MAX),
+            Duration::MAX,
+        ] {
+            let gate = gate();
+            gate.pause(wait);
+            let left = gate.pause_left().expect("paused");
+            assert!(
+                left <= HOUR && left > HOUR - Duration::from_secs(5),
+                "{wait:?}: {left:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ready_does_not_wait_out_a_pause_longer_than_its_callers_wait() {
+        let gate = gate();
+        gate.pause(Duration::from_secs(600));
+        let start = Instant::now();
+        let Err(Paused(left)) = gate.ready().await else {
+            panic!("ready waited out a 10 minute pause");
+        };
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert!(
+            left > Duration::from_secs(599) && left <= Duration::from_secs(600),
+            "{left:?}"
+        );
+    }
+
+    /// A caller already waiting for the limiter when a long pause begins gives up then,
+    /// instead of sleeping through the pause.
+    #[tokio::test]
+    async fn a_caller_waiting_for_the_limiter_gives_up_when_a_long_pause_begins() {
+        let gate = std::sync::Arc::new(Gate::new(
+            "1/s".parse().unwrap(),
+            NonZeroU32::new(1).unwrap(),
+            HOUR,
+            Duration::from_secs(60),
+        ));
+        assert_eq!(gate.ready().await, Ok(()));
+        let waiting = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.ready().await }
+        });
+        // The limiter lets the next call through a second after the first one.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished());
+        gate.pause(Duration::from_secs(31_536_000));
+        let result = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the waiting caller slept through the pause")
+            .unwrap();
+        assert!(matches!(result, Err(Paused(left)) if left <= HOUR), "{result:?}");
     }
 }

@@ -1,5 +1,11 @@
 //! Providers: one entry per `[providers.NAME]`, each with its dialect, credentials and gate,
 //! all sharing one HTTP client (connection pooling, rustls, timeouts, a bounded body read).
+//!
+//! A provider's faults stay its own (DESIGN.md §2, §3 invariant 6): one call lasts at most
+//! the provider's `timeout`, reading the body included, so a provider that trickles its
+//! answer a byte at a time holds nothing past it; at most `http.max_body_bytes` of a body
+//! is read; a connection that breaks is transient; and every wait the provider asks for is
+//! clamped to `retry.max_provider_pause` where its answer is classified.
 
 pub mod classify;
 pub mod dialect;
@@ -12,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::{Config, ConfigError, HttpConfig, ProviderConfig, ProviderUrl};
+use crate::config::{Config, ConfigError, HttpConfig, ProviderConfig, ProviderUrl, RetryConfig};
 use crate::outcome::{Outcome, Verdict};
 use crate::token::{TokenType, TokenValue};
 use classify::RawResponse;
@@ -30,6 +36,8 @@ pub struct Provider {
     client_secret: Option<SecretString>,
     timeout: Duration,
     max_body: usize,
+    /// The longest wait this provider may impose (`retry.max_provider_pause`).
+    max_pause: Duration,
     client: reqwest::Client,
     pub gate: Gate,
 }
@@ -58,6 +66,7 @@ impl Provider {
         config: &ProviderConfig,
         client_secret: Option<SecretString>,
         http: &HttpConfig,
+        retry: &RetryConfig,
         client: reqwest::Client,
     ) -> Provider {
         Provider {
@@ -77,10 +86,13 @@ impl Provider {
             client_secret,
             timeout: config.timeout.0,
             max_body: http.max_body_bytes.usize(),
+            max_pause: retry.max_provider_pause.0,
             client,
             gate: Gate::new(
                 config.rate,
                 NonZeroU32::new(config.burst.get()).expect("burst is positive"),
+                retry.max_provider_pause.0,
+                retry.retry_after_cap.0,
             ),
         }
     }
@@ -90,9 +102,26 @@ impl Provider {
     }
 
     /// Sends one revocation request and classifies the answer. Does not wait on the gate
-    /// (the caller does) but pauses it when the provider asks for quiet.
+    /// (the caller does) but pauses it when the provider asks for quiet. Sends nothing while
+    /// the provider is paused for longer than callers wait out ([`Gate::ready`] would have
+    /// said so): the verdict is then transient, with no HTTP status, and carries what is left
+    /// of the pause as its `retry_after`.
     #[tracing::instrument(level = "debug", skip_all, fields(provider = %self.name))]
     pub async fn revoke(&self, token: &TokenValue, token_type: TokenType) -> Call {
+        if let Some(left) = self.gate.pause_left().filter(|left| *left > self.gate.max_wait()) {
+            let left_secs = Duration::from_secs(left.as_secs());
+            let verdict = Verdict {
+                retry_after: Some(left),
+                ..Verdict::new(Outcome::Transient).with_error(format!(
+                    "not sent: the provider asked for quiet, {} of it left",
+                    humantime::format_duration(left_secs)
+                ))
+            };
+            return Call {
+                verdict,
+                duration: Duration::ZERO,
+            };
+        }
         let started = Instant::now();
         let secret = self.client_secret.as_ref().map(|s| s.expose_secret());
         let creds = Credentials {
@@ -111,9 +140,13 @@ impl Provider {
             .flatten()
             .chain(self.query_values.iter().map(String::as_str))
             .collect();
-        let mut verdict = match self.send(request).await {
-            Ok(response) => self.settings.classify(&response, &secrets),
-            Err(error) => transport_verdict(&error, self.timeout, &secrets),
+        // reqwest's per-request timeout covers the body too; this deadline makes that a
+        // property of this function rather than of one library version.
+        let mut verdict = match tokio::time::timeout(self.timeout, self.send(request)).await {
+            Ok(Ok((response, cut))) => self.verdict_of(&response, cut, &secrets),
+            Ok(Err(error)) => transport_verdict(&error, self.timeout, &secrets),
+            Err(_elapsed) => Verdict::new(Outcome::Transient)
+                .with_error(format!("no answer within {}", humantime::format_duration(self.timeout))),
         };
         // The request id header is the provider's text as well, and goes to the audit row.
         if let Some(id) = verdict.provider_request_id.take() {
@@ -128,20 +161,41 @@ impl Provider {
         }
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<RawResponse, reqwest::Error> {
+    /// Classifies an answer. A success whose body was cut at `http.max_body_bytes` is not
+    /// taken as a revocation: what was not read may have said error.
+    fn verdict_of(&self, response: &RawResponse, cut: bool, secrets: &[&str]) -> Verdict {
+        let verdict = self.settings.classify_within(response, secrets, self.max_pause);
+        if cut && verdict.outcome == Outcome::Revoked {
+            return Verdict {
+                outcome: Outcome::Transient,
+                error: Some(format!(
+                    "HTTP {} with a body longer than http.max_body_bytes ({} bytes); not taken as a revocation",
+                    response.status, self.max_body
+                )),
+                ..verdict
+            };
+        }
+        verdict
+    }
+
+    /// Sends the request and reads at most `max_body` bytes of the answer; a provider that
+    /// streams more is cut off, and the answer says it was cut.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(RawResponse, bool), reqwest::Error> {
         let mut response = request.send().await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let mut body = Vec::new();
-        // Read at most max_body bytes; a provider that streams more is cut off.
+        let mut cut = false;
         while let Some(chunk) = response.chunk().await? {
-            let room = self.max_body - body.len();
-            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            if body.len() >= self.max_body {
+            let room = self.max_body.saturating_sub(body.len());
+            if chunk.len() > room {
+                body.extend_from_slice(&chunk[..room]);
+                cut = true;
                 break;
             }
+            body.extend_from_slice(&chunk);
         }
-        Ok(RawResponse { status, headers, body })
+        Ok((RawResponse { status, headers, body }, cut))
     }
 }
 
@@ -196,7 +250,7 @@ impl Providers {
             .iter()
             .map(|(name, p)| {
                 let secret = secrets.remove(name).flatten();
-                let provider = Provider::new(name, p, secret, &config.http, client.clone());
+                let provider = Provider::new(name, p, secret, &config.http, &config.retry, client.clone());
                 (name.clone(), Arc::new(provider))
             })
             .collect();

@@ -9,6 +9,7 @@ mod dialects;
 mod end_to_end;
 mod helpers;
 mod pg_restart;
+mod provider_faults;
 mod secrets;
 mod simulator;
 mod storage_contract;
