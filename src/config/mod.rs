@@ -294,7 +294,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
             path: path.to_owned(),
-            message: e.to_string().trim().replace('\n', " "),
+            message: syntax_message(&e, text),
         })?;
         let env: Vec<(String, String)> = env.into_iter().collect();
         env::apply_env_overrides(&mut table, &env)?;
@@ -339,6 +339,21 @@ impl ConfigFile {
     }
 }
 
+/// A TOML error as the parser's own words and where: never the offending line itself, which
+/// may hold a secret (an unclosed quote on a `url = "postgres://user:password@…` line).
+fn syntax_message(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("{message} at line {line}, column {column}")
+        }
+        None => message,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,6 +374,17 @@ mod tests {
         client_id = "offboard"
         client_secret_env = "ACME_SECRET"
     "#;
+
+    #[test]
+    fn a_syntax_error_says_where_without_quoting_the_line() {
+        let text = "[database]\nurl = \"postgres://app:hunter2@db/offboard\n";
+        let err = Config::from_toml(text, Path::new("bad.toml"), Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("config file bad.toml is not valid TOML: "), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
 
     #[test]
     fn defaults_fill_every_key_but_the_providers() {

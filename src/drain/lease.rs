@@ -46,9 +46,17 @@ impl InFlight {
         stop
     }
 
-    /// The request's task ended: its lease is no longer renewed.
-    pub(super) fn finish(&self, request_id: i64) {
-        self.lock().remove(&request_id);
+    /// The request's task ended: its lease is no longer renewed. Only the entry of this
+    /// very claim is removed: the same worker may have claimed the request again (its
+    /// lease ran out during a database outage) and that run is still going.
+    pub(super) fn finish(&self, fence: &Fence) {
+        let mut map = self.lock();
+        if map
+            .get(&fence.request_id())
+            .is_some_and(|(current, _)| current == fence)
+        {
+            map.remove(&fence.request_id());
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (Fence, Stop)>> {

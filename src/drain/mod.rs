@@ -263,7 +263,7 @@ impl Worker {
     /// Works on one claimed request and logs how it ended. `stop` fires on shutdown or
     /// when the lease is found lost.
     async fn process(self, request: ClaimedRequest, stop: lease::Stop) -> RunEnd {
-        let id = request.id;
+        let fence = request.fence.clone();
         let end = match self.clone().run(request, &stop).await {
             Ok((_, Decision::Release)) => RunEnd::Released,
             Ok((state, _)) => RunEnd::Written(state),
@@ -273,7 +273,7 @@ impl Worker {
                 RunEnd::Error
             }
         };
-        self.in_flight.finish(id);
+        self.in_flight.finish(&fence);
         match &end {
             RunEnd::Written(state) => {
                 self.metrics.record_run(state.as_str());

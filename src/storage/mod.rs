@@ -101,7 +101,7 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error")]
     Sqlx(#[from] sqlx::Error),
-    #[error("request {0} is no longer leased by this worker; its results were not written")]
+    #[error("request {0} is no longer leased by this worker: its calls were audited, its state was not changed")]
     LeaseLost(i64),
     #[error("request {id} is {state}; {action} needs a request that is {needs}")]
     WrongState {
