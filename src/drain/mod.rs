@@ -2,11 +2,11 @@
 //! and write the outcome and the request's next state in one fenced transaction.
 //!
 //! The pieces, after River's producer, executor and completer:
-//! - this file: the claim loop, shutdown, and one request's run (read its tokens, revoke
-//!   them concurrently, decide, write);
+//! - this file: the claim loop, shutdown, and retrying writes through database outages;
+//! - `run.rs`: one request's run (read its tokens, revoke them concurrently, decide, write);
 //! - `revoke.rs`: one token at its provider, with retries, pacing and audit rows;
 //! - `settle.rs`: pure rules for a token's end and the request's next state;
-//! - `lease.rs`: the lease renewer;
+//! - `lease.rs`: the requests in flight and the lease renewer;
 //! - `daemon.rs`: `offboard run`, draining on a schedule and on notifications.
 //!
 //! Shape of one drain: claim up to `batch_size` due requests while fewer than `concurrency`
@@ -19,12 +19,12 @@
 pub(crate) mod daemon;
 mod lease;
 mod revoke;
+mod run;
 mod settle;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -35,13 +35,10 @@ use crate::metrics::Metrics;
 use crate::outcome::{Decision, RequestState};
 use crate::provider::Providers;
 use crate::retry::RetryPolicy;
-use crate::storage::{
-    AuditAction, AuditNote, AuditRow, ClaimedRequest, Results, Store, StoreError, StoredToken, UserTokens,
-};
+use crate::storage::{AuditRow, ClaimedRequest, Store, StoreError};
 use crate::telemetry::error_chain;
 pub(crate) use settle::NotRevocablePolicy;
 pub(crate) use settle::Policy;
-use settle::TokenEnd;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -292,44 +289,6 @@ impl Worker {
         end
     }
 
-    /// Reads the user's tokens, revokes the unsettled ones, decides, and writes the result.
-    async fn run(self, request: ClaimedRequest, stop: &lease::Stop) -> Result<(RequestState, Decision), StoreError> {
-        let max_attempts = self.settings.max_attempts;
-        if let Some(decision) = settle::over_budget(request.attempt, max_attempts, request.last_error.as_deref()) {
-            let nothing = Results::default();
-            let state = self
-                .write(|store| store.complete(&request.fence, &request.user_id, &nothing, &decision))
-                .await?;
-            return Ok((state, decision));
-        }
-        let tokens = self
-            .write(|store| store.tokens_for(request.id, &request.user_id))
-            .await?;
-        let run = Arc::new(RequestRun {
-            worker: self,
-            request,
-            now: Utc::now(),
-        });
-        let (mut results, ends) = run.revoke_all(&tokens, stop).await;
-        let decision = run.decide(&tokens, &ends);
-        let worker = &run.worker;
-        if tokens.tokens.is_empty() && tokens.bad.is_empty() {
-            results.notes.push(AuditNote {
-                request_id: run.request.id,
-                user_id: run.request.user_id.clone(),
-                action: AuditAction::NoTokens,
-                error: Some("the user has no tokens: nothing to revoke".into()),
-                worker: worker.settings.id.clone(),
-                attempted_at: Utc::now(),
-            });
-        }
-        worker.record_metrics(&results.rows);
-        let state = worker
-            .write(|store| store.complete(&run.request.fence, &run.request.user_id, &results, &decision))
-            .await?;
-        Ok((state, decision))
-    }
-
     /// Runs a database operation, retrying what a database outage causes (a dropped
     /// connection, a restart, a busy SQLite file) with backoff, so answered calls are not
     /// lost with the connection; gives up after `write_patience`. Other errors, and
@@ -364,93 +323,5 @@ async fn collect(in_flight: &mut JoinSet<RunEnd>, report: &mut DrainReport) {
             report.errors += 1;
         }
         None => {}
-    }
-}
-
-/// One claimed request's run, shared by the tasks that revoke its tokens.
-struct RequestRun {
-    worker: Worker,
-    request: ClaimedRequest,
-    /// When the run began: the clock the not-revocable policy reads.
-    now: DateTime<Utc>,
-}
-
-impl RequestRun {
-    /// Revokes every unsettled token: tokens at different providers (and of one user at one
-    /// provider) go concurrently, each call waiting on its own provider's gate; tokens that
-    /// die with a pair are settled after it. Each finished token's results are written
-    /// while others are still in flight; if that write finds the lease lost, every token not
-    /// yet sent stops. Returns what is left to write and how each token ended.
-    async fn revoke_all(self: &Arc<Self>, tokens: &UserTokens, stop: &lease::Stop) -> (Results, Vec<(i64, TokenEnd)>) {
-        let unsettled = tokens.tokens.iter().filter(|t| !t.is_settled());
-        let (paired, direct): (Vec<&StoredToken>, Vec<&StoredToken>) = unsettled.partition(|t| self.goes_with_pair(t));
-
-        let mut pending = Results::default();
-        let mut ends = Vec::new();
-        for bad in &tokens.bad {
-            let result = self.unreadable(bad);
-            ends.push((result.token_id, result.end));
-            pending.append(result.results);
-        }
-
-        let mut set = JoinSet::new();
-        for token in direct {
-            let run = Arc::clone(self);
-            let token = token.clone();
-            let stop = stop.clone();
-            let span = info_span!("token", token_id = token.id, provider = %token.provider, fingerprint = %token.fingerprint());
-            set.spawn(async move { run.revoke_one(&token, &stop).await }.instrument(span));
-        }
-        while let Some(joined) = set.join_next().await {
-            match joined {
-                Ok(result) => {
-                    ends.push((result.token_id, result.end));
-                    pending.append(result.results);
-                    // Other tokens are still in flight: write what is finished now, so a
-                    // crash later loses none of it. The last results wait for the
-                    // transaction that sets the request's state.
-                    if !set.is_empty() && !pending.is_empty() {
-                        let fence = &self.request.fence;
-                        match self.worker.write(|store| store.record_progress(fence, &pending)).await {
-                            Ok(()) => {
-                                self.worker.record_metrics(&pending.rows);
-                                pending = Results::default();
-                            }
-                            Err(StoreError::LeaseLost(_)) => {
-                                // Written all the same (facts are not fenced); stop sending.
-                                self.worker.record_metrics(&pending.rows);
-                                pending = Results::default();
-                                stop.lease_lost();
-                            }
-                            Err(e) => warn!(error = %error_chain(&e), "results kept for the request's final write"),
-                        }
-                    }
-                }
-                Err(e) => warn!(error = %e, "token task failed"),
-            }
-        }
-        for token in paired {
-            let result = self.settle_via_pair(token, &tokens.tokens, &ends);
-            ends.push((result.token_id, result.end));
-            pending.append(result.results);
-        }
-        (pending, ends)
-    }
-
-    fn decide(&self, tokens: &UserTokens, ends: &[(i64, TokenEnd)]) -> Decision {
-        let s = &self.worker.settings;
-        let limits = settle::Limits {
-            attempt: self.request.attempt,
-            max_attempts: s.max_attempts,
-            retry: &s.retry,
-        };
-        let labelled = ends.iter().map(|(id, end)| {
-            let label = match tokens.tokens.iter().find(|t| t.id == *id) {
-                Some(t) => settle::label(t),
-                None => format!("token {id}"),
-            };
-            (label, end)
-        });
-        settle::decide(labelled, &limits, fastrand::f64())
     }
 }

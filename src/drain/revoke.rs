@@ -11,8 +11,8 @@ use backon::Retryable;
 use chrono::Utc;
 use tracing::debug;
 
-use super::RequestRun;
 use super::lease::Stop;
+use super::run::RequestRun;
 use super::settle::{self, PairedEnd, TokenEnd};
 use crate::outcome::{Outcome, Verdict};
 use crate::provider::Provider;
