@@ -125,3 +125,52 @@ fn json_ascii(s: &str) -> String {
         })
         .collect()
 }
+
+/// Every form of `secret` a provider or a proxy might write back, named, for tests that
+/// check offboard's output holds none of them; `client_id` for the HTTP Basic pair (as
+/// reqwest sends it, and RFC 6749 §2.3.1's form-encoded-then-base64 variant).
+pub fn encodings(secret: &str, client_id: &str) -> Vec<(String, String)> {
+    let json = json(secret);
+    let json_ascii = json_ascii(secret);
+    let mut out = vec![
+        ("raw".to_owned(), secret.to_owned()),
+        ("form".to_owned(), form(secret)),
+        ("percent upper".to_owned(), percent(secret, true)),
+        ("percent lower".to_owned(), percent(secret, false)),
+        ("json".to_owned(), json[1..json.len() - 1].to_owned()),
+        ("json ascii upper".to_owned(), upper_hex_escapes(&json_ascii)),
+        ("json ascii".to_owned(), json_ascii),
+    ];
+    for (name, engine) in [
+        ("base64", &STANDARD),
+        ("base64 no pad", &STANDARD_NO_PAD),
+        ("base64url", &URL_SAFE),
+        ("base64url no pad", &URL_SAFE_NO_PAD),
+    ] {
+        out.push((name.to_owned(), engine.encode(secret)));
+        out.push((format!("{name} basic"), engine.encode(format!("{client_id}:{secret}"))));
+        out.push((
+            format!("{name} basic form-encoded"),
+            engine.encode(format!("{}:{}", form(client_id), form(secret))),
+        ));
+        out.push((
+            format!("{name} in json"),
+            engine.encode(format!("{{\"token\":\"{secret}\"}}")),
+        ));
+    }
+    out
+}
+
+/// `\u00e9` → `\u00E9`: the hex digits of JSON escapes in upper case, as some encoders write them.
+fn upper_hex_escapes(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find("\\u") {
+        out.push_str(&rest[..at + 2]);
+        let hex_end = (at + 6).min(rest.len());
+        out.push_str(&rest[at + 2..hex_end].to_ascii_uppercase());
+        rest = &rest[hex_end..];
+    }
+    out.push_str(rest);
+    out
+}

@@ -23,6 +23,7 @@
 
 mod dialects;
 mod echo;
+pub use echo::encodings;
 mod file;
 mod revoke;
 mod server;

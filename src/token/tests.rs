@@ -29,69 +29,10 @@ fn redact_removes_secrets_controls_and_length() {
     assert!(out.starts_with("bad token [REDACTED] for client [REDACTED]"));
 }
 
-/// Every way a provider might write back a secret it was sent, built here independently
-/// of `redact`: percent-encodings, JSON escapes and base64 in both alphabets.
+/// Every way a provider might write back a secret it was sent, built independently of
+/// `redact` (by the simulator's echoing provider).
 fn encodings(secret: &str) -> Vec<(String, String)> {
-    use base64::Engine;
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    let percent = |upper: bool, keep: &str| -> String {
-        secret
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || keep.as_bytes().contains(&b) {
-                    (b as char).to_string()
-                } else if upper {
-                    format!("%{b:02X}")
-                } else {
-                    format!("%{b:02x}")
-                }
-            })
-            .collect()
-    };
-    let json = serde_json::to_string(secret).unwrap();
-    let json_ascii: String = secret
-        .encode_utf16()
-        .map(|u| match u {
-            0x22 => "\\\"".to_owned(),
-            0x5c => "\\\\".to_owned(),
-            0x2f => "\\/".to_owned(),
-            0x20..=0x7e => char::from(u as u8).to_string(),
-            _ => format!("\\u{u:04x}"),
-        })
-        .collect();
-    let mut out = vec![
-        ("raw".into(), secret.to_owned()),
-        (
-            "form".into(),
-            url::form_urlencoded::byte_serialize(secret.as_bytes()).collect(),
-        ),
-        ("percent upper".into(), percent(true, "-._~")),
-        ("percent lower".into(), percent(false, "-._~")),
-        ("percent all upper".into(), percent(true, "")),
-        ("json".into(), json[1..json.len() - 1].to_owned()),
-        ("json ascii".into(), json_ascii.clone()),
-        ("json ascii upper".into(), json_ascii.replace("\\u00e9", "\\u00E9")),
-    ];
-    for (name, engine) in [
-        ("base64", &STANDARD),
-        ("base64 no pad", &STANDARD_NO_PAD),
-        ("base64url", &URL_SAFE),
-        ("base64url no pad", &URL_SAFE_NO_PAD),
-    ] {
-        out.push((name.into(), engine.encode(secret)));
-        // HTTP Basic as reqwest sends it, and RFC 6749 §2.3.1's form-encoded variant.
-        out.push((format!("{name} basic"), engine.encode(format!("client-7:{secret}"))));
-        let form = |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
-        out.push((
-            format!("{name} basic form-encoded"),
-            engine.encode(format!("{}:{}", form("client 7"), form(secret))),
-        ));
-        out.push((
-            format!("{name} in json"),
-            engine.encode(format!("{{\"token\":\"{secret}\"}}")),
-        ));
-    }
-    out
+    crate::simulate::encodings(secret, "client 7")
 }
 
 const AWKWARD: [&str; 4] = [

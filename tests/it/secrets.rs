@@ -6,8 +6,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use offboard::provider::dialect::Dialect;
 use offboard::simulate::{Behaviour, SimProvider, Simulator};
 use offboard::storage::seed::NewToken;
@@ -15,54 +13,6 @@ use offboard::token::{TokenType, TokenValue};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{TestDb, app_for, captured_logs, config_toml, on_both_backends, one_of_each, scalar};
-
-/// Every form of `secret` a provider might write back; `client_id` for the Basic pair.
-fn encodings(secret: &str, client_id: &str) -> Vec<(String, String)> {
-    let form = |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
-    let percent = |upper: bool| -> String {
-        secret
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
-                _ if upper => format!("%{b:02X}"),
-                _ => format!("%{b:02x}"),
-            })
-            .collect()
-    };
-    let json = serde_json::to_string(secret).unwrap();
-    let json_ascii: String = secret
-        .encode_utf16()
-        .map(|u| match u {
-            0x22 => "\\\"".to_owned(),
-            0x5c => "\\\\".to_owned(),
-            0x2f => "\\/".to_owned(),
-            0x20..=0x7e => char::from(u as u8).to_string(),
-            _ => format!("\\u{u:04x}"),
-        })
-        .collect();
-    let mut out = vec![
-        ("raw".to_owned(), secret.to_owned()),
-        ("form".to_owned(), form(secret)),
-        ("percent upper".to_owned(), percent(true)),
-        ("percent lower".to_owned(), percent(false)),
-        ("json".to_owned(), json[1..json.len() - 1].to_owned()),
-        ("json ascii".to_owned(), json_ascii),
-    ];
-    for (name, engine) in [
-        ("base64", &STANDARD),
-        ("base64 no pad", &STANDARD_NO_PAD),
-        ("base64url", &URL_SAFE),
-        ("base64url no pad", &URL_SAFE_NO_PAD),
-    ] {
-        out.push((name.to_owned(), engine.encode(secret)));
-        out.push((format!("{name} basic"), engine.encode(format!("{client_id}:{secret}"))));
-        out.push((
-            format!("{name} basic form-encoded"),
-            engine.encode(format!("{}:{}", form(client_id), form(secret))),
-        ));
-    }
-    out
-}
 
 /// Panics if `haystack` (named `what`) holds any of `needles`.
 fn assert_clean(what: &str, haystack: &str, needles: &[(String, String, String)]) {
@@ -156,7 +106,7 @@ async fn nothing_a_provider_echoes_leaks_in_any_encoding(db: TestDb) {
 
     let mut needles = Vec::new();
     for token in &tokens {
-        for (form, needle) in encodings(token, "unused-client") {
+        for (form, needle) in offboard::simulate::encodings(token, "unused-client") {
             if !form.contains("basic") {
                 needles.push(("a token".to_owned(), form, needle));
             }
@@ -164,7 +114,7 @@ async fn nothing_a_provider_echoes_leaks_in_any_encoding(db: TestDb) {
     }
     for p in &providers {
         if let Some(secret) = &p.client_secret {
-            for (form, needle) in encodings(secret, &p.client_id) {
+            for (form, needle) in offboard::simulate::encodings(secret, &p.client_id) {
                 needles.push((format!("{}'s client secret", p.name), form, needle));
             }
         }

@@ -1,3 +1,5 @@
+//! Over 400 lines on purpose: the whole settlement matrix in one file, so a reader sees every
+//! case of outcome × policy × pairing × attempts side by side.
 //! The settlement matrix: outcome × policy × pairing × attempts, without a database, a
 //! network or a runtime. Every case the end-to-end suite reaches through real providers is
 //! here as a plain function call.
