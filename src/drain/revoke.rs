@@ -16,8 +16,8 @@ use super::lease::Stop;
 use super::settle::{self, PairedEnd, TokenEnd};
 use crate::outcome::{Outcome, Verdict};
 use crate::provider::Provider;
-use crate::provider::gate::Paused;
 use crate::provider::dialect::{ONELOGIN_UNPAIRED_REFRESH, Plan};
+use crate::provider::gate::Paused;
 use crate::storage::{AuditRow, BadToken, Results, StoredToken};
 use crate::token::TokenType;
 
