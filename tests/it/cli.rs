@@ -1,10 +1,20 @@
 //! The `offboard` binary as a deletion job and an operator use it: exit codes, messages,
-//! config errors that name the key, and shutdown on SIGTERM.
+//! config errors that name the key, audited operator commands, and shutdown on SIGTERM
+//! (once, twice, and during start-up).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use offboard::outcome::RequestState;
+use offboard::provider::dialect::Dialect;
+use offboard::simulate::{Behaviour, SimProvider, Simulator, offboard_config_for};
+use offboard::storage::AuditAction;
+use offboard::storage::seed::{NewToken, insert_tokens};
+use offboard::token::{TokenType, TokenValue};
+
+use crate::helpers::{Daemon, open_store};
 
 struct Env {
     dir: tempfile::TempDir,
@@ -384,4 +394,219 @@ fn check_config_never_prints_a_secret_in_a_provider_url() {
         text.contains("provider acme: rfc7009 at https://auth.acme.example/revoke?[query hidden],"),
         "{text}"
     );
+}
+
+/// Operators' commands are audited with who acted and why: `--by` and `--reason` when
+/// given, else the OS user running the command (`$USER`).
+#[test]
+fn retry_and_cancel_are_audited_with_who_and_why() {
+    let env = Env::new();
+    let config = env.config("c.toml", "");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(open_store(&env.db_url()));
+    // A token at a provider the config does not name: the drain fails the request.
+    let stray = NewToken {
+        user_id: "u1".into(),
+        provider: "legacy-idp".into(),
+        token_type: TokenType::RefreshToken,
+        value: TokenValue::new("legacy-token-value-123".into()),
+        grant_ref: None,
+        expires_at: None,
+    };
+    rt.block_on(insert_tokens(&store, &[stray])).unwrap();
+    assert!(env.run(&config, &["enqueue", "u1"]).status.success());
+    let out = env.run(&config, &["once"]);
+    assert!(
+        stdout(&out).starts_with("claimed 1, cleared 0, failed 1"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    let out = offboard(&config)
+        .args(["retry", "1", "--by", "alice", "--reason", "rotated secret"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "request 1 for user u1 is pending again\n");
+    let out = offboard(&config)
+        .args(["cancel", "1"])
+        .env("USER", "bob")
+        .env_remove("LOGNAME")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "request 1 for user u1 is cancelled; deletion stays blocked\n"
+    );
+
+    let notes = rt.block_on(store.audit_notes(Some(1))).unwrap();
+    let seen: Vec<(AuditAction, &str, Option<&str>)> = notes
+        .iter()
+        .map(|n| (n.action, n.worker.as_str(), n.error.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (AuditAction::Retry, "alice", Some("rotated secret")),
+            (AuditAction::Cancel, "bob", None)
+        ]
+    );
+}
+
+/// A config for `offboard run` against a PostgreSQL server that refuses connections.
+const UNREACHABLE_POSTGRES: &str =
+    "[database]\nurl = \"postgres://postgres@127.0.0.1:1/x\"\n[server]\nlisten = \"off\"\n";
+
+/// What the daemon logs each time a start-up connection attempt fails.
+const START_UP_RETRY: &str = "database unavailable at start-up; retrying";
+
+/// Waits until the daemon's log holds `line`; panics with the log if the daemon exits first
+/// or after `guard` (which only keeps a broken daemon from hanging the test).
+fn wait_for_log(daemon: &mut Daemon, line: &str, guard: Duration) {
+    let deadline = Instant::now() + guard;
+    while !daemon.log_text().contains(line) {
+        if let Some(status) = daemon.exited() {
+            panic!(
+                "the daemon exited ({status}) before logging {line:?}:\n{}",
+                daemon.log_text()
+            );
+        }
+        assert!(Instant::now() < deadline, "no {line:?} in:\n{}", daemon.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for the daemon to exit; after `guard` it is killed and the test fails.
+fn wait_for_exit(daemon: &mut Daemon, guard: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + guard;
+    loop {
+        if let Some(status) = daemon.exited() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            daemon.kill();
+            panic!("the daemon was still running {guard:?} later:\n{}", daemon.log_text());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn sigterm(pid: u32) {
+    let kill = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(kill.success());
+}
+
+/// `offboard run` outlives a database that refuses connections at start-up: it logs each
+/// failed attempt and tries again, rather than exiting with an error; a SIGTERM while it
+/// waits between attempts is a clean stop (exit 0) before the worker ever started. Each
+/// attempt lasts the pool's connect timeout (30 s), so the test takes that long.
+#[test]
+fn run_keeps_trying_an_unreachable_database_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, UNREACHABLE_POSTGRES).unwrap();
+    let mut daemon = Daemon::spawn(&config, &[], dir.path().join("daemon.log"));
+
+    wait_for_log(&mut daemon, START_UP_RETRY, Duration::from_secs(120));
+    sigterm(daemon.pid());
+    let status = wait_for_exit(&mut daemon, Duration::from_secs(120));
+
+    let log = daemon.log_text();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("shutdown requested"), "{log}");
+    assert!(!log.contains("offboard worker started"), "{log}");
+}
+
+/// A SIGTERM that arrives during a start-up connection attempt (not between two) stops the
+/// daemon without waiting for that attempt to end: no attempt is logged after the signal.
+///
+/// Fails today: `App::build_patiently` watches for shutdown only while it sleeps between
+/// attempts, and one attempt against a refusing server lasts the pool's 30 s acquire
+/// timeout (sqlx retries a refused connection until then), so the daemon logs a second
+/// failed attempt and exits 0 about 30 s after the SIGTERM.
+#[test]
+#[ignore = "known bug: SIGTERM during a start-up connection attempt waits up to 30 s for it"]
+fn a_sigterm_during_a_start_up_connection_attempt_does_not_wait_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, UNREACHABLE_POSTGRES).unwrap();
+    let mut daemon = Daemon::spawn(&config, &[], dir.path().join("daemon.log"));
+    wait_for_log(&mut daemon, START_UP_RETRY, Duration::from_secs(120));
+    // Past the first backoff (1 s): inside the second attempt.
+    std::thread::sleep(Duration::from_millis(1500));
+    let attempts_before = daemon.log_text().matches(START_UP_RETRY).count();
+
+    sigterm(daemon.pid());
+    let status = wait_for_exit(&mut daemon, Duration::from_secs(120));
+
+    let log = daemon.log_text();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert_eq!(
+        log.matches(START_UP_RETRY).count(),
+        attempts_before,
+        "the daemon finished a connection attempt after SIGTERM before stopping:\n{log}"
+    );
+}
+
+/// The first SIGTERM starts a graceful shutdown that waits (up to `shutdown_grace`, here
+/// 60 s) for the call in flight, which the provider answers only after 30 s; a second
+/// SIGTERM exits at once with status 130: before the call was answered, leaving the
+/// request to lease expiry.
+#[test]
+fn a_second_sigterm_exits_at_once_with_130_while_a_call_is_in_flight() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let slow = SimProvider {
+        behaviour: Behaviour {
+            latency: Duration::from_secs(30),
+            ..Behaviour::default()
+        },
+        ..SimProvider::new("slow", Dialect::Rfc7009)
+    };
+    let sim = rt
+        .block_on(Simulator::start("127.0.0.1:0".parse().unwrap(), vec![slow]))
+        .unwrap();
+    let env = Env::new();
+    let (providers, secrets) = offboard_config_for(&sim, "timeout = \"60s\"\n");
+    let config = env.config(
+        "c.toml",
+        &format!("[worker]\nshutdown_grace = \"60s\"\n[server]\nlisten = \"off\"\n{providers}"),
+    );
+    let store = rt.block_on(open_store(&env.db_url()));
+    let token = NewToken {
+        user_id: "u1".into(),
+        provider: "slow".into(),
+        token_type: TokenType::AccessToken,
+        value: TokenValue::new(sim.issue("slow", TokenType::AccessToken, None)),
+        grant_ref: None,
+        expires_at: None,
+    };
+    rt.block_on(insert_tokens(&store, &[token])).unwrap();
+    let id = rt.block_on(store.enqueue("u1", None, None)).unwrap().request.id;
+    let state = || rt.block_on(store.request(id)).unwrap().unwrap().state;
+    let mut daemon = Daemon::spawn(&config, &secrets, env.dir.path().join("daemon.log"));
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while state() != RequestState::Running {
+        assert!(Instant::now() < deadline, "never claimed:\n{}", daemon.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The call is sent a moment after the claim.
+    std::thread::sleep(Duration::from_millis(300));
+    sigterm(daemon.pid());
+    wait_for_log(
+        &mut daemon,
+        "shutting down: waiting for in-flight requests",
+        Duration::from_secs(20),
+    );
+    sigterm(daemon.pid());
+    let status = wait_for_exit(&mut daemon, Duration::from_secs(120));
+
+    let log = daemon.log_text();
+    assert_eq!(status.code(), Some(130), "{log}");
+    assert!(log.contains("second signal: exiting at once"), "{log}");
+    assert!(sim.calls().is_empty(), "the process waited for the provider's answer");
+    assert_eq!(state(), RequestState::Running, "left to lease expiry");
+    assert!(rt.block_on(store.audit_rows(Some(id), None)).unwrap().is_empty());
 }

@@ -26,33 +26,33 @@ const FAST_RETRIES: &str = "[retry]\nattempts = 2\nbase = \"10ms\"\ncap = \"20ms
                             durable_base = \"10ms\"\ndurable_cap = \"20ms\"\n";
 
 /// A database, simulated providers, and a worker configured for them.
-struct Fixture {
-    db: TestDb,
-    sim: Simulator,
-    worker: Worker,
-    metrics: Arc<Metrics>,
+pub(crate) struct Fixture {
+    pub(crate) db: TestDb,
+    pub(crate) sim: Simulator,
+    pub(crate) worker: Worker,
+    pub(crate) metrics: Arc<Metrics>,
     /// The config text and secret environment the worker was built from.
-    text: String,
-    env: Vec<(String, String)>,
+    pub(crate) text: String,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 /// A token issued by the simulator and stored in `oauth_tokens`.
-struct Seeded {
-    value: String,
-    id: i64,
+pub(crate) struct Seeded {
+    pub(crate) value: String,
+    pub(crate) id: i64,
 }
 
 /// Optional parts of a seeded token.
 #[derive(Default, Clone, Copy)]
-struct Spec<'a> {
-    grant_ref: Option<&'a str>,
+pub(crate) struct Spec<'a> {
+    pub(crate) grant_ref: Option<&'a str>,
     /// OneLogin: the access token this refresh token dies with.
-    paired_with: Option<&'a str>,
-    expires_in_secs: Option<i64>,
+    pub(crate) paired_with: Option<&'a str>,
+    pub(crate) expires_in_secs: Option<i64>,
 }
 
 impl Fixture {
-    async fn new(db: TestDb, providers: Vec<SimProvider>, extra_toml: &str) -> Fixture {
+    pub(crate) async fn new(db: TestDb, providers: Vec<SimProvider>, extra_toml: &str) -> Fixture {
         let sim = Simulator::start("127.0.0.1:0".parse::<SocketAddr>().unwrap(), providers)
             .await
             .unwrap();
@@ -60,7 +60,7 @@ impl Fixture {
         Fixture::with_config(db, sim, text, env)
     }
 
-    fn with_config(db: TestDb, sim: Simulator, text: String, env: Vec<(String, String)>) -> Fixture {
+    pub(crate) fn with_config(db: TestDb, sim: Simulator, text: String, env: Vec<(String, String)>) -> Fixture {
         let app = app_for(&db.store, &text, &env);
         Fixture {
             db,
@@ -72,18 +72,18 @@ impl Fixture {
         }
     }
 
-    fn store(&self) -> &Store {
+    pub(crate) fn store(&self) -> &Store {
         &self.db.store
     }
 
     /// Another worker on the same database, with `extra_toml` appended to the config.
-    fn another_worker(&self, extra_toml: &str) -> Worker {
+    pub(crate) fn another_worker(&self, extra_toml: &str) -> Worker {
         app_for(self.store(), &format!("{}\n{extra_toml}", self.text), &self.env)
             .worker()
             .clone()
     }
 
-    async fn seed_with(&self, user: &str, provider: &str, ty: TokenType, spec: Spec<'_>) -> Seeded {
+    pub(crate) async fn seed_with(&self, user: &str, provider: &str, ty: TokenType, spec: Spec<'_>) -> Seeded {
         let value = self.sim.issue(provider, ty, spec.paired_with);
         let token = NewToken {
             user_id: user.into(),
@@ -99,27 +99,27 @@ impl Fixture {
         Seeded { value, id }
     }
 
-    async fn seed(&self, user: &str, provider: &str, ty: TokenType) -> Seeded {
+    pub(crate) async fn seed(&self, user: &str, provider: &str, ty: TokenType) -> Seeded {
         self.seed_with(user, provider, ty, Spec::default()).await
     }
 
-    async fn enqueue(&self, user: &str) -> i64 {
+    pub(crate) async fn enqueue(&self, user: &str) -> i64 {
         self.store().enqueue(user, None, None).await.unwrap().request.id
     }
 
     /// A user with one token at `provider`, enqueued.
-    async fn user_with(&self, user: &str, provider: &str, ty: TokenType) -> Seeded {
+    pub(crate) async fn user_with(&self, user: &str, provider: &str, ty: TokenType) -> Seeded {
         let token = self.seed(user, provider, ty).await;
         self.enqueue(user).await;
         token
     }
 
-    async fn drain(&self) -> DrainReport {
+    pub(crate) async fn drain(&self) -> DrainReport {
         self.worker.drain(&CancellationToken::new()).await.expect("drain")
     }
 
     /// Drains until no request is pending or running.
-    async fn drain_until_settled(&self) {
+    pub(crate) async fn drain_until_settled(&self) {
         for _ in 0..300 {
             self.drain().await;
             if self
@@ -134,26 +134,26 @@ impl Fixture {
         panic!("requests still open after 300 drains");
     }
 
-    async fn latest(&self, user: &str) -> RequestRow {
+    pub(crate) async fn latest(&self, user: &str) -> RequestRow {
         self.store().clearance(user).await.unwrap().expect("a request")
     }
 
-    async fn state(&self, user: &str) -> RequestState {
+    pub(crate) async fn state(&self, user: &str) -> RequestState {
         self.latest(user).await.state
     }
 
-    async fn count(&self, sql: &'static str) -> i64 {
+    pub(crate) async fn count(&self, sql: &'static str) -> i64 {
         scalar(self.store(), sql).await
     }
 
-    async fn cleared(&self) -> i64 {
+    pub(crate) async fn cleared(&self) -> i64 {
         self.count("SELECT count(*) FROM offboarding_requests WHERE state = 'cleared'")
             .await
     }
 
     /// Checks that no call reached the provider inside the `Retry-After` of an earlier 429,
     /// allowing for calls already in flight when the 429 went out; returns the 429s seen.
-    fn assert_retry_after_respected(&self, retry_after: Duration) -> usize {
+    pub(crate) fn assert_retry_after_respected(&self, retry_after: Duration) -> usize {
         let calls = self.sim.calls();
         let throttled: Vec<_> = calls.iter().filter(|c| c.status == 429).collect();
         let in_flight = Duration::from_millis(250);
@@ -170,7 +170,7 @@ impl Fixture {
     }
 }
 
-fn provider(name: &str, dialect: Dialect, behaviour: Behaviour) -> SimProvider {
+pub(crate) fn provider(name: &str, dialect: Dialect, behaviour: Behaviour) -> SimProvider {
     SimProvider {
         behaviour,
         ..SimProvider::new(name, dialect)

@@ -24,9 +24,15 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn sqlite() -> TestDb {
+        TestDb::sqlite_with("").await
+    }
+
+    /// A fresh SQLite database opened with `database_keys` added to its `[database]` table
+    /// (`busy_timeout = "50ms"`).
+    pub async fn sqlite_with(database_keys: &str) -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("offboard.db").display());
-        let store = open_store(&url).await;
+        let store = open_store_with(&url, database_keys).await;
         TestDb {
             store,
             url,
@@ -57,8 +63,13 @@ impl TestDb {
 
 /// Opens (and migrates) the database at `url`.
 pub async fn open_store(url: &str) -> Store {
-    let config =
-        Config::from_toml(&format!("[database]\nurl = \"{url}\""), Path::new("test"), Vec::new()).expect("test config");
+    open_store_with(url, "").await
+}
+
+/// Opens (and migrates) the database at `url` with `database_keys` added to `[database]`.
+pub async fn open_store_with(url: &str, database_keys: &str) -> Store {
+    let text = format!("[database]\nurl = \"{url}\"\n{database_keys}");
+    let config = Config::from_toml(&text, Path::new("test"), Vec::new()).expect("test config");
     Store::open(&config.database).await.expect("open test store")
 }
 
@@ -139,6 +150,12 @@ pub async fn exec(store: &Store, sql: &'static str) -> Result<u64, String> {
     offboard::storage::seed::execute(store, sql)
         .await
         .map_err(|e| offboard::telemetry::error_chain(&e))
+}
+
+/// As [`exec`], for a statement built at run time (a value a test chose). The text is
+/// leaked, as the driver wants a `'static` query; tests run a handful.
+pub async fn exec_built(store: &Store, sql: String) -> Result<u64, String> {
+    exec(store, Box::leak(sql.into_boxed_str())).await
 }
 
 /// Runs one raw query that returns a single count or number.

@@ -1,10 +1,12 @@
 //! The integration tests, one binary: the `offboard` binary from outside, the dialects' wire
 //! format, the simulated providers, the storage contract and end to end on both backends,
-//! and the daemon under chaos (SIGKILLs, faults) and across a PostgreSQL restart.
+//! issue 7's defects end to end, and the daemon under chaos (SIGKILLs, faults) and across a
+//! PostgreSQL restart.
 //! One binary links the crate once and shares one log capture (`helpers::captured_logs`).
 
 mod chaos;
 mod cli;
+mod defects;
 mod dialects;
 mod end_to_end;
 mod helpers;
