@@ -69,7 +69,13 @@ impl App {
         let providers = Providers::from_config(&config, &crate::config::process_env)?;
         let mut backoff = std::time::Duration::from_secs(1);
         loop {
-            match Store::open(&config.database).await {
+            // A connection attempt can take the pool's whole acquire timeout: shutdown must
+            // not wait for it.
+            let opened = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(None),
+                opened = Store::open(&config.database) => opened,
+            };
+            match opened {
                 Ok(store) => return Ok(Some(App::assemble(config, store, providers))),
                 Err(e) if e.is_outage() => {
                     tracing::warn!(error = %crate::telemetry::error_chain(&e), retry_in = ?backoff, "database unavailable at start-up; retrying");

@@ -203,11 +203,14 @@ impl Worker {
                 continue;
             }
             let limit = u32::try_from(free).unwrap_or(u32::MAX).min(self.settings.batch_size);
-            let claimed = match self
-                .store
-                .claim_due(&self.settings.id, limit, self.settings.lease)
-                .await
-            {
+            let id = &self.settings.id;
+            // A claim that meets an outage (a busy SQLite file, a restarting server) is
+            // retried like any write, but never past shutdown.
+            let claim = self.write(|store| store.claim_due(id, limit, self.settings.lease));
+            let claimed = match tokio::select! {
+                claimed = claim => claimed,
+                _ = shutdown.cancelled() => break Ok(()),
+            } {
                 Ok(claimed) => claimed,
                 Err(e) => break Err(e),
             };
