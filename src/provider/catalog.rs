@@ -40,7 +40,7 @@ static CATALOG: LazyLock<BTreeMap<&'static str, Entry>> = LazyLock::new(|| {
             let table: toml::Table = text
                 .parse()
                 .unwrap_or_else(|e| panic!("catalogue entry {name} is not TOML: {e}"));
-            let (definition, _) = definition::read(table.clone(), name)
+            let (definition, _) = definition::read(table.clone(), name, &[])
                 .unwrap_or_else(|e| panic!("catalogue entry {name}: {}: {}", e.key, e.message));
             let entry = Entry {
                 name,

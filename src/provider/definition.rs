@@ -592,29 +592,8 @@ pub(crate) fn merge(base: &mut toml::Table, over: toml::Table) {
 /// or a provider's keys alone). `what` names it in messages: "the rfc7009 entry".
 /// `known` are keys the caller reads itself, offered as close names of a typo.
 pub(crate) fn resolve(table: toml::Table, what: &str, known: &[&str]) -> Result<Resolved, DefinitionError> {
-    let (definition, raw_vars) = read(table, what)?;
+    let (definition, vars) = read(table, what, known)?;
     let used = used_names(&definition);
-    let mut vars = BTreeMap::new();
-    for (key, value) in raw_vars {
-        if !used.iter().any(|(name, _)| *name == key) {
-            let mut candidates: Vec<&str> = KEYS.iter().copied().chain(known.iter().copied()).collect();
-            candidates.extend(used.iter().map(|(n, _)| n.as_str()));
-            let close = close_names(&key, &candidates);
-            let hint = if close.is_empty() {
-                String::new()
-            } else {
-                format!(" (did you mean {}?)", close.join(" or "))
-            };
-            return Err(DefinitionError::new(
-                key.clone(),
-                format!("unknown field `{key}`: not a provider key, and no template of {what} uses {{{key}}}{hint}"),
-            ));
-        }
-        let toml::Value::String(text) = value else {
-            return Err(DefinitionError::new(key, "a template variable must be a string"));
-        };
-        vars.insert(key, text);
-    }
     for (name, template_key) in &used {
         if !RUNTIME_NAMES.contains(&name.as_str()) && !vars.contains_key(name) {
             return Err(DefinitionError::new(
@@ -649,14 +628,19 @@ pub(crate) fn resolve(table: toml::Table, what: &str, known: &[&str]) -> Result<
     Ok(Resolved { definition, url, vars })
 }
 
-/// Reads the definition in `table` without filling its templates: the definition, and the
-/// keys that are not definition keys (its template variables, unchecked).
-pub(crate) fn read(mut table: toml::Table, what: &str) -> Result<(Definition, toml::Table), DefinitionError> {
+/// Reads the definition in `table` without filling its templates: the definition, and its
+/// template variables (the keys that are not definition keys, each used by a template;
+/// [`resolve`] checks that every name a template uses is given).
+pub(crate) fn read(
+    mut table: toml::Table,
+    what: &str,
+    known: &[&str],
+) -> Result<(Definition, BTreeMap<String, String>), DefinitionError> {
     let var_keys: Vec<String> = table.keys().filter(|k| !KEYS.contains(&k.as_str())).cloned().collect();
-    let mut vars = toml::Table::new();
+    let mut raw_vars = toml::Table::new();
     for key in var_keys {
         if let Some(value) = table.remove(&key) {
-            vars.insert(key, value);
+            raw_vars.insert(key, value);
         }
     }
     let file: DefinitionFile = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
@@ -664,7 +648,55 @@ pub(crate) fn read(mut table: toml::Table, what: &str) -> Result<(Definition, to
         let message = e.into_inner().to_string();
         DefinitionError::new(key, message.lines().next().unwrap_or_default().trim())
     })?;
+    // Unknown keys first: a typo is the likeliest cause of any other error.
+    let used = file_template_names(&file);
+    let mut vars = BTreeMap::new();
+    for (key, value) in raw_vars {
+        if RUNTIME_NAMES.contains(&key.as_str()) {
+            return Err(DefinitionError::new(
+                key,
+                "is filled for each request (client_id, client_secret, token, token_type), not from the config",
+            ));
+        }
+        if !used.contains(&key) {
+            let mut candidates: Vec<&str> = KEYS.iter().copied().chain(known.iter().copied()).collect();
+            candidates.extend(used.iter().map(String::as_str));
+            let close = close_names(&key, &candidates);
+            let hint = if close.is_empty() {
+                String::new()
+            } else {
+                format!(" (did you mean {}?)", close.join(" or "))
+            };
+            return Err(DefinitionError::new(
+                key.clone(),
+                format!("unknown field `{key}`: not a provider key, and no template of {what} uses {{{key}}}{hint}"),
+            ));
+        }
+        let toml::Value::String(text) = value else {
+            return Err(DefinitionError::new(key, "a template variable must be a string"));
+        };
+        vars.insert(key, text);
+    }
     Ok((check(file, what)?, vars))
+}
+
+/// The names the templates of a definition as written use; a template that does not parse
+/// uses none here (`check` reports it).
+fn file_template_names(f: &DefinitionFile) -> Vec<String> {
+    let parsed = f
+        .url
+        .iter()
+        .chain(f.extra_headers.values())
+        .filter_map(|raw| Template::parse(raw).ok());
+    let mut names: Vec<String> = Vec::new();
+    let auth = match &f.auth {
+        Some(Auth::Authorization(t)) => Some(t.clone()),
+        _ => None,
+    };
+    for template in parsed.chain(auth) {
+        names.extend(template.names().into_iter().map(str::to_owned));
+    }
+    names
 }
 
 /// Every name the definition's templates use, with the key of the template.
