@@ -246,5 +246,84 @@ mod tests {
             err.starts_with("providers.acme.content_type: applies to the moov dialect only"),
             "{err}"
         );
+        let text = format!("{ACME}\napi_version = \"v2025.01.00\"");
+        let err = parse(&text, &[("ACME_SECRET", "x")]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("providers.acme.api_version: unknown field `api_version`"),
+            "{err}"
+        );
+    }
+
+    const MOOV: &str = "[providers.m]\ndialect = \"moov\"\nclient_id = \"c\"\nclient_secret_env = \"S\"\n";
+
+    #[test]
+    fn an_entry_gives_its_url_and_variables_and_the_provider_overrides_them() {
+        let config = parse(MOOV, &[("S", "x")]).unwrap();
+        let m = &config.providers["m"];
+        assert_eq!(m.url.0.as_str(), "https://api.moov.io/oauth2/revoke");
+        assert_eq!(m.vars["api_version"], "v2024.01.00");
+        assert_eq!(m.kind(), "moov");
+        let text = format!("{MOOV}url = \"https://eu.moov.example/oauth2/revoke\"\napi_version = \"v2025.07.00\"\n");
+        let config = parse(&text, &[("S", "x")]).unwrap();
+        let m = &config.providers["m"];
+        assert_eq!(m.url.0.as_str(), "https://eu.moov.example/oauth2/revoke");
+        assert_eq!(m.vars["api_version"], "v2025.07.00");
+    }
+
+    #[test]
+    fn the_legacy_content_type_and_body_are_one_key() {
+        let config = parse(&format!("{MOOV}content_type = \"form\"\n"), &[("S", "x")]).unwrap();
+        assert_eq!(
+            config.providers["m"].definition.body,
+            crate::provider::definition::BodyEncoding::Form
+        );
+        let err = parse(
+            &format!("{MOOV}content_type = \"form\"\nbody = \"json\"\n"),
+            &[("S", "x")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(err, "providers.m.content_type: set content_type or body, not both");
+    }
+
+    /// The example of README "Defining a provider" is a provider this version accepts.
+    #[test]
+    fn the_readme_example_of_an_inline_provider_parses() {
+        let readme = include_str!("../../README.md");
+        let section = &readme[readme.find("#### Defining a provider").expect("the section")..];
+        let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let example = &section[start..start + section[start..].find("```").expect("its end")];
+        let config = parse(example, &[("ACME_CLIENT_SECRET", "x")]).unwrap();
+        let acme = &config.providers["acme"];
+        assert_eq!(acme.kind(), "inline");
+        assert_eq!(acme.url.0.as_str(), "https://eu.acme.example/oauth2/revoke");
+    }
+
+    #[test]
+    fn a_misspelt_provider_key_is_named_with_the_key_meant() {
+        let err = parse(&format!("{ACME}\ntimout = \"5s\""), &[("ACME_SECRET", "x")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("providers.acme.timout: unknown field `timout`"),
+            "{err}"
+        );
+        assert!(err.ends_with("(did you mean timeout?)"), "{err}");
+    }
+
+    #[test]
+    fn a_client_id_is_needed_only_where_it_is_sent() {
+        let err = parse(
+            "[providers.a]\ndialect = \"auth0\"\ndomain = \"acme.eu.auth0.com\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "providers.a.client_id: must be set: the auth0 dialect sends it (auth = client_secret_post)"
+        );
+        let config = parse("[providers.g]\ndialect = \"google\"\n", &[]).unwrap();
+        assert_eq!(config.providers["g"].client_id, "");
     }
 }
