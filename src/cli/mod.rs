@@ -27,6 +27,7 @@ use report::write_report;
 use show::status;
 use tools::{demo, simulate};
 
+mod providers;
 mod report;
 mod show;
 mod tools;
@@ -98,6 +99,11 @@ pub(crate) enum Command {
     Migrate,
     /// Validate the config (and read the provider secrets), print a summary, exit
     CheckConfig,
+    /// List the built-in provider catalogue, or show one entry (needs no config)
+    Providers {
+        #[command(subcommand)]
+        action: Option<ProvidersAction>,
+    },
     /// Serve simulated providers of every dialect on loopback until Ctrl-C
     Simulate {
         /// Address to serve on
@@ -118,6 +124,12 @@ pub(crate) enum Command {
         #[arg(long, default_value = "offboard-demo")]
         dir: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProvidersAction {
+    /// Print one entry as TOML, with its source
+    Show { name: String },
 }
 
 /// Who runs an operator command and why; both go into the audit trail.
@@ -178,10 +190,18 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
 
 /// Runs one command and returns its exit code.
 pub(crate) async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
-    // The demo and the simulator need no config, so a broken one cannot stop them.
+    // The demo, the simulator and the catalogue need no config, so a broken one cannot stop
+    // them.
     match cli.command {
         Command::Demo { users, ref dir } => return demo(users, dir).await,
         Command::Simulate { listen, ref providers } => return simulate(listen, providers.as_deref()).await,
+        Command::Providers { ref action } => {
+            let out = &mut std::io::stdout().lock();
+            return match action {
+                None => providers::list(out),
+                Some(ProvidersAction::Show { name }) => providers::show(out, name),
+            };
+        }
         _ => {}
     }
     let config = load_config(&cli)?;
@@ -224,15 +244,18 @@ async fn run(cli: &Cli, config: Config) -> anyhow::Result<ExitCode> {
                 writeln!(
                     out,
                     "provider {name}: {} at {}, rate {}/{}s burst {}, secret {}",
-                    p.dialect,
+                    p.kind(),
                     p.url,
                     p.rate.count,
                     p.rate.per.as_secs(),
                     p.burst.get(),
-                    if secrets.get(name).is_some_and(Option::is_some) {
-                        "set"
-                    } else {
-                        "none (public client)"
+                    match (
+                        secrets.get(name).is_some_and(Option::is_some),
+                        p.definition.secret_use()
+                    ) {
+                        (true, _) => "set",
+                        (false, crate::provider::definition::SecretUse::Unused) => "none (none is sent)",
+                        (false, _) => "none (public client)",
                     }
                 )?;
             }
@@ -337,7 +360,9 @@ async fn run(cli: &Cli, config: Config) -> anyhow::Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { .. } | Command::Simulate { .. } => unreachable!("handled before the config is read"),
+        Command::Demo { .. } | Command::Simulate { .. } | Command::Providers { .. } => {
+            unreachable!("handled before the config is read")
+        }
         Command::Report {
             format,
             ref user,

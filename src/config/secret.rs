@@ -129,13 +129,12 @@ mod tests {
 
     use super::*;
     use crate::config::tests::{ACME, parse};
-    use crate::provider::dialect::Dialect;
 
     #[test]
     fn a_provider_reads_its_secret_from_the_environment() {
         let config = parse(ACME, &[("ACME_SECRET", "s3cret")]).unwrap();
         let acme = &config.providers["acme"];
-        assert_eq!(acme.dialect, Dialect::Rfc7009);
+        assert_eq!(acme.dialect.as_deref(), Some("rfc7009"));
         let secrets = config
             .resolve_secrets(&|name| (name == "ACME_SECRET").then(|| "s3cret".to_owned()))
             .unwrap();

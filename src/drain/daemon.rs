@@ -94,7 +94,7 @@ async fn listen(worker: Worker, wake: Arc<Notify>, shutdown: CancellationToken) 
                     Err(e) => {
                         // Notifications sent while disconnected are lost: wake the daemon so
                         // it looks for itself, then reconnect.
-                        warn!(error = %error_chain(&e), "notification listener lost its connection; reconnecting");
+                        warn!(error = %error_chain(&e), "notification listener lost its database connection; reconnecting");
                         wake.notify_one();
                         break;
                     }

@@ -1,5 +1,15 @@
-//! Providers: one entry per `[providers.NAME]`, each with its dialect, credentials and gate,
-//! all sharing one HTTP client (connection pooling, rustls, timeouts, a bounded body read).
+//! Providers: one entry per `[providers.NAME]`, each with its definition (from the
+//! catalogue, the config, or both), credentials and gate, all sharing one HTTP client
+//! (connection pooling, rustls, timeouts, a bounded body read).
+//!
+//! Map of the files:
+//! - `definition`: the provider definition format, read and checked; what a token's plan is.
+//! - `catalog` (and `catalog/*.toml`): the built-in definitions, embedded.
+//! - `request`, `answer`: a definition's request built, its answers read.
+//! - `classify`: the shared classifier every definition refines.
+//! - `template`: `{name}` templates in URLs and headers.
+//! - `dialect`: the names of the built-in dialects, and the legacy settings' types.
+//! - `gate`: pacing and pauses.
 //!
 //! A provider's faults stay its own (DESIGN.md §2, §3 invariant 6): one call lasts at most
 //! the provider's `timeout`, reading the body included, so a provider that trickles its
@@ -7,11 +17,16 @@
 //! is read; a connection that breaks is transient; and every wait the provider asks for is
 //! clamped to `retry.max_provider_pause` where its answer is classified.
 
+mod answer;
+pub(crate) mod catalog;
 pub mod classify;
+pub(crate) mod definition;
 pub mod dialect;
 pub(crate) mod gate;
+mod request;
+mod template;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,13 +37,18 @@ use crate::config::{Config, ConfigError, HttpConfig, ProviderConfig, ProviderUrl
 use crate::outcome::{Outcome, Verdict};
 use crate::token::{TokenType, TokenValue};
 use classify::RawResponse;
-use dialect::{BodyFormat, ClientAuth, Credentials, DialectSettings, MOOV_DEFAULT_VERSION, Plan};
+use definition::{Definition, Plan};
 use gate::Gate;
+use request::Credentials;
 
 /// One configured provider.
 pub struct Provider {
     pub(crate) name: String,
-    settings: DialectSettings,
+    /// The catalogue entry it starts from, or `inline`.
+    kind: String,
+    definition: Definition,
+    /// The definition's template variables.
+    vars: BTreeMap<String, String>,
     /// Shown (`Debug`) without its query, whose values are scrubbed from answers too.
     url: ProviderUrl,
     query_values: Vec<String>,
@@ -46,7 +66,7 @@ impl std::fmt::Debug for Provider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Provider")
             .field("name", &self.name)
-            .field("dialect", &self.settings.dialect)
+            .field("dialect", &self.kind)
             .field("url", &self.url)
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
@@ -71,15 +91,9 @@ impl Provider {
     ) -> Provider {
         Provider {
             name: name.to_owned(),
-            settings: DialectSettings {
-                dialect: config.dialect,
-                auth: config.auth.unwrap_or(ClientAuth::ClientSecretBasic),
-                body: config.content_type.unwrap_or(BodyFormat::Json),
-                api_version: config
-                    .api_version
-                    .clone()
-                    .unwrap_or_else(|| MOOV_DEFAULT_VERSION.to_owned()),
-            },
+            kind: config.kind().to_owned(),
+            definition: config.definition.clone(),
+            vars: config.vars.clone(),
             url: config.url.clone(),
             query_values: config.url.query_values(),
             client_id: config.client_id.clone(),
@@ -97,8 +111,20 @@ impl Provider {
         }
     }
 
-    pub(crate) fn plan(&self, token_type: TokenType) -> Plan {
-        self.settings.plan(token_type)
+    pub(crate) fn plan(&self, token_type: TokenType) -> Plan<'_> {
+        self.definition.plan(token_type)
+    }
+
+    /// Why a token planned [`Plan::ViaPairedAccessToken`] that has no pair cannot be revoked
+    /// (the definition's `unpaired_reason`), for its audit row.
+    pub fn unpaired_reason(&self) -> Option<&str> {
+        self.definition.unpaired_reason.as_deref()
+    }
+
+    /// The headers the provider documents about its rate limits (`rate_limit_headers`), for
+    /// pacing that adapts to them.
+    pub fn rate_limit_headers(&self) -> &[String] {
+        &self.definition.rate_limit_headers
     }
 
     /// Sends one revocation request and classifies the answer. Does not wait on the gate
@@ -129,8 +155,8 @@ impl Provider {
             client_secret: secret,
         };
         let request = self
-            .settings
-            .build(self.client.post(self.url.0.clone()), &creds, token, token_type)
+            .definition
+            .request(&self.client, self.url.0.clone(), &self.vars, &creds, token, token_type)
             .timeout(self.timeout);
         // Everything secret the request carried, for scrubbing from what comes back in any
         // encoding (`token::scrub`). The client id is public (RFC 6749 §2.2) and stays
@@ -164,7 +190,7 @@ impl Provider {
     /// Classifies an answer. A success whose body was cut at `http.max_body_bytes` is not
     /// taken as a revocation: what was not read may have said error.
     fn verdict_of(&self, response: &RawResponse, cut: bool, secrets: &[&str]) -> Verdict {
-        let verdict = self.settings.classify_within(response, secrets, self.max_pause);
+        let verdict = self.definition.classify(response, secrets, self.max_pause);
         if cut && verdict.outcome == Outcome::Revoked {
             return Verdict {
                 outcome: Outcome::Transient,

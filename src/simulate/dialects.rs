@@ -141,6 +141,17 @@ pub(super) fn reject(dialect: Dialect, why: Rejection) -> Response {
                 json!({ "error": "access_denied", "error_description": "Unauthorized" }),
             ),
         },
+        // Google answers a request it cannot read with RFC 6749's invalid_request.
+        Dialect::Google => json_response(
+            400,
+            json!({ "error": "invalid_request", "error_description": "Bad Request" }),
+        ),
+        // Slack answers everything with HTTP 200, and says what went wrong in the body.
+        Dialect::Slack => match why {
+            MissingToken | MissingCredentials => json_response(200, json!({ "ok": false, "error": "not_authed" })),
+            WrongContentType => json_response(200, json!({ "ok": false, "error": "invalid_form_data" })),
+            BadCredentials => json_response(200, json!({ "ok": false, "error": "invalid_auth" })),
+        },
         Dialect::Rfc7009 | Dialect::Stitch => match why {
             MissingToken => json_response(
                 400,
@@ -159,8 +170,22 @@ pub(super) fn reject(dialect: Dialect, why: Rejection) -> Response {
 /// documents them; returns the token on success.
 pub(super) fn check_request(p: &SimProvider, headers: &HeaderMap, bytes: &[u8]) -> Result<String, Rejection> {
     let kind = content_kind(headers);
+    if p.dialect == Dialect::Slack {
+        // The token comes as a Bearer token, or else as a `token` form field.
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned);
+        let field = || parse_body(Kind::Form, bytes)?.get("token").map(str::to_owned);
+        return bearer
+            .or_else(field)
+            .filter(|t| !t.is_empty())
+            .ok_or(Rejection::MissingToken);
+    }
     let allowed = match p.dialect {
-        Dialect::Rfc7009 | Dialect::Stitch => kind == Kind::Form,
+        Dialect::Rfc7009 | Dialect::Stitch | Dialect::Google => kind == Kind::Form,
+        Dialect::Slack => true,
         Dialect::Moov => kind != Kind::Other,
         Dialect::Onelogin | Dialect::Auth0 => kind == Kind::Json,
     };
@@ -170,6 +195,8 @@ pub(super) fn check_request(p: &SimProvider, headers: &HeaderMap, bytes: &[u8]) 
     let body = parse_body(kind, bytes).ok_or(Rejection::WrongContentType)?;
     let expected_secret = p.client_secret.as_deref();
     let creds: Option<(String, Option<String>)> = match p.dialect {
+        // No client authentication: whoever holds the token may revoke it.
+        Dialect::Google | Dialect::Slack => Some((p.client_id.clone(), expected_secret.map(str::to_owned))),
         Dialect::Onelogin => {
             let raw = headers
                 .get(header::AUTHORIZATION)

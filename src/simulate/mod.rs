@@ -117,7 +117,7 @@ pub struct SimProvider {
     pub name: String,
     pub dialect: Dialect,
     pub client_id: String,
-    /// `None`: an Auth0 public client, which sends no secret.
+    /// `None`: an Auth0 public client, which sends no secret, or a dialect that takes none.
     pub client_secret: Option<String>,
     /// How an rfc7009 or moov client authenticates.
     pub auth: ClientAuth,
@@ -126,11 +126,14 @@ pub struct SimProvider {
 
 impl SimProvider {
     pub fn new(name: &str, dialect: Dialect) -> SimProvider {
+        // Google and Slack take no client secret: Google no client authentication at all,
+        // Slack the token itself.
+        let has_secret = !matches!(dialect, Dialect::Google | Dialect::Slack);
         SimProvider {
             name: name.to_owned(),
             dialect,
             client_id: format!("{name}-client"),
-            client_secret: Some(format!("{name}-secret-{:08x}", fastrand::u32(..))),
+            client_secret: has_secret.then(|| format!("{name}-secret-{:08x}", fastrand::u32(..))),
             auth: ClientAuth::ClientSecretBasic,
             behaviour: Behaviour::default(),
         }
@@ -149,6 +152,8 @@ impl SimProvider {
             Dialect::Moov => "/oauth2/revoke",
             Dialect::Onelogin => "/auth/oauth2/revoke",
             Dialect::Auth0 => "/oauth/revoke",
+            Dialect::Google => "/revoke",
+            Dialect::Slack => "/api/auth.revoke",
         }
     }
 }

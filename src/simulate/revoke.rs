@@ -135,7 +135,7 @@ fn answer(
         return (response, Some(token), None);
     }
     if valid {
-        let kills = known.map(|t| t.kills).unwrap_or_default();
+        let kills = known.as_ref().map(|t| t.kills.clone()).unwrap_or_default();
         for dead in std::iter::once(&token).chain(kills.iter()) {
             if let Some(t) = s.tokens.get_mut(dead) {
                 t.revoked = true;
@@ -143,7 +143,14 @@ fn answer(
         }
     }
     drop(s);
-    let response = if !valid && b.invalid_token_answer == InvalidTokenAnswer::InvalidToken400 {
+    let response = if p.dialect == Dialect::Slack {
+        match (valid, known.is_some()) {
+            (true, _) => json_response(200, json!({ "ok": true, "revoked": true })),
+            (false, true) => json_response(200, json!({ "ok": false, "error": "token_revoked" })),
+            (false, false) => json_response(200, json!({ "ok": false, "error": "invalid_auth" })),
+        }
+    } else if !valid && (p.dialect == Dialect::Google || b.invalid_token_answer == InvalidTokenAnswer::InvalidToken400)
+    {
         json_response(
             400,
             json!({ "error": "invalid_token", "error_description": "Token expired or revoked" }),
@@ -152,7 +159,7 @@ fn answer(
         match p.dialect {
             Dialect::Moov => empty(204),
             Dialect::Onelogin => onelogin_status(200, "success", "Success"),
-            Dialect::Rfc7009 | Dialect::Stitch | Dialect::Auth0 => empty(200),
+            Dialect::Rfc7009 | Dialect::Stitch | Dialect::Auth0 | Dialect::Google | Dialect::Slack => empty(200),
         }
     };
     (response, Some(token), None)

@@ -1,9 +1,10 @@
 //! The integration tests, one binary: the `offboard` binary from outside, the dialects' wire
-//! format, the simulated providers, the storage contract and end to end on both backends,
-//! issue 7's defects end to end, and the daemon under chaos (SIGKILLs, faults) and across a
-//! PostgreSQL restart.
+//! format, the provider catalogue and inline definitions, the simulated providers, the
+//! storage contract and end to end on both backends, issue 7's defects end to end, and the
+//! daemon under chaos (SIGKILLs, faults) and across a PostgreSQL restart.
 //! One binary links the crate once and shares one log capture (`helpers::captured_logs`).
 
+mod catalog;
 mod chaos;
 mod cli;
 mod defects;

@@ -1,0 +1,163 @@
+//! The built-in provider catalogue: one definition per file under `catalog/`, embedded in
+//! the binary, named by its file name. `dialect = "NAME"` in `[providers.NAME]` starts from
+//! an entry; `offboard providers` lists them.
+//!
+//! Entries are parsed when first asked for; a unit test reads every one, so a broken entry
+//! never ships.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use super::definition::{self, Definition};
+
+/// Every entry: name and text. Kept in order of name; `every_file_is_listed` checks that
+/// each file of `catalog/` is here.
+const ENTRIES: [(&str, &str); 7] = [
+    ("auth0", include_str!("catalog/auth0.toml")),
+    ("google", include_str!("catalog/google.toml")),
+    ("moov", include_str!("catalog/moov.toml")),
+    ("onelogin", include_str!("catalog/onelogin.toml")),
+    ("rfc7009", include_str!("catalog/rfc7009.toml")),
+    ("slack", include_str!("catalog/slack.toml")),
+    ("stitch", include_str!("catalog/stitch.toml")),
+];
+
+/// One catalogue entry.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) name: &'static str,
+    /// The entry's file as written, comments included: what `offboard providers show` prints.
+    pub(crate) text: &'static str,
+    pub(crate) table: toml::Table,
+    /// The definition, read without its template variables filled.
+    pub(crate) definition: Definition,
+}
+
+static CATALOG: LazyLock<BTreeMap<&'static str, Entry>> = LazyLock::new(|| {
+    ENTRIES
+        .iter()
+        .map(|&(name, text)| {
+            let table: toml::Table = text
+                .parse()
+                .unwrap_or_else(|e| panic!("catalogue entry {name} is not TOML: {e}"));
+            let (definition, _) = definition::read(table.clone(), name, &[])
+                .unwrap_or_else(|e| panic!("catalogue entry {name}: {}: {}", e.key, e.message));
+            let entry = Entry {
+                name,
+                text,
+                table,
+                definition,
+            };
+            (name, entry)
+        })
+        .collect()
+});
+
+/// The entry called `name`.
+pub(crate) fn entry(name: &str) -> Option<&'static Entry> {
+    CATALOG.get(name)
+}
+
+/// Every entry, by name.
+pub(crate) fn entries() -> impl Iterator<Item = &'static Entry> {
+    CATALOG.values()
+}
+
+/// Why `name` is not an entry: close names if there are any, else every name.
+pub(crate) fn unknown(name: &str) -> String {
+    let names: Vec<&str> = ENTRIES.iter().map(|(n, _)| *n).collect();
+    let close = close_names(name, &names);
+    if close.is_empty() {
+        format!(
+            "unknown variant `{name}`: the catalogue has no such entry; it has {} (offboard providers lists them)",
+            names.join(", ")
+        )
+    } else {
+        format!(
+            "unknown variant `{name}`: the catalogue has no such entry; did you mean {}? (offboard providers lists them)",
+            close.join(" or ")
+        )
+    }
+}
+
+/// The candidates within a small edit distance of `word` (a third of its length, at least
+/// one), closest first, or those `word` is a prefix of.
+pub(crate) fn close_names<'a>(word: &str, candidates: &[&'a str]) -> Vec<&'a str> {
+    let word = word.to_ascii_lowercase();
+    let limit = (word.chars().count() / 3).max(1);
+    let mut close: Vec<(usize, &str)> = candidates
+        .iter()
+        .filter_map(|&c| {
+            let d = edit_distance(&word, c);
+            (d <= limit || (word.len() >= 3 && c.starts_with(&word))).then_some((d, c))
+        })
+        .collect();
+    close.sort();
+    close.dedup_by(|a, b| a.1 == b.1);
+    close.into_iter().map(|(_, c)| c).collect()
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_is_listed_in_name_order() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/provider/catalog");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let listed: Vec<String> = ENTRIES.iter().map(|(n, _)| format!("{n}.toml")).collect();
+        assert_eq!(files, listed);
+    }
+
+    /// Every entry reads, names its source, and resolves once its URL variables are given.
+    #[test]
+    fn every_entry_reads_and_resolves_with_its_variables() {
+        for entry in entries() {
+            let source = entry.definition.source.as_ref().expect("every entry names its source");
+            assert!(!source.url.is_empty(), "{}", entry.name);
+            let mut table = entry.table.clone();
+            if let Some(url) = &entry.definition.url {
+                for name in url.names() {
+                    table.insert(name.to_owned(), toml::Value::String("tenant".into()));
+                }
+            } else {
+                table.insert("url".into(), toml::Value::String("https://auth.example/revoke".into()));
+            }
+            let resolved = definition::resolve(table, entry.name, &[])
+                .unwrap_or_else(|e| panic!("{}: {}: {}", entry.name, e.key, e.message));
+            let url: crate::config::ProviderUrl = resolved.url.unwrap().parse().unwrap();
+            assert_eq!(url.0.scheme(), "https", "{}", entry.name);
+        }
+    }
+
+    #[test]
+    fn close_names_catch_typos_and_prefixes() {
+        let names = ["rfc7009", "stitch", "moov", "onelogin", "auth0", "google", "slack"];
+        assert_eq!(close_names("rfc7090", &names), ["rfc7009"]);
+        assert_eq!(close_names("Stich", &names), ["stitch"]);
+        assert_eq!(close_names("one", &names), ["onelogin"]);
+        assert_eq!(close_names("carrier-pigeon", &names), Vec::<&str>::new());
+        assert!(unknown("carrier-pigeon").contains("it has auth0, google,"));
+        assert!(unknown("mov").contains("did you mean moov?"));
+    }
+}
