@@ -1,0 +1,156 @@
+//! Unit tests of loading the config: defaults, the shipped file, key-named errors.
+
+use super::*;
+
+/// Parses `text` with `env` as the whole environment, then reads every provider secret
+/// from it, as a command that calls providers would.
+pub(super) fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let vars: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let config = Config::from_toml(text, Path::new("test.toml"), vars.clone())?;
+    config.resolve_secrets(&|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))?;
+    Ok(config)
+}
+
+pub(super) const ACME: &str = r#"
+    [providers.acme]
+    dialect = "rfc7009"
+    url = "https://auth.acme.example/oauth2/revoke"
+    client_id = "offboard"
+    client_secret_env = "ACME_SECRET"
+"#;
+
+#[test]
+fn a_syntax_error_says_where_without_quoting_the_line() {
+    let text = "[database]\nurl = \"postgres://app:hunter2@db/offboard\n";
+    let err = Config::from_toml(text, Path::new("bad.toml"), Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("config file bad.toml is not valid TOML: "), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn defaults_fill_every_key_but_the_providers() {
+    let config = parse("", &[]).unwrap();
+    assert_eq!(config.worker.concurrency, Count(64));
+    assert_eq!(config.worker.lease.0, Duration::from_secs(60));
+    assert_eq!(config.database.url.as_str(), "sqlite://offboard.db");
+    assert!(config.providers.is_empty());
+}
+
+#[test]
+fn the_shipped_default_file_parses_to_the_built_in_defaults() {
+    let shipped = parse(include_str!("../../config/offboard.toml"), &[]).unwrap();
+    let defaults = parse("", &[]).unwrap();
+    assert_eq!(format!("{shipped:?}"), format!("{defaults:?}"));
+}
+
+#[test]
+fn type_errors_name_the_key() {
+    let err = parse("[worker]\nconcurrency = \"lots\"", &[]).unwrap_err().to_string();
+    assert!(
+        err.starts_with("worker.concurrency: 'lots' is not a whole number"),
+        "{err}"
+    );
+    let err = parse("[worker]\nlease = \"soon\"", &[]).unwrap_err().to_string();
+    assert!(err.starts_with("worker.lease: 'soon' is not a duration"), "{err}");
+    let err = parse("[worker]\nconcurrency = 2.5", &[]).unwrap_err().to_string();
+    assert_eq!(err, "worker.concurrency: '2.5' is not a whole number");
+    let err = parse("[retry]\nfactor = true", &[]).unwrap_err().to_string();
+    assert_eq!(err, "retry.factor: expected a number, got a boolean");
+    let err = parse("[worker]\nconcurency = 3", &[]).unwrap_err().to_string();
+    assert!(err.contains("unknown field `concurency`"), "{err}");
+}
+
+/// Every duration key outside `[providers]`, with its upper bound as messages write it
+/// (the same bounds are listed in `config/offboard.toml`).
+pub(super) const DURATION_KEYS: [(&str, &str, &str); 11] = [
+    ("database", "busy_timeout", "5m"),
+    ("worker", "lease", "1h"),
+    ("worker", "shutdown_grace", "1h"),
+    ("retry", "base", "1m"),
+    ("retry", "cap", "10m"),
+    ("retry", "retry_after_cap", "10m"),
+    ("retry", "max_provider_pause", "1day"),
+    ("retry", "durable_base", "1h"),
+    ("retry", "durable_cap", "1day"),
+    ("policy", "not_revocable_within", "1year"),
+    ("http", "connect_timeout", "1m"),
+];
+
+/// Every count key outside `[providers]`, with its upper bound.
+pub(super) const COUNT_KEYS: [(&str, &str, u32); 6] = [
+    ("database", "max_connections", 1000),
+    ("worker", "concurrency", 10_000),
+    ("worker", "max_attempts", 1000),
+    ("worker", "batch_size", 10_000),
+    ("retry", "attempts", 100),
+    ("http", "max_body_bytes", 16 * 1024 * 1024),
+];
+
+/// Issue 7: a duration from the config once overflowed the time arithmetic it fed.
+/// Every duration key has an upper bound, and a value past it stops start-up with the
+/// key named, from the file or from the environment.
+#[test]
+fn every_duration_key_has_an_upper_bound_named_in_its_error() {
+    for (section, key, max) in DURATION_KEYS {
+        let err = parse(&format!("[{section}]\n{key} = \"10y\""), &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, format!("{section}.{key}: must be at most {max}, got 10y"));
+        let var = format!("OFFBOARD_{section}__{key}").to_ascii_uppercase();
+        let err = parse("", &[(&var, "10y")]).unwrap_err().to_string();
+        assert_eq!(err, format!("{section}.{key}: must be at most {max}, got 10y"));
+    }
+    let text = format!("{ACME}\ntimeout = \"1h\"");
+    let err = parse(&text, &[("ACME_SECRET", "x")]).unwrap_err().to_string();
+    assert_eq!(err, "providers.acme.timeout: must be at most 5m, got 1h");
+}
+
+#[test]
+fn durations_that_must_not_be_zero_say_so() {
+    let err = parse("[worker]\nlease = \"1s\"", &[]).unwrap_err().to_string();
+    assert_eq!(err, "worker.lease: must be at least 2s, got 1s");
+    let err = parse("[retry]\nmax_provider_pause = \"0s\"", &[])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, "retry.max_provider_pause: must be at least 1s, got 0s");
+    let text = format!("{ACME}\ntimeout = \"0s\"");
+    let err = parse(&text, &[("ACME_SECRET", "x")]).unwrap_err().to_string();
+    assert_eq!(err, "providers.acme.timeout: must be at least 1ms, got 0s");
+    let err = parse("[http]\nconnect_timeout = \"0s\"", &[]).unwrap_err().to_string();
+    assert_eq!(err, "http.connect_timeout: must be at least 1ms, got 0s");
+}
+
+#[test]
+fn every_count_key_has_an_upper_bound_named_in_its_error() {
+    for (section, key, max) in COUNT_KEYS {
+        let ok = parse(&format!("[{section}]\n{key} = {max}"), &[]);
+        assert!(ok.is_ok(), "{section}.{key} = {max}: {ok:?}");
+        let over = u64::from(max) + 1;
+        let err = parse(&format!("[{section}]\n{key} = {over}"), &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!("{section}.{key}: must be a whole number from 1 to {max}, got {over}")
+        );
+    }
+    let text = format!("{ACME}\nburst = 10001");
+    let err = parse(&text, &[("ACME_SECRET", "x")]).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "providers.acme.burst: must be a whole number from 1 to 10000, got 10001"
+    );
+}
+
+#[test]
+fn the_longest_provider_pause_is_a_key_of_its_own() {
+    assert_eq!(
+        parse("", &[]).unwrap().retry.max_provider_pause.0,
+        Duration::from_secs(3600)
+    );
+    let config = parse("[retry]\nmax_provider_pause = \"5m\"", &[]).unwrap();
+    assert_eq!(config.retry.max_provider_pause.0, Duration::from_secs(300));
+}
