@@ -127,6 +127,16 @@ fn tomlish() -> impl Strategy<Value = String> {
     prop::collection::vec(line, 0..12).prop_map(|lines| lines.join("\n"))
 }
 
+/// A config with one key set to `value`, in the file or through its environment variable.
+fn set_key(section: &str, key: &str, value: &toml::Value, from_env: bool) -> Result<Config, ConfigError> {
+    if from_env {
+        let var = format!("OFFBOARD_{section}__{key}").to_ascii_uppercase();
+        from_toml("", vec![(var, env_text(value))])
+    } else {
+        from_toml(&format!("[{section}]\n{key} = {value}"), Vec::new())
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(CASES))]
 
@@ -147,12 +157,7 @@ proptest! {
         from_env in any::<bool>(),
     ) {
         let full = format!("{section}.{key}");
-        let result = if from_env {
-            let var = format!("OFFBOARD_{section}__{key}").to_ascii_uppercase();
-            from_toml("", vec![(var, env_text(&value))])
-        } else {
-            from_toml(&format!("[{section}]\n{key} = {value}"), Vec::new())
-        };
+        let result = set_key(section, key, &value, from_env);
         match result {
             Ok(config) => {
                 let max = humantime::parse_duration(max).unwrap();
@@ -170,12 +175,7 @@ proptest! {
         from_env in any::<bool>(),
     ) {
         let full = format!("{section}.{key}");
-        let result = if from_env {
-            let var = format!("OFFBOARD_{section}__{key}").to_ascii_uppercase();
-            from_toml("", vec![(var, env_text(&value))])
-        } else {
-            from_toml(&format!("[{section}]\n{key} = {value}"), Vec::new())
-        };
+        let result = set_key(section, key, &value, from_env);
         match result {
             Ok(config) => {
                 let got = count_of(&config, section, key);

@@ -442,12 +442,8 @@ fn retry_and_cancel_are_audited_with_who_and_why() {
     );
 
     let notes = rt.block_on(store.audit_notes(Some(1))).unwrap();
-    let seen: Vec<(AuditAction, &str, Option<&str>)> = notes
-        .iter()
-        .map(|n| (n.action, n.worker.as_str(), n.error.as_deref()))
-        .collect();
     assert_eq!(
-        seen,
+        crate::helpers::notes_said(&notes),
         [
             (AuditAction::Retry, "alice", Some("rotated secret")),
             (AuditAction::Cancel, "bob", None)

@@ -381,3 +381,11 @@ fn running_as_root() -> bool {
     // /proc/self belongs to the process's effective user.
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
+
+/// Audit notes as (action, who, why), for comparing with what a test expects.
+pub fn notes_said(notes: &[offboard::storage::AuditNote]) -> Vec<(offboard::storage::AuditAction, &str, Option<&str>)> {
+    notes
+        .iter()
+        .map(|n| (n.action, n.worker.as_str(), n.error.as_deref()))
+        .collect()
+}

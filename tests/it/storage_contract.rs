@@ -513,12 +513,8 @@ async fn operators_retry_failed_and_cancel_open_requests(db: TestDb) {
         Err(StoreError::NoSuchRequest(9999))
     ));
     let notes = db.store.audit_notes(Some(id)).await.unwrap();
-    let seen: Vec<(AuditAction, &str, Option<&str>)> = notes
-        .iter()
-        .map(|n| (n.action, n.worker.as_str(), n.error.as_deref()))
-        .collect();
     assert_eq!(
-        seen,
+        crate::helpers::notes_said(&notes),
         [
             (AuditAction::Retry, "alice", Some("rotated the client secret")),
             (AuditAction::Cancel, "bob", None)
