@@ -9,7 +9,8 @@
 //!   provider secrets are read where they are used, when [`provider::Providers`] is built.
 //! - [`drain`]: claim, revoke, decide, write, fenced by the lease; pure settlement rules;
 //!   the lease renewer; and `offboard run`'s daemon loop.
-//! - [`provider`]: the dialects, the shared HTTP client and classifier, per-provider pacing.
+//! - [`provider`]: providers as data (the definition format and the built-in catalogue), the
+//!   shared HTTP client and classifier, per-provider pacing.
 //! - [`retry`]: backoff maths as plain data.
 //! - [`storage`]: the queue, token and audit tables on PostgreSQL or SQLite.
 //! - [`simulate`]: local providers of every dialect for the demo and the tests.

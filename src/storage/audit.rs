@@ -1,6 +1,7 @@
-//! `revocation_audit`: appending a run's rows (inside the caller's fenced transaction) and
-//! reading them back for reports, the demo and the tests. The table is append-only; a
-//! trigger refuses updates and deletes.
+//! `revocation_audit`: appending a run's rows and notes (inside the caller's transaction,
+//! before and regardless of its fence check: an answered call is a fact) and reading them
+//! back for reports, the demo and the tests. The table is append-only; a trigger refuses
+//! updates and deletes.
 
 use super::rows::{AuditAction, AuditNote};
 use super::{AuditRow, Result, Store};
