@@ -12,10 +12,11 @@ use super::definition::{self, Definition};
 
 /// Every entry: name and text. Kept in order of name; `every_file_is_listed` checks that
 /// each file of `catalog/` is here.
-const ENTRIES: [(&str, &str); 13] = [
+const ENTRIES: [(&str, &str); 15] = [
     ("auth0", include_str!("catalog/auth0.toml")),
     ("box", include_str!("catalog/box.toml")),
     ("google", include_str!("catalog/google.toml")),
+    ("intuit", include_str!("catalog/intuit.toml")),
     ("keycloak", include_str!("catalog/keycloak.toml")),
     ("moov", include_str!("catalog/moov.toml")),
     ("okta", include_str!("catalog/okta.toml")),
@@ -25,6 +26,7 @@ const ENTRIES: [(&str, &str); 13] = [
     ("slack", include_str!("catalog/slack.toml")),
     ("stitch", include_str!("catalog/stitch.toml")),
     ("twitch", include_str!("catalog/twitch.toml")),
+    ("x", include_str!("catalog/x.toml")),
     ("zoom", include_str!("catalog/zoom.toml")),
 ];
 
