@@ -12,9 +12,11 @@ use super::definition::{self, Definition};
 
 /// Every entry: name and text. Kept in order of name; `every_file_is_listed` checks that
 /// each file of `catalog/` is here.
-const ENTRIES: [(&str, &str); 15] = [
+const ENTRIES: [(&str, &str); 18] = [
+    ("atlassian", include_str!("catalog/atlassian.toml")),
     ("auth0", include_str!("catalog/auth0.toml")),
     ("box", include_str!("catalog/box.toml")),
+    ("entra", include_str!("catalog/entra.toml")),
     ("google", include_str!("catalog/google.toml")),
     ("intuit", include_str!("catalog/intuit.toml")),
     ("keycloak", include_str!("catalog/keycloak.toml")),
@@ -24,6 +26,7 @@ const ENTRIES: [(&str, &str); 15] = [
     ("rfc7009", include_str!("catalog/rfc7009.toml")),
     ("salesforce", include_str!("catalog/salesforce.toml")),
     ("slack", include_str!("catalog/slack.toml")),
+    ("spotify", include_str!("catalog/spotify.toml")),
     ("stitch", include_str!("catalog/stitch.toml")),
     ("twitch", include_str!("catalog/twitch.toml")),
     ("x", include_str!("catalog/x.toml")),
@@ -182,7 +185,7 @@ mod tests {
         assert_eq!(close_names("Stich", &names), ["stitch"]);
         assert_eq!(close_names("one", &names), ["onelogin"]);
         assert_eq!(close_names("carrier-pigeon", &names), Vec::<&str>::new());
-        assert!(unknown("carrier-pigeon").contains("it has auth0, box, google,"));
+        assert!(unknown("carrier-pigeon").contains("it has atlassian, auth0, box,"));
         assert!(unknown("mov").contains("did you mean moov?"));
     }
 }

@@ -5,6 +5,7 @@
 //! One binary links the crate once and shares one log capture (`helpers::captured_logs`).
 
 mod catalog;
+mod catalog_not_revocable;
 mod catalog_wire;
 mod chaos;
 mod cli;
