@@ -1,7 +1,7 @@
 //! The wire format of the catalogue entries added after Google and Slack (issue 8): for each,
 //! the request (method, path, query, headers, body) is written by hand from the provider's
 //! documentation, cited above each test, and never read from the catalogue; and each
-//! documented answer is classified. Okta and Keycloak, shaped exactly like RFC 7009, are
+//! documented answer is classified. Okta, Keycloak and X, shaped exactly like RFC 7009, are
 //! also revoked through against the simulator's RFC 7009 endpoint.
 
 use std::path::Path;
@@ -282,11 +282,11 @@ async fn box_answers_are_classified() {
     .await;
 }
 
-/// Okta and Keycloak are RFC 7009 in shape, so the simulator serves them as its rfc7009
+/// Okta, Keycloak and X are RFC 7009 in shape, so the simulator serves them as its rfc7009
 /// dialect at their own paths: a token issued there is revoked through the catalogue entry.
 #[tokio::test]
-async fn okta_and_keycloak_revoke_against_the_simulators_rfc7009_endpoint() {
-    let sims: Vec<SimProvider> = ["okta", "keycloak"]
+async fn okta_keycloak_and_x_revoke_against_the_simulators_rfc7009_endpoint() {
+    let sims: Vec<SimProvider> = ["okta", "keycloak", "x"]
         .into_iter()
         .map(|name| SimProvider::new(name, Dialect::Rfc7009))
         .collect();
