@@ -7,6 +7,7 @@
 mod catalog;
 mod catalog_not_revocable;
 mod catalog_wire;
+mod catalog_wire_apps;
 mod chaos;
 mod cli;
 mod defects;
