@@ -12,14 +12,25 @@ use super::definition::{self, Definition};
 
 /// Every entry: name and text. Kept in order of name; `every_file_is_listed` checks that
 /// each file of `catalog/` is here.
-const ENTRIES: [(&str, &str); 7] = [
+const ENTRIES: [(&str, &str); 18] = [
+    ("atlassian", include_str!("catalog/atlassian.toml")),
     ("auth0", include_str!("catalog/auth0.toml")),
+    ("box", include_str!("catalog/box.toml")),
+    ("entra", include_str!("catalog/entra.toml")),
     ("google", include_str!("catalog/google.toml")),
+    ("intuit", include_str!("catalog/intuit.toml")),
+    ("keycloak", include_str!("catalog/keycloak.toml")),
     ("moov", include_str!("catalog/moov.toml")),
+    ("okta", include_str!("catalog/okta.toml")),
     ("onelogin", include_str!("catalog/onelogin.toml")),
     ("rfc7009", include_str!("catalog/rfc7009.toml")),
+    ("salesforce", include_str!("catalog/salesforce.toml")),
     ("slack", include_str!("catalog/slack.toml")),
+    ("spotify", include_str!("catalog/spotify.toml")),
     ("stitch", include_str!("catalog/stitch.toml")),
+    ("twitch", include_str!("catalog/twitch.toml")),
+    ("x", include_str!("catalog/x.toml")),
+    ("zoom", include_str!("catalog/zoom.toml")),
 ];
 
 /// One catalogue entry.
@@ -150,6 +161,23 @@ mod tests {
         }
     }
 
+    /// Every entry says where it was written from: a non-empty `[source] url`, a web page or
+    /// a seed document's copy.
+    #[test]
+    fn every_entry_has_a_source_url() {
+        assert_eq!(entries().count(), ENTRIES.len());
+        for entry in entries() {
+            let source = entry.definition.source.as_ref();
+            let url = source.map(|s| s.url.trim()).unwrap_or_default();
+            assert!(!url.is_empty(), "{} has no [source] url", entry.name);
+            assert!(
+                url.starts_with("https://") || url.starts_with("shared/seeds/"),
+                "{}: {url}",
+                entry.name
+            );
+        }
+    }
+
     #[test]
     fn close_names_catch_typos_and_prefixes() {
         let names = ["rfc7009", "stitch", "moov", "onelogin", "auth0", "google", "slack"];
@@ -157,7 +185,7 @@ mod tests {
         assert_eq!(close_names("Stich", &names), ["stitch"]);
         assert_eq!(close_names("one", &names), ["onelogin"]);
         assert_eq!(close_names("carrier-pigeon", &names), Vec::<&str>::new());
-        assert!(unknown("carrier-pigeon").contains("it has auth0, google,"));
+        assert!(unknown("carrier-pigeon").contains("it has atlassian, auth0, box,"));
         assert!(unknown("mov").contains("did you mean moov?"));
     }
 }

@@ -22,10 +22,10 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use crate::helpers::{TestDb, app_for, config_toml, on_both_backends, open_store};
 use offboard::provider::dialect::Dialect;
 
-const TOKEN: &str = "ya29.a0Af_token/with+chars";
+pub(crate) const TOKEN: &str = "ya29.a0Af_token/with+chars";
 
 /// Provider `p` from `table` (the keys of `[providers.p]`), at `server`.
-fn provider_at(server: &MockServer, table: &str) -> Providers {
+pub(crate) fn provider_at(server: &MockServer, table: &str) -> Providers {
     let text = format!("[providers.p]\n{}\n", table.replace("{server}", &server.uri()));
     let config = Config::from_toml(&text, Path::new("test"), Vec::new()).expect("config");
     Providers::from_config(&config, &|_| None).expect("providers")
@@ -39,7 +39,11 @@ async fn answering(template: ResponseTemplate) -> MockServer {
 
 /// Revokes `TOKEN` through provider `p` at a server answering `template`; returns the
 /// result and the request the server saw.
-async fn revoke(table: &str, token_type: TokenType, template: ResponseTemplate) -> (Call, wiremock::Request) {
+pub(crate) async fn revoke(
+    table: &str,
+    token_type: TokenType,
+    template: ResponseTemplate,
+) -> (Call, wiremock::Request) {
     let server = answering(template).await;
     let providers = provider_at(&server, table);
     let call = providers
@@ -51,11 +55,11 @@ async fn revoke(table: &str, token_type: TokenType, template: ResponseTemplate) 
     (call, request)
 }
 
-fn header<'a>(request: &'a wiremock::Request, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(request: &'a wiremock::Request, name: &str) -> Option<&'a str> {
     request.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn json(status: u16, body: &str) -> ResponseTemplate {
+pub(crate) fn json(status: u16, body: &str) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_raw(body.as_bytes().to_vec(), "application/json")
 }
 

@@ -5,6 +5,9 @@
 //! One binary links the crate once and shares one log capture (`helpers::captured_logs`).
 
 mod catalog;
+mod catalog_not_revocable;
+mod catalog_wire;
+mod catalog_wire_apps;
 mod chaos;
 mod cli;
 mod defects;
