@@ -90,7 +90,13 @@ async fn listen(worker: Worker, wake: Arc<Notify>, shutdown: CancellationToken) 
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 next = listener.next() => match next {
-                    Ok(()) => wake.notify_one(),
+                    Ok(true) => wake.notify_one(),
+                    Ok(false) => {
+                        // Reconnected on the next call; what was sent meanwhile is lost, so
+                        // the daemon looks for itself.
+                        warn!("notification listener lost its database connection; notifications sent meanwhile are lost");
+                        wake.notify_one();
+                    }
                     Err(e) => {
                         // Notifications sent while disconnected are lost: wake the daemon so
                         // it looks for itself, then reconnect.

@@ -62,10 +62,10 @@ impl RequestListener {
         Ok(RequestListener(listener))
     }
 
-    /// Waits for the next notification. An error means the connection dropped; the next
-    /// call reconnects.
-    pub(crate) async fn next(&mut self) -> Result<()> {
-        self.0.try_recv().await?;
-        Ok(())
+    /// Waits for the next notification: `Ok(true)`. `Ok(false)` means the connection
+    /// dropped (notifications sent meanwhile are lost) and the next call reconnects; an
+    /// error means reconnecting failed.
+    pub(crate) async fn next(&mut self) -> Result<bool> {
+        Ok(self.0.try_recv().await?.is_some())
     }
 }
