@@ -16,7 +16,7 @@ use super::run::RequestRun;
 use super::settle::{self, PairedEnd, TokenEnd};
 use crate::outcome::{Outcome, Verdict};
 use crate::provider::Provider;
-use crate::provider::dialect::{ONELOGIN_UNPAIRED_REFRESH, Plan};
+use crate::provider::dialect::Plan;
 use crate::provider::gate::Paused;
 use crate::storage::{AuditRow, BadToken, Results, StoredToken};
 use crate::token::TokenType;
@@ -153,7 +153,13 @@ impl RequestRun {
         let pair = settle::pair_of(token, all);
         let pair_end = pair.and_then(|p| ends.iter().find(|(id, _)| *id == p.id).map(|(_, end)| end));
         match settle::paired_end(pair, pair_end) {
-            PairedEnd::Unpaired => self.not_revocable(token, ONELOGIN_UNPAIRED_REFRESH),
+            PairedEnd::Unpaired => {
+                let provider = self.worker.providers.get(&token.provider);
+                let reason = provider.and_then(|p| p.unpaired_reason()).unwrap_or(
+                    "this refresh token is revoked only through its paired access token (grant_ref), and it has no pair",
+                );
+                self.not_revocable(token, reason)
+            }
             PairedEnd::DiedWith { pair_id } => {
                 let note = format!("revoked with its paired access token {pair_id}");
                 let mut result = self.immediate(token, Outcome::Revoked, true, note);

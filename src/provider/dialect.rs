@@ -100,11 +100,6 @@ impl BodyFormat {
     }
 }
 
-/// Why a OneLogin refresh token with no pair is not revocable: the onelogin entry's
-/// `unpaired_reason` (a unit test keeps the two the same).
-pub(crate) const ONELOGIN_UNPAIRED_REFRESH: &str = "OneLogin API v1 revokes a refresh token only through its paired access token \
-     (grant_ref), and this one has no pair";
-
 /// A dialect with the settings of the legacy keys. Answers are read by the dialect's
 /// catalogue entry, as a configured provider of that dialect reads them.
 #[derive(Debug, Clone)]
@@ -198,7 +193,10 @@ mod tests {
         let entry = catalog::entry("onelogin").unwrap();
         assert_eq!(
             entry.definition.unpaired_reason.as_deref(),
-            Some(ONELOGIN_UNPAIRED_REFRESH)
+            Some(
+                "OneLogin API v1 revokes a refresh token only through its paired access token (grant_ref), and this \
+                 one has no pair"
+            )
         );
     }
 
