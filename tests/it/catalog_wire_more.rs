@@ -1,0 +1,93 @@
+//! The wire format of the Dropbox, LinkedIn, Discord and Notion catalogue entries: the
+//! request written by hand from each provider's documentation (cited above each test), never
+//! read from the catalogue, and each documented answer classified. The helpers are
+//! `catalog_wire`'s.
+
+use offboard::outcome::Outcome;
+use offboard::token::TokenType;
+
+use crate::catalog::{TOKEN, header, json};
+use crate::catalog_wire::{classified, revoke, url_of};
+
+const DROPBOX: &str = "dialect = \"dropbox\"\nurl = \"{server}/2/auth/token/revoke\"";
+
+/// dropbox.com/developers/documentation/http/documentation#auth-token-revoke: `POST
+/// https://api.dropboxapi.com/2/auth/token/revoke`, User authentication (`Authorization:
+/// Bearer <access token>`, dropbox.com/developers/reference/auth-types), no parameters, so
+/// no body; "Disables the access token used to authenticate the call".
+#[tokio::test]
+async fn dropbox_gets_the_access_token_as_a_bearer_token_and_no_body() {
+    let (call, request) = revoke(DROPBOX, TokenType::AccessToken, json(200, "null")).await;
+    assert_eq!(call.verdict.outcome, Outcome::Revoked);
+    assert_eq!(request.method.as_str(), "POST");
+    assert_eq!(request.url.path(), "/2/auth/token/revoke");
+    assert_eq!(request.url.query(), None);
+    assert_eq!(
+        header(&request, "authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    assert_eq!(header(&request, "content-type"), None);
+    assert!(request.body.is_empty());
+    assert_eq!(
+        url_of("dialect = \"dropbox\""),
+        "https://api.dropboxapi.com/2/auth/token/revoke"
+    );
+}
+
+/// No return value on success; a token revoked (the app unlinked) or expired is 401 with
+/// `{"error": {".tag": "invalid_access_token" | "expired_access_token"}}`; 429 is a rate
+/// limit.
+#[tokio::test]
+async fn dropbox_answers_are_classified() {
+    classified(
+        DROPBOX,
+        TokenType::AccessToken,
+        &[
+            (200, "null", Outcome::Revoked),
+            (200, "", Outcome::Revoked),
+            (
+                401,
+                r#"{"error_summary":"invalid_access_token/..","error":{".tag":"invalid_access_token"}}"#,
+                Outcome::AlreadyInvalid,
+            ),
+            (
+                401,
+                r#"{"error_summary":"expired_access_token/.","error":{".tag":"expired_access_token"}}"#,
+                Outcome::AlreadyInvalid,
+            ),
+            (
+                401,
+                r#"{"error_summary":"user_suspended/.","error":{".tag":"user_suspended"}}"#,
+                Outcome::Failed,
+            ),
+            (429, "", Outcome::Transient),
+            (500, "", Outcome::Transient),
+        ],
+    )
+    .await;
+}
+
+/// What `offboard providers` says each entry revokes: Dropbox revokes only through an access
+/// token (refresh-then-revoke is not supported yet), so its refresh tokens are not revocable
+/// and the worker sends none.
+#[test]
+fn what_each_entry_revokes_is_listed() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_offboard"))
+        .args(["--config", "/nonexistent/offboard.toml", "providers"])
+        .env_remove("OFFBOARD_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} is not listed"))
+            .to_owned()
+    };
+    let dropbox = line("dropbox");
+    assert!(
+        dropbox.contains("access_token (refresh_token: not revocable)"),
+        "{dropbox}"
+    );
+}
