@@ -12,7 +12,7 @@ use super::definition::{self, Definition};
 
 /// Every entry: name and text. Kept in order of name; `every_file_is_listed` checks that
 /// each file of `catalog/` is here.
-const ENTRIES: [(&str, &str); 19] = [
+const ENTRIES: [(&str, &str); 20] = [
     ("atlassian", include_str!("catalog/atlassian.toml")),
     ("auth0", include_str!("catalog/auth0.toml")),
     ("box", include_str!("catalog/box.toml")),
@@ -22,6 +22,7 @@ const ENTRIES: [(&str, &str); 19] = [
     ("intuit", include_str!("catalog/intuit.toml")),
     ("keycloak", include_str!("catalog/keycloak.toml")),
     ("moov", include_str!("catalog/moov.toml")),
+    ("notion", include_str!("catalog/notion.toml")),
     ("okta", include_str!("catalog/okta.toml")),
     ("onelogin", include_str!("catalog/onelogin.toml")),
     ("rfc7009", include_str!("catalog/rfc7009.toml")),

@@ -7,7 +7,7 @@ use offboard::outcome::Outcome;
 use offboard::token::TokenType;
 
 use crate::catalog::{TOKEN, header, json};
-use crate::catalog_wire::{classified, revoke, url_of};
+use crate::catalog_wire::{BASIC, body, classified, revoke, url_of};
 
 const DROPBOX: &str = "dialect = \"dropbox\"\nurl = \"{server}/2/auth/token/revoke\"";
 
@@ -62,6 +62,65 @@ async fn dropbox_answers_are_classified() {
             ),
             (429, "", Outcome::Transient),
             (500, "", Outcome::Transient),
+        ],
+    )
+    .await;
+}
+
+const NOTION: &str = "dialect = \"notion\"\nurl = \"{server}/v1/oauth/revoke\"\n\
+                      client_id = \"acme-client\"\nclient_secret_env = \"CAT_SECRET\"";
+
+/// developers.notion.com/reference/revoke-token: `POST /v1/oauth/revoke` at
+/// `https://api.notion.com`, `Authorization: Basic <base64 client_id:client_secret>`,
+/// `Notion-Version` required (2025-09-03 is the one listed), body `application/json` with
+/// `token`.
+#[tokio::test]
+async fn notion_gets_the_token_in_json_with_basic_auth_and_its_version_header() {
+    let ok = json(200, r#"{"request_id":"3c90c3cc-0d44-4b50-8888-8dd25736052a"}"#);
+    let (call, request) = revoke(NOTION, TokenType::AccessToken, ok).await;
+    assert_eq!(call.verdict.outcome, Outcome::Revoked);
+    assert_eq!(request.method.as_str(), "POST");
+    assert_eq!(request.url.path(), "/v1/oauth/revoke");
+    assert_eq!(request.url.query(), None);
+    assert_eq!(header(&request, "content-type"), Some("application/json"));
+    assert_eq!(header(&request, "authorization"), Some(BASIC));
+    assert_eq!(header(&request, "notion-version"), Some("2025-09-03"));
+    assert_eq!(body(&request), r#"{"token":"ya29.a0Af_token/with+chars"}"#);
+    assert_eq!(
+        url_of("dialect = \"notion\"\nclient_id = \"c\"\nclient_secret_env = \"CAT_SECRET\""),
+        "https://api.notion.com/v1/oauth/revoke"
+    );
+}
+
+/// 200 `{"request_id"}`; errors are `{"object": "error", "status", "code", "message"}`:
+/// 400 and 401 fail, 429 `rate_limited` and 5xx are transient.
+#[tokio::test]
+async fn notion_answers_are_classified() {
+    classified(
+        NOTION,
+        TokenType::AccessToken,
+        &[
+            (
+                200,
+                r#"{"request_id":"3c90c3cc-0d44-4b50-8888-8dd25736052a"}"#,
+                Outcome::Revoked,
+            ),
+            (
+                400,
+                r#"{"object":"error","status":400,"code":"invalid_request","message":"body failed validation"}"#,
+                Outcome::Failed,
+            ),
+            (
+                401,
+                r#"{"object":"error","status":401,"code":"unauthorized","message":"API token is invalid."}"#,
+                Outcome::Failed,
+            ),
+            (
+                429,
+                r#"{"object":"error","status":429,"code":"rate_limited","message":"Rate limited"}"#,
+                Outcome::Transient,
+            ),
+            (503, "", Outcome::Transient),
         ],
     )
     .await;
