@@ -5,9 +5,10 @@
 
 use offboard::outcome::Outcome;
 use offboard::token::TokenType;
+use wiremock::ResponseTemplate;
 
 use crate::catalog::{TOKEN, header, json};
-use crate::catalog_wire::{BASIC, body, classified, revoke, url_of};
+use crate::catalog_wire::{BASIC, TOKEN_FORM, body, classified, revoke, url_of};
 
 const DROPBOX: &str = "dialect = \"dropbox\"\nurl = \"{server}/2/auth/token/revoke\"";
 
@@ -62,6 +63,57 @@ async fn dropbox_answers_are_classified() {
             ),
             (429, "", Outcome::Transient),
             (500, "", Outcome::Transient),
+        ],
+    )
+    .await;
+}
+
+const DISCORD: &str = "dialect = \"discord\"\nurl = \"{server}/api/oauth2/token/revoke\"\n\
+                       client_id = \"acme-client\"\nclient_secret_env = \"CAT_SECRET\"";
+
+/// discord.com/developers/docs/topics/oauth2, "Token Revocation Example": `POST` to
+/// `https://discord.com/api/oauth2/token/revoke`, `Content-Type:
+/// application/x-www-form-urlencoded` (JSON refused), `token` and `token_type_hint`, HTTP
+/// Basic `(CLIENT_ID, CLIENT_SECRET)`.
+#[tokio::test]
+async fn discord_gets_token_and_hint_in_a_form_with_basic_client_authentication() {
+    let (call, request) = revoke(DISCORD, TokenType::RefreshToken, ResponseTemplate::new(200)).await;
+    assert_eq!(call.verdict.outcome, Outcome::Revoked);
+    assert_eq!(request.method.as_str(), "POST");
+    assert_eq!(request.url.path(), "/api/oauth2/token/revoke");
+    assert_eq!(request.url.query(), None);
+    assert_eq!(
+        header(&request, "content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(header(&request, "authorization"), Some(BASIC));
+    assert_eq!(
+        body(&request),
+        format!("token={TOKEN_FORM}&token_type_hint=refresh_token")
+    );
+    assert_eq!(
+        url_of("dialect = \"discord\"\nclient_id = \"c\"\nclient_secret_env = \"CAT_SECRET\""),
+        "https://discord.com/api/oauth2/token/revoke"
+    );
+}
+
+/// The answer is not documented beyond RFC 7009's 200; a 429 carries Retry-After, and
+/// errors are RFC 6749 JSON.
+#[tokio::test]
+async fn discord_answers_are_classified() {
+    classified(
+        DISCORD,
+        TokenType::AccessToken,
+        &[
+            (200, "", Outcome::Revoked),
+            (200, "{}", Outcome::Revoked),
+            (401, r#"{"error":"invalid_client"}"#, Outcome::Failed),
+            (400, r#"{"error":"unsupported_grant_type"}"#, Outcome::Failed),
+            (
+                429,
+                r#"{"message":"You are being rate limited.","retry_after":64.57,"global":false}"#,
+                Outcome::Transient,
+            ),
         ],
     )
     .await;
@@ -127,8 +179,8 @@ async fn notion_answers_are_classified() {
 }
 
 /// What `offboard providers` says each entry revokes: Dropbox revokes only through an access
-/// token (refresh-then-revoke is not supported yet), so its refresh tokens are not revocable
-/// and the worker sends none.
+/// token (refresh-then-revoke is not supported yet) and Notion documents access tokens only,
+/// so their refresh tokens are not revocable and the worker sends none; Discord revokes both.
 #[test]
 fn what_each_entry_revokes_is_listed() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_offboard"))
@@ -144,9 +196,11 @@ fn what_each_entry_revokes_is_listed() {
             .unwrap_or_else(|| panic!("{name} is not listed"))
             .to_owned()
     };
-    let dropbox = line("dropbox");
-    assert!(
-        dropbox.contains("access_token (refresh_token: not revocable)"),
-        "{dropbox}"
-    );
+    for name in ["dropbox", "notion"] {
+        let line = line(name);
+        assert!(line.contains("access_token (refresh_token: not revocable)"), "{line}");
+    }
+    let discord = line("discord");
+    assert!(discord.contains("access_token, refresh_token"), "{discord}");
+    assert!(!discord.contains("not revocable"), "{discord}");
 }
