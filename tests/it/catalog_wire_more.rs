@@ -1,4 +1,4 @@
-//! The wire format of the Dropbox, LinkedIn, Discord and Notion catalogue entries: the
+//! The wire format of the Discord, Dropbox, LinkedIn and Notion catalogue entries: the
 //! request written by hand from each provider's documentation (cited above each test), never
 //! read from the catalogue, and each documented answer classified. The helpers are
 //! `catalog_wire`'s.
@@ -119,6 +119,56 @@ async fn discord_answers_are_classified() {
     .await;
 }
 
+const LINKEDIN: &str = "dialect = \"linkedin\"\nurl = \"{server}/oauth/v2/revoke\"\n\
+                        client_id = \"acme-client\"\nclient_secret_env = \"CAT_SECRET\"";
+
+/// `POST https://www.linkedin.com/oauth/v2/revoke`, `application/x-www-form-urlencoded`,
+/// `client_id`, `client_secret`, `token`: the shape of LinkedIn's documented
+/// `/oauth/v2/introspectToken` (learn.microsoft.com/linkedin, Token Introspection); the revoke
+/// call itself as third-party guides send it (see the entry's `unverified`).
+#[tokio::test]
+async fn linkedin_gets_client_credentials_and_the_token_in_a_form() {
+    let (call, request) = revoke(LINKEDIN, TokenType::AccessToken, ResponseTemplate::new(200)).await;
+    assert_eq!(call.verdict.outcome, Outcome::Revoked);
+    assert_eq!(request.method.as_str(), "POST");
+    assert_eq!(request.url.path(), "/oauth/v2/revoke");
+    assert_eq!(request.url.query(), None);
+    assert_eq!(
+        header(&request, "content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(header(&request, "authorization"), None);
+    assert_eq!(
+        body(&request),
+        format!("client_id=acme-client&client_secret=s3cret&token={TOKEN_FORM}")
+    );
+    assert_eq!(
+        url_of("dialect = \"linkedin\"\nclient_id = \"c\"\nclient_secret_env = \"CAT_SECRET\""),
+        "https://www.linkedin.com/oauth/v2/revoke"
+    );
+}
+
+/// Nothing is documented beyond a 200: errors are classified by status and RFC 6749 error
+/// code by the shared classifier.
+#[tokio::test]
+async fn linkedin_answers_are_classified() {
+    classified(
+        LINKEDIN,
+        TokenType::AccessToken,
+        &[
+            (200, "", Outcome::Revoked),
+            (
+                401,
+                r#"{"error":"invalid_client","error_description":"Client authentication failed"}"#,
+                Outcome::Failed,
+            ),
+            (400, r#"{"error":"invalid_request"}"#, Outcome::Failed),
+            (429, "", Outcome::Transient),
+        ],
+    )
+    .await;
+}
+
 const NOTION: &str = "dialect = \"notion\"\nurl = \"{server}/v1/oauth/revoke\"\n\
                       client_id = \"acme-client\"\nclient_secret_env = \"CAT_SECRET\"";
 
@@ -179,8 +229,9 @@ async fn notion_answers_are_classified() {
 }
 
 /// What `offboard providers` says each entry revokes: Dropbox revokes only through an access
-/// token (refresh-then-revoke is not supported yet) and Notion documents access tokens only,
-/// so their refresh tokens are not revocable and the worker sends none; Discord revokes both.
+/// token (refresh-then-revoke is not supported yet), LinkedIn and Notion are known to revoke
+/// access tokens only, so their refresh tokens are not revocable and the worker sends none;
+/// Discord revokes both.
 #[test]
 fn what_each_entry_revokes_is_listed() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_offboard"))
@@ -196,7 +247,7 @@ fn what_each_entry_revokes_is_listed() {
             .unwrap_or_else(|| panic!("{name} is not listed"))
             .to_owned()
     };
-    for name in ["dropbox", "notion"] {
+    for name in ["dropbox", "linkedin", "notion"] {
         let line = line(name);
         assert!(line.contains("access_token (refresh_token: not revocable)"), "{line}");
     }
