@@ -12,15 +12,19 @@ use super::definition::{self, Definition};
 
 /// Every entry: name and text. Kept in order of name; `every_file_is_listed` checks that
 /// each file of `catalog/` is here.
-const ENTRIES: [(&str, &str); 18] = [
+const ENTRIES: [(&str, &str); 22] = [
     ("atlassian", include_str!("catalog/atlassian.toml")),
     ("auth0", include_str!("catalog/auth0.toml")),
     ("box", include_str!("catalog/box.toml")),
+    ("discord", include_str!("catalog/discord.toml")),
+    ("dropbox", include_str!("catalog/dropbox.toml")),
     ("entra", include_str!("catalog/entra.toml")),
     ("google", include_str!("catalog/google.toml")),
     ("intuit", include_str!("catalog/intuit.toml")),
     ("keycloak", include_str!("catalog/keycloak.toml")),
+    ("linkedin", include_str!("catalog/linkedin.toml")),
     ("moov", include_str!("catalog/moov.toml")),
+    ("notion", include_str!("catalog/notion.toml")),
     ("okta", include_str!("catalog/okta.toml")),
     ("onelogin", include_str!("catalog/onelogin.toml")),
     ("rfc7009", include_str!("catalog/rfc7009.toml")),

@@ -8,6 +8,7 @@ mod catalog;
 mod catalog_not_revocable;
 mod catalog_wire;
 mod catalog_wire_apps;
+mod catalog_wire_more;
 mod chaos;
 mod cli;
 mod defects;
