@@ -103,17 +103,18 @@ impl RequestRun {
                     if !set.is_empty() && !pending.is_empty() {
                         let fence = &self.request.fence;
                         match self.worker.write(|store| store.record_progress(fence, &pending)).await {
-                            Ok(()) => {
+                            Err(e) if !matches!(e, StoreError::LeaseLost(_)) => {
+                                warn!(error = %error_chain(&e), "results kept for the request's final write")
+                            }
+                            written => {
+                                // Written either way (facts are not fenced); a lost lease
+                                // stops the sending.
                                 self.worker.record_metrics(&pending.rows);
                                 pending = Results::default();
+                                if written.is_err() {
+                                    stop.lease_lost();
+                                }
                             }
-                            Err(StoreError::LeaseLost(_)) => {
-                                // Written all the same (facts are not fenced); stop sending.
-                                self.worker.record_metrics(&pending.rows);
-                                pending = Results::default();
-                                stop.lease_lost();
-                            }
-                            Err(e) => warn!(error = %error_chain(&e), "results kept for the request's final write"),
                         }
                     }
                 }
