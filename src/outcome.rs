@@ -17,15 +17,23 @@ pub enum Outcome {
     Transient,
     /// Anything else: retrying will not help; the request fails with the reason.
     Failed,
+    /// The provider said success, but verification (introspection or the provider's own
+    /// check) shows the token still works: retried, then failed with the reason.
+    StillActive,
+    /// The first half of refresh-then-revoke: the refresh token was exchanged for a fresh
+    /// access token, which is revoked next. Settles nothing by itself.
+    Refreshed,
 }
 
 impl Outcome {
-    pub(crate) const ALL: [Outcome; 5] = [
+    pub(crate) const ALL: [Outcome; 7] = [
         Outcome::Revoked,
         Outcome::AlreadyInvalid,
         Outcome::NotRevocable,
         Outcome::Transient,
         Outcome::Failed,
+        Outcome::StillActive,
+        Outcome::Refreshed,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -35,6 +43,8 @@ impl Outcome {
             Outcome::NotRevocable => "not_revocable",
             Outcome::Transient => "transient",
             Outcome::Failed => "failed",
+            Outcome::StillActive => "still_active",
+            Outcome::Refreshed => "refreshed",
         }
     }
 
@@ -85,6 +95,18 @@ pub struct Verdict {
     pub error: Option<String>,
     /// From `Retry-After` on a 429 or 503, already converted to a wait from now.
     pub retry_after: Option<Duration>,
+    /// Whether death was checked after a success answer, and what the check said.
+    pub verification: Option<Verification>,
+}
+
+/// What asking the provider after a revocation showed (DESIGN.md §2: a `revoked` outcome
+/// is verified where the provider allows it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verification {
+    /// `true`: the token is proven dead; `false`: it still works (`still_active`).
+    pub dead: bool,
+    /// How: `introspection`, or the provider's own check (`slack auth.test`, …).
+    pub by: String,
 }
 
 impl Verdict {
@@ -95,6 +117,7 @@ impl Verdict {
             provider_request_id: None,
             error: None,
             retry_after: None,
+            verification: None,
         }
     }
 

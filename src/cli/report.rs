@@ -6,7 +6,7 @@ use std::io::Write;
 use super::ReportFormat;
 use crate::storage::AuditRow;
 
-const REPORT_COLUMNS: [&str; 15] = [
+const REPORT_COLUMNS: [&str; 17] = [
     "request_id",
     "user_id",
     "token_id",
@@ -22,9 +22,11 @@ const REPORT_COLUMNS: [&str; 15] = [
     "duration_ms",
     "worker",
     "attempted_at",
+    "verified",
+    "verified_by",
 ];
 
-fn report_fields(r: &AuditRow) -> [String; 15] {
+fn report_fields(r: &AuditRow) -> [String; 17] {
     let opt = |v: Option<String>| v.unwrap_or_default();
     [
         r.request_id.to_string(),
@@ -42,6 +44,8 @@ fn report_fields(r: &AuditRow) -> [String; 15] {
         r.duration_ms.to_string(),
         r.worker.clone(),
         r.attempted_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        opt(r.verified.map(|v| v.to_string())),
+        opt(r.verified_by.clone()),
     ]
 }
 
@@ -80,6 +84,14 @@ pub(crate) fn write_report(out: &mut impl Write, format: ReportFormat, rows: &[A
                     r.http_status.map_or(serde_json::Value::Null, Into::into),
                 );
                 object.insert("settled".into(), r.settled.into());
+                object.insert(
+                    "verified".into(),
+                    r.verified.map_or(serde_json::Value::Null, Into::into),
+                );
+                object.insert(
+                    "verified_by".into(),
+                    r.verified_by.clone().map_or(serde_json::Value::Null, Into::into),
+                );
                 for (name, n) in [
                     ("request_id", r.request_id),
                     ("token_id", r.token_id),
@@ -117,6 +129,8 @@ mod tests {
             duration_ms: 12,
             worker: "-2+3".into(),
             attempted_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            verified: None,
+            verified_by: None,
         }
     }
 
@@ -135,7 +149,7 @@ mod tests {
             lines.next(),
             Some(
                 "7,'+cmd|' /C calc'!A0,42,acme,access_token,sha256:00ff,1,failed,false,400,'@SUM(1+1),\
-                 \"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\",12,'-2+3,2023-11-14T22:13:20.000Z"
+                 \"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\",12,'-2+3,2023-11-14T22:13:20.000Z,,"
             )
         );
         for lead in ["\tx", "\rx", "-x", "@x", "+x", "=x"] {

@@ -101,7 +101,7 @@ impl RequestRun {
                 .expect("rows lock")
                 .push(self.row(token, number, &verdict, settled, call.duration));
             match verdict.outcome {
-                Outcome::Transient => Err(TryError::Transient(verdict)),
+                Outcome::Transient | Outcome::StillActive => Err(TryError::Transient(verdict)),
                 _ => Ok(verdict),
             }
         };
@@ -204,6 +204,8 @@ impl RequestRun {
             duration_ms: 0,
             worker: self.worker.settings.id.clone(),
             attempted_at: Utc::now(),
+            verified: None,
+            verified_by: None,
         };
         TokenResult {
             token_id: bad.id,
@@ -254,6 +256,8 @@ impl RequestRun {
             duration_ms: i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
             worker: self.worker.settings.id.clone(),
             attempted_at: Utc::now(),
+            verified: verdict.verification.as_ref().map(|v| v.dead),
+            verified_by: verdict.verification.as_ref().map(|v| v.by.clone()),
         }
     }
 }

@@ -61,7 +61,7 @@ pub(crate) enum TokenEnd {
 pub(crate) fn settles(outcome: Outcome, expires_at: Option<DateTime<Utc>>, policy: Policy, now: DateTime<Utc>) -> bool {
     match outcome {
         Outcome::Revoked | Outcome::AlreadyInvalid => true,
-        Outcome::Transient | Outcome::Failed => false,
+        Outcome::Transient | Outcome::Failed | Outcome::StillActive | Outcome::Refreshed => false,
         Outcome::NotRevocable => match policy.not_revocable {
             NotRevocablePolicy::Settle => true,
             NotRevocablePolicy::Block => false,
@@ -112,7 +112,10 @@ pub(crate) fn end_of(
             policy_note(expires_at, policy, false)
         )),
         Outcome::Failed => TokenEnd::Failed(reason()),
-        Outcome::Transient => TokenEnd::Transient {
+        // A token that outlived a success answer is tried again, like a transient error,
+        // and fails the request with the reason once attempts are used up. `Refreshed` is
+        // never a final answer; were it one, nothing was revoked yet.
+        Outcome::Transient | Outcome::StillActive | Outcome::Refreshed => TokenEnd::Transient {
             reason: reason(),
             not_before: None,
         },

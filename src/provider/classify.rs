@@ -214,6 +214,7 @@ pub(crate) fn classify(response: &RawResponse, secrets: &[&str], max_wait: Durat
         retry_after: matches!(status, 429 | 503)
             .then(|| response.retry_after(max_wait))
             .flatten(),
+        verification: None,
     }
 }
 

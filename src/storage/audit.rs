@@ -6,7 +6,7 @@
 use super::rows::{AuditAction, AuditNote};
 use super::{AuditRow, Result, Store};
 
-/// Largest number of audit rows in one INSERT (16 binds each; SQLite allows 32766).
+/// Largest number of audit rows in one INSERT (18 binds each; SQLite allows 32766).
 const AUDIT_CHUNK: usize = 500;
 
 /// One audit row to insert: an attempt at a token, or a note about the request.
@@ -28,6 +28,7 @@ where
     for<'q> Option<i64>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'q> Option<i32>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'q> bool: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> Option<bool>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'q> String: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'q> Option<String>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'q> &'static str: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
@@ -45,7 +46,7 @@ where
         let mut insert = sqlx::QueryBuilder::<Db>::new(
             "INSERT INTO revocation_audit (request_id, user_id, action, token_id, provider, token_type, \
              token_fingerprint, attempt, outcome, settled, http_status, provider_request_id, \
-             error, duration_ms, worker, attempted_at) ",
+             error, duration_ms, worker, attempted_at, verified, verified_by) ",
         );
         insert.push_values(chunk, |mut b, entry| match entry {
             Entry::Attempt(r) => {
@@ -64,7 +65,9 @@ where
                     .push_bind(r.error.clone())
                     .push_bind(r.duration_ms)
                     .push_bind(r.worker.clone())
-                    .push_bind(r.attempted_at);
+                    .push_bind(r.attempted_at)
+                    .push_bind(r.verified)
+                    .push_bind(r.verified_by.clone());
             }
             Entry::Note(n) => {
                 b.push_bind(n.request_id)
@@ -82,7 +85,9 @@ where
                     .push_bind(n.error.clone())
                     .push_bind(0_i64)
                     .push_bind(n.worker.clone())
-                    .push_bind(n.attempted_at);
+                    .push_bind(n.attempted_at)
+                    .push_bind(None::<bool>)
+                    .push_bind(None::<String>);
             }
         });
         insert.build().execute(&mut **tx).await?;
@@ -97,7 +102,7 @@ impl Store {
             Ok(sqlx::query_as::<Db, AuditRow>(
                 "SELECT request_id, user_id, token_id, provider, token_type, token_fingerprint, attempt,
                         outcome, settled, http_status, provider_request_id, error, duration_ms, worker,
-                        attempted_at
+                        attempted_at, verified, verified_by
                    FROM revocation_audit
                   WHERE action = 'revoke' AND ($1 IS NULL OR request_id = $1) AND ($2 IS NULL OR user_id = $2)
                   ORDER BY id",

@@ -210,6 +210,11 @@ pub struct AuditRow {
     pub duration_ms: i64,
     pub worker: String,
     pub attempted_at: DateTime<Utc>,
+    /// After a success answer: `true` if death was proven, `false` if the token still
+    /// worked (`still_active`); `None` when nothing was checked.
+    pub verified: Option<bool>,
+    /// How death was checked (`introspection`, `slack auth.test`, …).
+    pub verified_by: Option<String>,
 }
 
 /// A row of `offboarding_requests`, for `status` and the gate.

@@ -42,6 +42,8 @@ fn audit(claimed: &ClaimedRequest, token_id: i64, value: &str, outcome: Outcome,
         duration_ms: 3,
         worker: claimed.fence.worker().to_owned(),
         attempted_at: Utc::now(),
+        verified: None,
+        verified_by: None,
     }
 }
 
@@ -367,6 +369,58 @@ async fn a_request_clears_only_when_every_token_is_settled(db: TestDb) {
     assert_eq!(db.store.audit_rows(Some(id), None).await.unwrap().len(), 3);
 }
 
+/// Issue 8: a refresh-then-revoke's first attempt (`refreshed`) and a success answer that
+/// verification contradicted (`still_active`) are stored with how death was checked, and
+/// neither settles the token: the clearing transaction refuses. A verified revocation then
+/// clears, and its row says death was proven.
+async fn verification_and_refresh_attempts_are_stored_and_settle_nothing(db: TestDb) {
+    let ids = insert_tokens(&db.store, &[token("u1", "acme", "t-1")]).await.unwrap();
+    let id = db.store.enqueue("u1", None, None).await.unwrap().request.id;
+    let claimed = claim_one(&db.store, "w1").await;
+    let mut refreshed = audit(&claimed, ids[0], "t-1", Outcome::Refreshed, false);
+    refreshed.error = Some("exchanged for a fresh access token".into());
+    let mut still = audit(&claimed, ids[0], "t-1", Outcome::StillActive, false);
+    still.attempt = 2;
+    still.verified = Some(false);
+    still.verified_by = Some("introspection".into());
+    let state = db
+        .store
+        .complete(&claimed.fence, "u1", &results(vec![refreshed, still], &[]), &cleared())
+        .await
+        .unwrap();
+    assert_eq!(state, RequestState::Pending, "cleared on a token that still works");
+
+    let claimed = claim_one(&db.store, "w1").await;
+    let mut revoked = audit(&claimed, ids[0], "t-1", Outcome::Revoked, true);
+    revoked.attempt = 3;
+    revoked.verified = Some(true);
+    revoked.verified_by = Some("introspection".into());
+    let state = db
+        .store
+        .complete(
+            &claimed.fence,
+            "u1",
+            &results(vec![revoked], &[(ids[0], "t-1")]),
+            &cleared(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(state, RequestState::Cleared);
+    let rows = db.store.audit_rows(Some(id), None).await.unwrap();
+    let seen: Vec<(Outcome, Option<bool>, Option<&str>)> = rows
+        .iter()
+        .map(|r| (r.outcome, r.verified, r.verified_by.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Outcome::Refreshed, None, None),
+            (Outcome::StillActive, Some(false), Some("introspection")),
+            (Outcome::Revoked, Some(true), Some("introspection")),
+        ]
+    );
+}
+
 /// Defect 1 and invariant 1: a settlement belongs to the value revoked. A token rotated in
 /// place while its old value was being revoked is unsettled again: `revoked_at` is not set
 /// on the new value, the clearing transaction refuses, and the new value is sent next time.
@@ -602,6 +656,7 @@ on_both_backends!(
     concurrent_claimers_never_share_a_request,
     a_request_clears_only_when_every_token_is_settled,
     a_token_rotated_in_place_is_not_settled_by_revoking_its_old_value,
+    verification_and_refresh_attempts_are_stored_and_settle_nothing,
     an_unreadable_token_row_is_named_and_the_rest_are_read,
     the_audit_table_is_append_only,
     operators_retry_failed_and_cancel_open_requests,

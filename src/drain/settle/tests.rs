@@ -510,7 +510,7 @@ mod properties {
                     let failed = matches!(end, TokenEnd::Failed(_));
                     prop_assert!(!settled && failed);
                 }
-                Outcome::Transient => {
+                Outcome::Transient | Outcome::StillActive | Outcome::Refreshed => {
                     let transient = matches!(end, TokenEnd::Transient { .. });
                     prop_assert!(!settled && transient);
                 }
