@@ -19,7 +19,7 @@ use crate::provider::Provider;
 use crate::provider::dialect::Plan;
 use crate::provider::gate::Paused;
 use crate::storage::{AuditRow, BadToken, Results, StoredToken};
-use crate::token::TokenType;
+use crate::token::{TokenType, TokenValue};
 
 /// How one token's run ended, with what it has to write.
 #[derive(Debug)]
@@ -27,6 +27,24 @@ pub(super) struct TokenResult {
     pub token_id: i64,
     pub end: TokenEnd,
     pub results: Results,
+}
+
+/// How a token is revoked: itself, or through a fresh access token its refresh gives
+/// (with the paired access token, for endpoints that want it).
+enum Via {
+    Direct,
+    Refresh(Option<TokenValue>),
+}
+
+/// Waits for the provider's turn (its rate limit), unless shutdown comes first. A provider
+/// paused for longer than is worth waiting here is not called at all; the request comes
+/// back when the pause is over.
+async fn wait_turn(provider: &Provider, stop: &Stop) -> Result<(), TryError> {
+    tokio::select! {
+        biased;
+        _ = stop.stopped() => Err(TryError::Stopped),
+        ready = provider.gate.ready() => ready.map_err(|Paused(left)| TryError::Paused(left)),
+    }
 }
 
 /// Why an in-process try did not give a final answer.
@@ -59,7 +77,14 @@ impl RequestRun {
             Plan::ViaPairedAccessToken => {
                 unreachable!("paired tokens are settled after their pair")
             }
-            Plan::Call => self.call_with_retries(&provider, token, token_type, stop).await,
+            Plan::Call => {
+                self.call_with_retries(&provider, token, token_type, Via::Direct, stop)
+                    .await
+            }
+            Plan::RefreshThenRevoke => {
+                self.call_with_retries(&provider, token, token_type, Via::Refresh(None), stop)
+                    .await
+            }
         }
     }
 
@@ -74,32 +99,44 @@ impl RequestRun {
         provider: &Arc<Provider>,
         token: &StoredToken,
         token_type: TokenType,
+        via: Via,
         stop: &Stop,
     ) -> TokenResult {
         let retry = &self.worker.settings.retry;
         let policy = self.worker.settings.policy;
         let rows = Mutex::new(Vec::new());
         let attempt = AtomicI32::new(token.prior_attempts);
-        let one_try = || async {
-            tokio::select! {
-                biased;
-                _ = stop.stopped() => return Err(TryError::Stopped),
-                // A provider paused for longer than is worth waiting here is not called at
-                // all; the request comes back when the pause is over.
-                ready = provider.gate.ready() => {
-                    if let Err(Paused(left)) = ready {
-                        return Err(TryError::Paused(left));
-                    }
-                }
-            }
-            let call = provider.revoke(&token.value, token_type).await;
+        let record = |verdict: &Verdict, settled: bool, duration: Duration| {
             let number = attempt.fetch_add(1, Ordering::Relaxed) + 1;
-            let verdict = call.verdict;
-            let settled = settle::settles(verdict.outcome, token.expires_at, policy, self.now);
             debug!(outcome = %verdict.outcome, status = ?verdict.http_status, "attempt");
             rows.lock()
                 .expect("rows lock")
-                .push(self.row(token, number, &verdict, settled, call.duration));
+                .push(self.row(token, number, verdict, settled, duration));
+        };
+        let one_try = || async {
+            wait_turn(provider, stop).await?;
+            let (verdict, duration) = match &via {
+                Via::Direct => {
+                    let call = provider.revoke(&token.value, token_type).await;
+                    (call.verdict, call.duration)
+                }
+                Via::Refresh(pair) => {
+                    let step = provider.refresh(&token.value, pair.as_ref()).await;
+                    match step.fresh {
+                        // The refresh call failed, or said the refresh token is dead: that
+                        // answer is the attempt's.
+                        None => (step.verdict, step.duration),
+                        Some(fresh) => {
+                            record(&step.verdict, false, step.duration);
+                            wait_turn(provider, stop).await?;
+                            let call = provider.revoke(&fresh, TokenType::AccessToken).await;
+                            (settle::after_refresh(call.verdict), call.duration)
+                        }
+                    }
+                }
+            };
+            let settled = settle::settles(verdict.outcome, token.expires_at, policy, self.now);
+            record(&verdict, settled, duration);
             match verdict.outcome {
                 Outcome::Transient | Outcome::StillActive => Err(TryError::Transient(verdict)),
                 _ => Ok(verdict),
@@ -141,14 +178,35 @@ impl RequestRun {
         }
     }
 
+    /// A refresh token of a pair whose access token gave no evidence of its death (it had
+    /// expired): revoked through a fresh access token where the provider has
+    /// refresh-then-revoke, else not revocable with `reason`.
+    pub(super) async fn revoke_via_refresh_or(
+        &self,
+        token: &StoredToken,
+        pair: Option<&StoredToken>,
+        reason: &str,
+        stop: &Stop,
+    ) -> TokenResult {
+        let provider = self.worker.providers.get(&token.provider).cloned();
+        match (provider, token.token_type()) {
+            (Some(provider), Some(token_type)) if provider.refreshes() => {
+                let via = Via::Refresh(pair.map(|p| p.value.clone()));
+                self.call_with_retries(&provider, token, token_type, via, stop).await
+            }
+            _ => self.not_revocable(token, reason),
+        }
+    }
+
     /// A OneLogin refresh token dies with its paired access token: settled when the pair
     /// is dead (now or before), not revocable when it has no pair, and otherwise left for
     /// the pair's own outcome to decide.
-    pub(super) fn settle_via_pair(
+    pub(super) async fn settle_via_pair(
         &self,
         token: &StoredToken,
         all: &[StoredToken],
         ends: &[(i64, TokenEnd)],
+        stop: &Stop,
     ) -> TokenResult {
         let pair = settle::pair_of(token, all);
         let pair_end = pair.and_then(|p| ends.iter().find(|(id, _)| *id == p.id).map(|(_, end)| end));
@@ -171,7 +229,7 @@ impl RequestRun {
                     "its paired access token {pair_id} was not revoked by the provider (it had expired, or was \
                      revoked elsewhere), so nothing shows this refresh token died"
                 );
-                self.not_revocable(token, &reason)
+                self.revoke_via_refresh_or(token, pair, &reason, stop).await
             }
             PairedEnd::Waiting => TokenResult {
                 token_id: token.id,

@@ -122,7 +122,7 @@ impl RequestRun {
             }
         }
         for token in paired {
-            let result = self.settle_via_pair(token, &tokens.tokens, &ends);
+            let result = self.settle_via_pair(token, &tokens.tokens, &ends, stop).await;
             ends.push((result.token_id, result.end));
             pending.append(result.results);
         }

@@ -122,6 +122,28 @@ pub(crate) fn end_of(
     }
 }
 
+/// The verdict on a refresh token from revoking the fresh access token its refresh gave:
+/// a revocation settles the refresh token (the grant is gone); any other answer is the
+/// attempt's, except that a just-minted access token answered "already invalid" proves
+/// nothing about the refresh token, so it is tried again.
+pub(crate) fn after_refresh(verdict: Verdict) -> Verdict {
+    match verdict.outcome {
+        Outcome::Revoked => Verdict {
+            error: Some("revoked through a fresh access token from this refresh token".into()),
+            ..verdict
+        },
+        Outcome::AlreadyInvalid => Verdict {
+            outcome: Outcome::Transient,
+            error: Some(
+                "the fresh access token from this refresh token was answered already invalid, which shows                  nothing about the refresh token"
+                    .into(),
+            ),
+            ..verdict
+        },
+        _ => verdict,
+    }
+}
+
 /// How a token ended that was decided without calling its provider, with the note that
 /// goes into its one audit row.
 pub(crate) fn immediate_end(outcome: Outcome, settled: bool, note: &str) -> TokenEnd {

@@ -24,6 +24,7 @@
 //! | `success` | `{ status = ["2xx"], body = { pointer, equals, label }, status_in_body }` |
 //! | `already_invalid`, `errors` | rules `{ status, body, outcome }` checked before the shared classifier |
 //! | `rate_limit_headers` | the headers the provider sends about its limits |
+//! | `refresh` | refresh-then-revoke: a token endpoint that turns a refresh token into a fresh access token to revoke (see `definition/refresh.rs`) |
 //! | `source` | `{ url, notes, unverified }`: where the entry was written from |
 //!
 //! Any other key is a template variable, and must be used by a template: a key that no
@@ -40,7 +41,7 @@ use super::template::{RUNTIME_NAMES, Template};
 use crate::token::TokenType;
 
 /// The keys of a definition; every other key of the table is a template variable.
-pub(crate) const KEYS: [&str; 25] = [
+pub(crate) const KEYS: [&str; 26] = [
     "title",
     "method",
     "url",
@@ -63,6 +64,7 @@ pub(crate) const KEYS: [&str; 25] = [
     "already_invalid",
     "errors",
     "rate_limit_headers",
+    "refresh",
     "source",
     // Reserved for discovery and verification (issue 8), refused until they do something.
     "issuer",
@@ -164,6 +166,9 @@ pub(crate) enum Pairing {
     RefreshTokenDiesWithAccessToken,
 }
 
+mod refresh;
+use refresh::RefreshFile;
+pub(crate) use refresh::{REFRESH_NAMES, Refresh};
 mod rules;
 #[cfg(test)]
 use rules::BodyCondition;
@@ -226,6 +231,7 @@ struct DefinitionFile {
     errors: Vec<RuleFile>,
     #[serde(default)]
     rate_limit_headers: Vec<String>,
+    refresh: Option<RefreshFile>,
     source: Option<Source>,
     issuer: Option<toml::Value>,
     verify: Option<toml::Value>,
@@ -257,6 +263,8 @@ pub(crate) struct Definition {
     pub(crate) already_invalid: Vec<Rule>,
     pub(crate) errors: Vec<Rule>,
     pub(crate) rate_limit_headers: Vec<String>,
+    /// Refresh-then-revoke, where the entry has it and it is enabled.
+    pub(crate) refresh: Option<Refresh>,
     pub(crate) source: Option<Source>,
 }
 
@@ -280,6 +288,8 @@ pub(crate) enum Plan<'a> {
     /// A refresh token that dies with its paired access token (`grant_ref`): settled
     /// after its pair (OneLogin API v1).
     ViaPairedAccessToken,
+    /// A refresh token exchanged for a fresh access token, which is revoked (Dropbox).
+    RefreshThenRevoke,
 }
 
 impl Definition {
@@ -289,6 +299,7 @@ impl Definition {
         }
         match (self.pairing, token_type) {
             (Some(Pairing::RefreshTokenDiesWithAccessToken), TokenType::RefreshToken) => Plan::ViaPairedAccessToken,
+            (None, TokenType::RefreshToken) if self.refresh.is_some() => Plan::RefreshThenRevoke,
             _ => Plan::NotRevocable(
                 self.not_revocable_reason
                     .as_deref()
@@ -300,6 +311,9 @@ impl Definition {
     /// Whether a client secret must be configured, may be, or must not be.
     pub(crate) fn secret_use(&self) -> SecretUse {
         let sent = self.auth.uses("client_secret")
+            || self.refresh.as_ref().is_some_and(|r| {
+                r.auth.uses("client_secret") || r.fields.iter().any(|(_, t)| t.names().contains(&"client_secret"))
+            })
             || self
                 .extra_headers
                 .iter()
@@ -313,7 +327,11 @@ impl Definition {
 
     /// Whether the request carries the client id.
     pub(crate) fn sends_client_id(&self) -> bool {
-        self.auth.uses("client_id") || self.extra_headers.iter().any(|(_, t)| t.names().contains(&"client_id"))
+        self.auth.uses("client_id")
+            || self.extra_headers.iter().any(|(_, t)| t.names().contains(&"client_id"))
+            || self.refresh.as_ref().is_some_and(|r| {
+                r.auth.uses("client_id") || r.fields.iter().any(|(_, t)| t.names().contains(&"client_id"))
+            })
     }
 
     /// What the entry revokes, in a few words: `access_token, refresh_token`, or
@@ -328,6 +346,7 @@ impl Definition {
             match self.plan(ty) {
                 Plan::Call => {}
                 Plan::ViaPairedAccessToken => out.push_str(&format!(" ({ty}: with its paired access token)")),
+                Plan::RefreshThenRevoke => out.push_str(&format!(" ({ty}: through a fresh access token)")),
                 Plan::NotRevocable(_) => out.push_str(&format!(" ({ty}: not revocable)")),
             }
         }

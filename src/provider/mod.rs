@@ -6,6 +6,7 @@
 //! - `definition`: the provider definition format, read and checked; what a token's plan is.
 //! - `catalog` (and `catalog/*.toml`): the built-in definitions, embedded.
 //! - `request`, `answer`: a definition's request built, its answers read.
+//! - `refresh`: refresh-then-revoke's first call, the token endpoint.
 //! - `classify`: the shared classifier every definition refines.
 //! - `template`: `{name}` templates in URLs and headers.
 //! - `dialect`: the names of the built-in dialects, and the legacy settings' types.
@@ -23,6 +24,7 @@ pub mod classify;
 pub(crate) mod definition;
 pub mod dialect;
 pub(crate) mod gate;
+mod refresh;
 mod request;
 mod template;
 
@@ -119,6 +121,12 @@ impl Provider {
     /// (the definition's `unpaired_reason`), for its audit row.
     pub fn unpaired_reason(&self) -> Option<&str> {
         self.definition.unpaired_reason.as_deref()
+    }
+
+    /// Whether a refresh token can be revoked through a fresh access token (the
+    /// definition's `[refresh]`).
+    pub(crate) fn refreshes(&self) -> bool {
+        self.definition.refresh.is_some()
     }
 
     /// The headers the provider documents about its rate limits (`rate_limit_headers`), for

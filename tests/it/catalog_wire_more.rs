@@ -10,7 +10,7 @@ use wiremock::ResponseTemplate;
 use crate::catalog::{TOKEN, header, json};
 use crate::catalog_wire::{BASIC, TOKEN_FORM, body, classified, revoke, url_of};
 
-const DROPBOX: &str = "dialect = \"dropbox\"\nurl = \"{server}/2/auth/token/revoke\"";
+const DROPBOX: &str = "dialect = \"dropbox\"\nurl = \"{server}/2/auth/token/revoke\"\nclient_id = \"acme-client\"";
 
 /// dropbox.com/developers/documentation/http/documentation#auth-token-revoke: `POST
 /// https://api.dropboxapi.com/2/auth/token/revoke`, User authentication (`Authorization:
@@ -30,7 +30,7 @@ async fn dropbox_gets_the_access_token_as_a_bearer_token_and_no_body() {
     assert_eq!(header(&request, "content-type"), None);
     assert!(request.body.is_empty());
     assert_eq!(
-        url_of("dialect = \"dropbox\""),
+        url_of("dialect = \"dropbox\"\nclient_id = \"c\""),
         "https://api.dropboxapi.com/2/auth/token/revoke"
     );
 }
@@ -247,7 +247,12 @@ fn what_each_entry_revokes_is_listed() {
             .unwrap_or_else(|| panic!("{name} is not listed"))
             .to_owned()
     };
-    for name in ["dropbox", "linkedin", "notion"] {
+    let dropbox = line("dropbox");
+    assert!(
+        dropbox.contains("access_token (refresh_token: through a fresh access token)"),
+        "{dropbox}"
+    );
+    for name in ["linkedin", "notion"] {
         let line = line(name);
         assert!(line.contains("access_token (refresh_token: not revocable)"), "{line}");
     }

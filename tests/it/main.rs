@@ -17,6 +17,7 @@ mod end_to_end;
 mod helpers;
 mod pg_restart;
 mod provider_faults;
+mod refresh_then_revoke;
 mod secrets;
 mod simulator;
 mod storage_contract;

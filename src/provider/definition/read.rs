@@ -31,12 +31,30 @@ pub(crate) fn resolve(table: toml::Table, what: &str, known: &[&str]) -> Result<
     let (definition, vars) = read(table, what, known)?;
     let used = used_names(&definition);
     for (name, template_key) in &used {
-        if !RUNTIME_NAMES.contains(&name.as_str()) && !vars.contains_key(name) {
+        let runtime = RUNTIME_NAMES.contains(&name.as_str())
+            || template_key.starts_with("refresh.") && REFRESH_NAMES.contains(&name.as_str());
+        if !runtime && !vars.contains_key(name) {
             return Err(DefinitionError::new(
                 name.clone(),
                 format!("must be set: {template_key} of {what} uses {{{name}}}"),
             ));
         }
+    }
+    if let Some(refresh) = &definition.refresh {
+        for name in refresh.url.names() {
+            if !url_safe(&vars[name]) {
+                return Err(DefinitionError::new(
+                    name,
+                    format!(
+                        "'{}' cannot go in the refresh URL: letters, digits, '-', '.', '_' and '~' only",
+                        vars[name]
+                    ),
+                ));
+            }
+        }
+        let url = refresh.url.render(|n| vars.get(n).map(String::as_str));
+        url.parse::<crate::config::ProviderUrl>()
+            .map_err(|m| DefinitionError::new("refresh.url", m))?;
     }
     let url = match &definition.url {
         None => None,
@@ -132,6 +150,9 @@ fn file_template_names(f: &DefinitionFile) -> Vec<String> {
     for template in parsed.chain(auth) {
         names.extend(template.names().into_iter().map(str::to_owned));
     }
+    if let Some(refresh) = &f.refresh {
+        names.extend(refresh.names());
+    }
     names
 }
 
@@ -153,6 +174,9 @@ fn used_names(d: &Definition) -> Vec<(String, String)> {
     }
     for (name, t) in &d.extra_headers {
         add(t, format!("extra_headers.{name}"));
+    }
+    for (t, key) in d.refresh.iter().flat_map(Refresh::templates) {
+        add(t, key);
     }
     used
 }
@@ -251,9 +275,16 @@ fn check(f: DefinitionFile, what: &str) -> Result<Definition, DefinitionError> {
             ));
         }
     }
-    let unplanned = [TokenType::AccessToken, TokenType::RefreshToken]
-        .into_iter()
-        .any(|t| !(revocable.contains(&t) || t == TokenType::RefreshToken && f.pairing.is_some()));
+    let refresh = f.refresh.map(RefreshFile::check).transpose()?.flatten();
+    if refresh.is_some() && !revocable.contains(&TokenType::AccessToken) {
+        return Err(err(
+            "refresh",
+            "refresh-then-revoke revokes a fresh access token, so revocable must include access_token",
+        ));
+    }
+    let unplanned = [TokenType::AccessToken, TokenType::RefreshToken].into_iter().any(|t| {
+        !(revocable.contains(&t) || t == TokenType::RefreshToken && (f.pairing.is_some() || refresh.is_some()))
+    });
     if unplanned && f.not_revocable_reason.is_none() {
         return Err(err(
             "not_revocable_reason",
@@ -320,6 +351,7 @@ fn check(f: DefinitionFile, what: &str) -> Result<Definition, DefinitionError> {
         already_invalid,
         errors,
         rate_limit_headers: f.rate_limit_headers,
+        refresh,
         source: f.source,
     })
 }

@@ -129,3 +129,63 @@ fn body_conditions_tell_holds_from_contradicted_from_absent() {
     assert_eq!(c.test(Some(&json(r#"{}"#))), Test::Absent);
     assert_eq!(c.test(None), Test::Absent);
 }
+
+const REFRESHING: &str = r#"
+    method = "POST"
+    url = "https://api.example.com/revoke"
+    body = "none"
+    auth = "bearer"
+    revocable = ["access_token"]
+    not_revocable_reason = "only access tokens"
+    region = "eu"
+    [refresh]
+    url = "https://{region}.example.com/oauth2/token"
+    fields = { grant_type = "refresh_token", refresh_token = "{token}" }
+"#;
+
+#[test]
+fn a_refresh_table_plans_refresh_tokens_through_a_fresh_access_token() {
+    let r = resolve(table(REFRESHING), "p", &[]).unwrap();
+    let d = &r.definition;
+    assert_eq!(d.plan(TokenType::RefreshToken), Plan::RefreshThenRevoke);
+    assert_eq!(d.plan(TokenType::AccessToken), Plan::Call);
+    // The default auth of a token endpoint is client_secret_post: both credentials needed.
+    assert_eq!(d.secret_use(), SecretUse::Required);
+    assert!(d.sends_client_id());
+    assert_eq!(d.refresh.as_ref().unwrap().access_token, "/access_token");
+
+    let off = format!("{REFRESHING}\nenabled = false");
+    let d = resolve(table(&off), "p", &[]).unwrap().definition;
+    assert_eq!(
+        d.plan(TokenType::RefreshToken),
+        Plan::NotRevocable("only access tokens")
+    );
+    assert_eq!(d.secret_use(), SecretUse::Unused);
+}
+
+#[test]
+fn a_bad_refresh_table_names_its_key() {
+    let cases = [
+        ("auth = \"bearer\"", "refresh.auth"),
+        ("body = \"none\"", "refresh.body"),
+        ("access_token = \"access_token\"", "refresh.access_token"),
+        ("colour = \"blue\"", "refresh.colour"),
+    ];
+    for (line, key) in cases {
+        let text = format!("{REFRESHING}\n{line}");
+        let e = resolve(table(&text), "p", &[]).unwrap_err();
+        assert!(e.key.starts_with(key), "{line}: {e:?}");
+    }
+    let no_token = REFRESHING.replace("refresh_token = \"{token}\"", "refresh_token = \"x\"");
+    assert_eq!(resolve(table(&no_token), "p", &[]).unwrap_err().key, "refresh.fields");
+    let http = REFRESHING.replace("https://{region}", "http://{region}");
+    assert_eq!(resolve(table(&http), "p", &[]).unwrap_err().key, "refresh.url");
+    let no_access = REFRESHING.replace("revocable = [\"access_token\"]", "revocable = []");
+    assert_eq!(resolve(table(&no_access), "p", &[]).unwrap_err().key, "refresh");
+    let unset = REFRESHING.replace("region = \"eu\"", "");
+    let e = resolve(table(&unset), "p", &[]).unwrap_err();
+    assert_eq!(
+        (e.key.as_str(), e.message.as_str()),
+        ("region", "must be set: refresh.url of p uses {region}")
+    );
+}
