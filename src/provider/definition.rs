@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `title` | the provider's name, for people |
 //! | `method` | `POST`, `DELETE`, … |
-//! | `url` | a template: `https://{subdomain}.example.com/revoke`, filled from the provider's own keys (`subdomain = "acme"`) |
+//! | `url` | a template: `https://{subdomain}.example.com/revoke`, filled from the provider's own keys (`subdomain = "acme"`), `{client_id}`, and `{token}` in the path (percent-encoded, per request) |
 //! | `body` | `form`, `json` or `none` |
 //! | `auth` | `client_secret_basic` (HTTP Basic), `client_secret_post` (fields in the body), `bearer` (the token itself), `none`, or `{ authorization = "TEMPLATE" }` (a header of the provider's own) |
 //! | `basic_form_encoded` | Basic credentials form-encoded first, as RFC 6749 §2.3.1 asks (default `true`) |
@@ -36,7 +36,7 @@ use reqwest::header::HeaderName;
 use serde::Deserialize;
 
 use super::catalog::close_names;
-use super::template::{RUNTIME_NAMES, Template};
+use super::template::{RUNTIME_NAMES, Template, URL_RUNTIME_NAMES, url_safe};
 use crate::token::TokenType;
 
 /// The keys of a definition; every other key of the table is a template variable.
@@ -313,7 +313,9 @@ impl Definition {
 
     /// Whether the request carries the client id.
     pub(crate) fn sends_client_id(&self) -> bool {
-        self.auth.uses("client_id") || self.extra_headers.iter().any(|(_, t)| t.names().contains(&"client_id"))
+        self.auth.uses("client_id")
+            || self.extra_headers.iter().any(|(_, t)| t.names().contains(&"client_id"))
+            || self.url.as_ref().is_some_and(|t| t.names().contains(&"client_id"))
     }
 
     /// What the entry revokes, in a few words: `access_token, refresh_token`, or

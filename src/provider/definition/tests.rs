@@ -129,3 +129,26 @@ fn body_conditions_tell_holds_from_contradicted_from_absent() {
     assert_eq!(c.test(Some(&json(r#"{}"#))), Test::Absent);
     assert_eq!(c.test(None), Test::Absent);
 }
+
+#[test]
+fn the_client_id_and_the_token_may_go_in_the_url_and_nothing_else_filled_per_request() {
+    let text = MINIMAL
+        .replace("/oauth/revoke", "/apps/{client_id}/tokens/{token}")
+        .replace("token_field = \"token\"", "");
+    let r = resolve(table(&text), "p", &[]).unwrap();
+    assert_eq!(
+        r.url.as_deref(),
+        Some("https://acme.example.com/apps/{client_id}/tokens/{token}")
+    );
+    assert!(r.definition.sends_client_id());
+    let text = MINIMAL.replace("/oauth/revoke", "/oauth/revoke/{client_secret}");
+    let e = resolve(table(&text), "p", &[]).unwrap_err();
+    assert_eq!(
+        (e.key.as_str(), e.message.contains("cannot go in the URL")),
+        ("url", true),
+        "{e:?}"
+    );
+    let text = MINIMAL.replace("token_field = \"token\"", "");
+    let e = resolve(table(&text), "p", &[]).unwrap_err();
+    assert_eq!(e.key, "token_field", "{e:?}");
+}
