@@ -2,7 +2,7 @@
 //! a client id) and the [`SecretSource`] their secret keys become.
 //!
 //! A table holds two kinds of keys: the provider's own (`dialect`, `client_id`, the secret
-//! keys, `rate`, `burst`, `timeout`), read here, and the keys of its
+//! keys, `rate`, `burst`, `timeout`, `allow_org_wide`), read here, and the keys of its
 //! definition (`url`, `method`, `auth`, …, see `provider::definition`), laid over the
 //! catalogue entry that `dialect` names (or over nothing, for a provider defined inline) and
 //! read there. A table is read as written ([`ProviderFile`]) and then checked into a
@@ -25,7 +25,7 @@ use crate::provider::dialect::BodyFormat;
 use crate::provider::endpoint::Endpoint;
 
 /// The provider's own keys, besides those of its definition.
-const PROVIDER_KEYS: [&str; 9] = [
+const PROVIDER_KEYS: [&str; 10] = [
     "dialect",
     "client_id",
     "client_secret_env",
@@ -35,6 +35,7 @@ const PROVIDER_KEYS: [&str; 9] = [
     "rate",
     "burst",
     "timeout",
+    "allow_org_wide",
 ];
 
 /// One `[providers.NAME]` table, validated. NAME is the value of `oauth_tokens.provider`.
@@ -56,12 +57,23 @@ pub(crate) struct ProviderConfig {
     pub(crate) burst: Burst,
     /// Longest wait for one call's answer, its body included.
     pub(crate) timeout: CallTimeout,
+    /// Whether calls that act on a whole organisation (the definition's `org_wide`) are sent.
+    pub(crate) allow_org_wide: bool,
 }
 
 impl ProviderConfig {
     /// The dialect, or `inline` for a provider defined by its own keys.
     pub(crate) fn kind(&self) -> &str {
         self.dialect.as_deref().unwrap_or("inline")
+    }
+
+    /// Why provider `name` sends nothing: its calls act on a whole organisation (the
+    /// definition's `org_wide`) and it has not set `allow_org_wide = true`. Each of its
+    /// tokens is then not revocable with this reason, in its audit row.
+    pub(crate) fn org_wide_refusal(&self, name: &str) -> Option<String> {
+        let why = self.definition.org_wide.as_deref()?;
+        (!self.allow_org_wide)
+            .then(|| format!("{why} (org-wide); set providers.{name}.allow_org_wide = true to allow it"))
     }
 }
 
@@ -90,6 +102,8 @@ pub(super) struct ProviderFile {
     burst: Burst,
     #[serde(default = "default_timeout")]
     timeout: CallTimeout,
+    #[serde(default)]
+    allow_org_wide: Flag,
     /// Every other key: the definition's, checked by `provider::definition`, which refuses
     /// the unknown ones.
     #[serde(flatten)]
@@ -104,6 +118,20 @@ fn default_burst() -> Burst {
 }
 fn default_timeout() -> CallTimeout {
     HumanDuration(Duration::from_secs(10))
+}
+
+/// `true` or `false`; as an environment override sets a string, also `"true"` or `"false"`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Flag(bool);
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match toml::Value::deserialize(d)? {
+            toml::Value::Boolean(b) => Ok(Flag(b)),
+            toml::Value::String(s) if s == "true" || s == "false" => Ok(Flag(s == "true")),
+            other => Err(serde::de::Error::custom(format!("expected true or false, got {other}"))),
+        }
+    }
 }
 
 /// The dialect as messages name it.
@@ -230,6 +258,7 @@ impl ProviderFile {
             rate: self.rate,
             burst: self.burst,
             timeout: self.timeout,
+            allow_org_wide: self.allow_org_wide.0,
         })
     }
 }

@@ -12,7 +12,7 @@ use super::definition::{self, Definition};
 
 /// Every entry: name and text. Kept in order of name; `every_file_is_listed` checks that
 /// each file of `catalog/` is here.
-const ENTRIES: [(&str, &str); 26] = [
+const ENTRIES: [(&str, &str); 27] = [
     ("atlassian", include_str!("catalog/atlassian.toml")),
     ("auth0", include_str!("catalog/auth0.toml")),
     ("box", include_str!("catalog/box.toml")),
@@ -37,6 +37,7 @@ const ENTRIES: [(&str, &str); 26] = [
     ("stitch", include_str!("catalog/stitch.toml")),
     ("twitch", include_str!("catalog/twitch.toml")),
     ("x", include_str!("catalog/x.toml")),
+    ("xero", include_str!("catalog/xero.toml")),
     ("zendesk", include_str!("catalog/zendesk.toml")),
     ("zoom", include_str!("catalog/zoom.toml")),
 ];

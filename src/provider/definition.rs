@@ -24,6 +24,7 @@
 //! | `success` | `{ status = ["2xx"], body = { pointer, equals, label }, status_in_body }` |
 //! | `already_invalid`, `errors` | rules `{ status, body, outcome }` checked before the shared classifier |
 //! | `rate_limit_headers` | the headers the provider sends about its limits |
+//! | `org_wide` | why the call acts on a whole organisation: nothing is sent unless the provider sets `allow_org_wide = true` |
 //! | `source` | `{ url, notes, unverified }`: where the entry was written from |
 //!
 //! Any other key is a template variable, and must be used by a template: a key that no
@@ -40,7 +41,7 @@ use super::template::{RUNTIME_NAMES, Template, URL_RUNTIME_NAMES, url_safe};
 use crate::token::TokenType;
 
 /// The keys of a definition; every other key of the table is a template variable.
-pub(crate) const KEYS: [&str; 25] = [
+pub(crate) const KEYS: [&str; 26] = [
     "title",
     "method",
     "url",
@@ -63,6 +64,7 @@ pub(crate) const KEYS: [&str; 25] = [
     "already_invalid",
     "errors",
     "rate_limit_headers",
+    "org_wide",
     "source",
     // Reserved for discovery and verification (issue 8), refused until they do something.
     "issuer",
@@ -226,6 +228,7 @@ struct DefinitionFile {
     errors: Vec<RuleFile>,
     #[serde(default)]
     rate_limit_headers: Vec<String>,
+    org_wide: Option<String>,
     source: Option<Source>,
     issuer: Option<toml::Value>,
     verify: Option<toml::Value>,
@@ -257,6 +260,9 @@ pub(crate) struct Definition {
     pub(crate) already_invalid: Vec<Rule>,
     pub(crate) errors: Vec<Rule>,
     pub(crate) rate_limit_headers: Vec<String>,
+    /// Why the call acts on a whole organisation (Xero's revocation disconnects every tenant):
+    /// refused unless the provider sets `allow_org_wide = true`.
+    pub(crate) org_wide: Option<String>,
     pub(crate) source: Option<Source>,
 }
 
@@ -332,6 +338,9 @@ impl Definition {
                 Plan::ViaPairedAccessToken => out.push_str(&format!(" ({ty}: with its paired access token)")),
                 Plan::NotRevocable(_) => out.push_str(&format!(" ({ty}: not revocable)")),
             }
+        }
+        if self.org_wide.is_some() {
+            out.push_str(" (org-wide: needs allow_org_wide)");
         }
         out
     }

@@ -58,6 +58,9 @@ pub struct Provider {
     query_values: Vec<String>,
     client_id: String,
     client_secret: Option<SecretString>,
+    /// Why nothing is sent: the entry's calls act on a whole organisation and the provider
+    /// has not set `allow_org_wide = true` (`ProviderConfig::org_wide_refusal`).
+    refused: Option<String>,
     timeout: Duration,
     max_body: usize,
     /// The longest wait this provider may impose (`retry.max_provider_pause`).
@@ -102,6 +105,7 @@ impl Provider {
             query_values: config.url.query_values(),
             client_id: config.client_id.clone(),
             client_secret,
+            refused: config.org_wide_refusal(name),
             timeout: config.timeout.0,
             max_body: http.max_body_bytes.usize(),
             max_pause: retry.max_provider_pause.0,
@@ -115,8 +119,13 @@ impl Provider {
         }
     }
 
+    /// What to do with a token of `token_type`: every token of a provider whose org-wide
+    /// calls are refused is not revocable, with the reason.
     pub(crate) fn plan(&self, token_type: TokenType) -> Plan<'_> {
-        self.definition.plan(token_type)
+        match &self.refused {
+            Some(why) => Plan::NotRevocable(why),
+            None => self.definition.plan(token_type),
+        }
     }
 
     /// Why a token planned [`Plan::ViaPairedAccessToken`] that has no pair cannot be revoked
@@ -135,7 +144,8 @@ impl Provider {
     /// (the caller does) but pauses it when the provider asks for quiet. Sends nothing while
     /// the provider is paused for longer than callers wait out ([`Gate::ready`] would have
     /// said so): the verdict is then transient, with no HTTP status, and carries what is left
-    /// of the pause as its `retry_after`. Sends nothing either when the token cannot go into
+    /// of the pause as its `retry_after`. Sends nothing either when the provider's org-wide
+    /// calls are refused (not revocable, with the reason), or when the token cannot go into
     /// the URL's path as one segment (failed, saying why and never what the token is).
     #[tracing::instrument(level = "debug", skip_all, fields(provider = %self.name))]
     pub async fn revoke(&self, token: &TokenValue, token_type: TokenType) -> Call {
@@ -143,6 +153,10 @@ impl Provider {
             verdict,
             duration: Duration::ZERO,
         };
+        // Callers plan first ([`Provider::plan`]); this holds whoever calls.
+        if let Some(why) = &self.refused {
+            return not_sent(Verdict::new(Outcome::NotRevocable).with_error(why.clone()));
+        }
         let url = match self.url.url_for(token) {
             Ok(url) => url,
             Err(why) => return not_sent(Verdict::new(Outcome::Failed).with_error(why)),

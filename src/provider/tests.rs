@@ -1,4 +1,4 @@
-//! Unit tests of a provider's calls: what a failed call says.
+//! Unit tests of a provider's calls: what a failed call says, and what a refused one sends.
 
 use std::path::Path;
 
@@ -35,4 +35,34 @@ async fn a_call_that_got_no_answer_is_described_without_its_url() {
     let text = verdict.error.unwrap();
     assert!(text.starts_with("connection failed"), "{text}");
     assert!(!text.contains("tok3n"), "{text}");
+}
+
+/// A provider whose calls are org-wide and not allowed sends nothing, even when asked to
+/// revoke directly, and plans every token not revocable with the reason.
+#[tokio::test]
+async fn an_org_wide_provider_not_allowed_sends_nothing() {
+    let port = closed_port();
+    let table = format!(
+        "dialect = \"xero\"\nurl = \"http://127.0.0.1:{port}/connect/revocation\"\nclient_id = \"c\"\n\
+         client_secret_env = \"S\""
+    );
+    let providers = providers(&table);
+    let p = providers.get("p").unwrap();
+    for ty in [TokenType::AccessToken, TokenType::RefreshToken] {
+        let Plan::NotRevocable(why) = p.plan(ty) else {
+            panic!("{ty} is planned a call");
+        };
+        assert!(why.contains("set providers.p.allow_org_wide = true"), "{why}");
+    }
+    let call = p.revoke(&TokenValue::new("rt".into()), TokenType::RefreshToken).await;
+    assert_eq!(call.verdict.outcome, Outcome::NotRevocable);
+    assert_eq!(call.verdict.http_status, None);
+    // Allowed, the call is made: here it meets a closed port.
+    let providers = self::providers(&format!("{table}\nallow_org_wide = true"));
+    let p = providers.get("p").unwrap();
+    assert_eq!(p.plan(TokenType::RefreshToken), Plan::Call);
+    let call = p.revoke(&TokenValue::new("rt".into()), TokenType::RefreshToken).await;
+    assert_eq!(call.verdict.outcome, Outcome::Transient);
+    let error = call.verdict.error.unwrap_or_default();
+    assert!(error.starts_with("connection failed"), "{error}");
 }

@@ -1,19 +1,25 @@
-//! The wire format of the GitHub, HubSpot (current and legacy) and Zendesk catalogue entries:
-//! the request written by hand from each provider's documentation (cited above each test),
-//! never read from the catalogue, and each documented answer classified. HubSpot's legacy
-//! call puts the token in the URL's path: a token holding `/`, `?`, `#`, `%` or `..` stays one
-//! segment of that path. The helpers are `catalog_wire`'s.
+//! The wire format of the GitHub, HubSpot (current and legacy), Zendesk and Xero catalogue
+//! entries: the request written by hand from each provider's documentation (cited above each
+//! test), never read from the catalogue, and each documented answer classified. HubSpot's
+//! legacy call puts the token in the URL's path: a token holding `/`, `?`, `#`, `%` or `..`
+//! stays one segment of that path. Xero's revocation acts on whole organisations: without
+//! `allow_org_wide = true` nothing is sent, and each token's audit row says why. The helpers
+//! are `catalog_wire`'s.
 
 use std::path::Path;
 use std::time::Duration;
 
-use offboard::outcome::Outcome;
+use chrono::Utc;
+use offboard::outcome::{Outcome, RequestState};
+use offboard::storage::seed::{NewToken, insert_tokens};
 use offboard::token::{TokenType, TokenValue};
+use tokio_util::sync::CancellationToken;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::catalog::{TOKEN, header, provider_at};
 use crate::catalog_wire::{BASIC, TOKEN_FORM, body, classified, revoke, url_of};
+use crate::helpers::{TestDb, app_for, on_both_backends};
 
 /// Each value of `name` the request carried.
 fn headers<'a>(request: &'a wiremock::Request, name: &str) -> Vec<&'a str> {
@@ -332,6 +338,161 @@ async fn a_429_pauses_the_provider_for_its_retry_after() {
     }
 }
 
+const XERO: &str = "dialect = \"xero\"\nurl = \"{server}/connect/revocation\"\nclient_id = \"acme-client\"\n\
+                    client_secret_env = \"CAT_SECRET\"\nallow_org_wide = true";
+
+/// developer.xero.com/documentation/guides/oauth2/auth-flow (as Xero's official SDKs send
+/// it): `POST https://identity.xero.com/connect/revocation`, `Authorization: Basic
+/// base64(client_id:client_secret)`, `Content-Type: application/x-www-form-urlencoded`,
+/// `token=<refresh token>`.
+#[tokio::test]
+async fn xero_allowed_gets_the_refresh_token_in_a_form_with_basic_auth() {
+    let (call, request) = revoke(XERO, TokenType::RefreshToken, ResponseTemplate::new(200)).await;
+    assert_eq!(call.verdict.outcome, Outcome::Revoked);
+    assert_eq!(request.method.as_str(), "POST");
+    assert_eq!(request.url.path(), "/connect/revocation");
+    assert_eq!(request.url.query(), None);
+    assert_eq!(
+        header(&request, "content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(header(&request, "authorization"), Some(BASIC));
+    assert_eq!(body(&request), format!("token={TOKEN_FORM}"));
+    assert_eq!(
+        url_of("dialect = \"xero\"\nclient_id = \"c\"\nclient_secret_env = \"CAT_SECRET\""),
+        "https://identity.xero.com/connect/revocation"
+    );
+    classified(
+        XERO,
+        TokenType::RefreshToken,
+        &[
+            (200, "", Outcome::Revoked),
+            (400, r#"{"error":"invalid_client"}"#, Outcome::Failed),
+            (429, "", Outcome::Transient),
+            (503, "", Outcome::Transient),
+        ],
+    )
+    .await;
+}
+
+/// A user with a Xero refresh token, expiring within the not-revocable bound, at a Xero
+/// provider pointed at a loopback server answering 200; `extra` is added to its keys. Runs
+/// the worker until the request settles; returns it, its audit rows and the requests the
+/// server saw.
+async fn xero_run(
+    db: &TestDb,
+    extra: &str,
+) -> (
+    offboard::storage::RequestRow,
+    Vec<offboard::storage::AuditRow>,
+    Vec<wiremock::Request>,
+) {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let text = format!(
+        "[database]\nurl = \"{}\"\n[providers.xero]\ndialect = \"xero\"\nurl = \"{}/connect/revocation\"\n\
+         client_id = \"acme-client\"\nclient_secret_env = \"XERO_SECRET\"\n{extra}",
+        db.url,
+        server.uri()
+    );
+    let app = app_for(&db.store, &text, &[("XERO_SECRET".into(), "s3cret".into())]);
+    let token = NewToken {
+        user_id: "u-xero".into(),
+        provider: "xero".into(),
+        token_type: TokenType::RefreshToken,
+        value: TokenValue::new("xero-refresh-token".into()),
+        grant_ref: None,
+        expires_at: Some(Utc::now() + chrono::Duration::hours(1)),
+    };
+    insert_tokens(&db.store, &[token]).await.unwrap();
+    db.store.enqueue("u-xero", None, None).await.unwrap();
+    for _ in 0..50 {
+        app.worker().drain(&CancellationToken::new()).await.unwrap();
+        let state = db.store.clearance("u-xero").await.unwrap().unwrap().state;
+        if !matches!(state, RequestState::Pending | RequestState::Running) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let request = db.store.clearance("u-xero").await.unwrap().unwrap();
+    let rows = db.store.audit_rows(None, Some("u-xero")).await.unwrap();
+    (request, rows, server.received_requests().await.unwrap())
+}
+
+/// Without `allow_org_wide = true` the Xero provider gets no call: the token is not
+/// revocable, its audit row gives the reason and the key that allows the call.
+async fn xero_without_allow_org_wide_is_never_called(db: TestDb) {
+    let (request, rows, seen) = xero_run(&db, "").await;
+    assert!(seen.is_empty(), "Xero was called: {:?}", seen[0].url);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].outcome, Outcome::NotRevocable, "{rows:?}");
+    assert_eq!(rows[0].http_status, None);
+    let reason = rows[0].error.as_deref().unwrap_or_default();
+    assert!(reason.contains("every tenant connection"), "{reason}");
+    assert!(reason.contains("(org-wide)"), "{reason}");
+    assert!(
+        reason.contains("; set providers.xero.allow_org_wide = true to allow it"),
+        "{reason}"
+    );
+    // Expiring within the default bound, it settles so.
+    assert_eq!(request.state, RequestState::Cleared, "{:?}", request.last_error);
+}
+
+/// With it, the call is made and the token revoked.
+async fn xero_with_allow_org_wide_is_called(db: TestDb) {
+    let (request, rows, seen) = xero_run(&db, "allow_org_wide = true\n").await;
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].url.path(), "/connect/revocation");
+    assert_eq!(body(&seen[0]), "token=xero-refresh-token");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].outcome, Outcome::Revoked, "{rows:?}");
+    assert_eq!(request.state, RequestState::Cleared, "{:?}", request.last_error);
+}
+
+on_both_backends!(
+    xero_without_allow_org_wide_is_never_called,
+    xero_with_allow_org_wide_is_called
+);
+
+/// `offboard check-config` warns about an org-wide provider that sends nothing, and says
+/// nothing once it is allowed.
+#[test]
+fn check_config_warns_of_an_org_wide_provider_that_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &str| {
+        let config = dir.path().join("offboard.toml");
+        let text = format!(
+            "[database]\nurl = \"sqlite://{}\"\n[providers.books]\ndialect = \"xero\"\nclient_id = \"c\"\n\
+             client_secret_env = \"BOOKS_SECRET\"\n{extra}",
+            dir.path().join("o.db").display()
+        );
+        std::fs::write(&config, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_offboard"))
+            .args(["--config", config.to_str().unwrap(), "check-config"])
+            .env_remove("OFFBOARD_CONFIG")
+            .env("BOOKS_SECRET", "s3cret")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = run("");
+    let warning = text
+        .lines()
+        .find(|l| l.starts_with("warning: provider books "))
+        .unwrap_or_else(|| panic!("no warning:\n{text}"));
+    assert!(warning.contains("sends nothing"), "{warning}");
+    assert!(
+        warning.contains("set providers.books.allow_org_wide = true"),
+        "{warning}"
+    );
+    let text = run("allow_org_wide = true\n");
+    assert!(!text.contains("warning:"), "{text}");
+}
+
 /// What `offboard providers` says each entry revokes.
 #[test]
 fn what_each_entry_revokes_is_listed() {
@@ -353,6 +514,10 @@ fn what_each_entry_revokes_is_listed() {
         ("zendesk", "access_token (refresh_token: not revocable)  "),
         ("hubspot", "refresh_token (access_token: not revocable)  "),
         ("hubspot_legacy", "refresh_token (access_token: not revocable)  "),
+        (
+            "xero",
+            "refresh_token (access_token: not revocable) (org-wide: needs allow_org_wide)",
+        ),
     ] {
         let line = line(name);
         assert!(line.contains(revokes), "{line}");

@@ -236,6 +236,11 @@ fn check(f: DefinitionFile, what: &str) -> Result<Definition, DefinitionError> {
              the URL's path)",
         ));
     }
+    if let Some(why) = &f.org_wide
+        && why.trim().is_empty()
+    {
+        return Err(err("org_wide", "must say why the call acts on a whole organisation"));
+    }
     let request_id_header = f
         .request_id_header
         .map(|h| HeaderName::from_bytes(h.as_bytes()).map_err(|_| err("request_id_header", "is not a header name")))
@@ -324,6 +329,7 @@ fn check(f: DefinitionFile, what: &str) -> Result<Definition, DefinitionError> {
         already_invalid,
         errors,
         rate_limit_headers: f.rate_limit_headers,
+        org_wide: f.org_wide,
         source: f.source,
     })
 }

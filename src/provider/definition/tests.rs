@@ -152,3 +152,17 @@ fn the_client_id_and_the_token_may_go_in_the_url_and_nothing_else_filled_per_req
     let e = resolve(table(&text), "p", &[]).unwrap_err();
     assert_eq!(e.key, "token_field", "{e:?}");
 }
+
+#[test]
+fn org_wide_says_why_and_shows_in_what_the_entry_revokes() {
+    let r = resolve(
+        table(&format!("{MINIMAL}\norg_wide = \"it uninstalls the app\"")),
+        "p",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(r.definition.org_wide.as_deref(), Some("it uninstalls the app"));
+    assert!(r.definition.revokes().ends_with("(org-wide: needs allow_org_wide)"));
+    let e = resolve(table(&format!("{MINIMAL}\norg_wide = \" \"")), "p", &[]).unwrap_err();
+    assert_eq!(e.key, "org_wide");
+}
