@@ -258,6 +258,12 @@ async fn run(cli: &Cli, config: Config) -> anyhow::Result<ExitCode> {
                         (false, _) => "none (public client)",
                     }
                 )?;
+                if let Some(why) = p.org_wide_refusal(name) {
+                    writeln!(
+                        out,
+                        "warning: provider {name} sends nothing, each token is not revocable: {why}"
+                    )?;
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -2,12 +2,12 @@
 //! a client id) and the [`SecretSource`] their secret keys become.
 //!
 //! A table holds two kinds of keys: the provider's own (`dialect`, `client_id`, the secret
-//! keys, `rate`, `burst`, `timeout`), read here, and the keys of its definition (`url`,
-//! `method`, `auth`, …, see `provider::definition`), laid over the catalogue entry that
-//! `dialect` names (or over nothing, for a provider defined inline) and read there. A table is
-//! read as written ([`ProviderFile`]) and then checked into a [`ProviderConfig`], rather than
-//! deserialized straight into it, because every rule must name the key it breaks, which a
-//! check after parsing can do and a serde conversion cannot.
+//! keys, `rate`, `burst`, `timeout`, `allow_org_wide`), read here, and the keys of its
+//! definition (`url`, `method`, `auth`, …, see `provider::definition`), laid over the
+//! catalogue entry that `dialect` names (or over nothing, for a provider defined inline) and
+//! read there. A table is read as written ([`ProviderFile`]) and then checked into a
+//! [`ProviderConfig`], rather than deserialized straight into it, because every rule must
+//! name the key it breaks, which a check after parsing can do and a serde conversion cannot.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,13 +18,14 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use super::values::MINUTE;
-use super::{ConfigError, Count, HumanDuration, ProviderUrl, Rate, SecretSource};
+use super::{ConfigError, Count, HumanDuration, Rate, SecretSource};
 use crate::provider::catalog;
 use crate::provider::definition::{self, Definition, SecretUse};
 use crate::provider::dialect::BodyFormat;
+use crate::provider::endpoint::Endpoint;
 
 /// The provider's own keys, besides those of its definition.
-const PROVIDER_KEYS: [&str; 9] = [
+const PROVIDER_KEYS: [&str; 10] = [
     "dialect",
     "client_id",
     "client_secret_env",
@@ -34,6 +35,7 @@ const PROVIDER_KEYS: [&str; 9] = [
     "rate",
     "burst",
     "timeout",
+    "allow_org_wide",
 ];
 
 /// One `[providers.NAME]` table, validated. NAME is the value of `oauth_tokens.provider`.
@@ -43,8 +45,8 @@ pub(crate) struct ProviderConfig {
     pub(crate) dialect: Option<String>,
     /// The entry with the provider's keys laid over it, checked.
     pub(crate) definition: Definition,
-    /// The definition's URL with its variables filled, or the provider's own.
-    pub(crate) url: ProviderUrl,
+    /// The definition's URL with its variables and client id filled, or the provider's own.
+    pub(crate) url: Endpoint,
     /// The definition's template variables (`subdomain`, `api_version`).
     pub(crate) vars: BTreeMap<String, String>,
     /// Empty when the definition sends none (`auth = "none"` or `"bearer"`).
@@ -55,12 +57,23 @@ pub(crate) struct ProviderConfig {
     pub(crate) burst: Burst,
     /// Longest wait for one call's answer, its body included.
     pub(crate) timeout: CallTimeout,
+    /// Whether calls that act on a whole organisation (the definition's `org_wide`) are sent.
+    pub(crate) allow_org_wide: bool,
 }
 
 impl ProviderConfig {
     /// The dialect, or `inline` for a provider defined by its own keys.
     pub(crate) fn kind(&self) -> &str {
         self.dialect.as_deref().unwrap_or("inline")
+    }
+
+    /// Why provider `name` sends nothing: its calls act on a whole organisation (the
+    /// definition's `org_wide`) and it has not set `allow_org_wide = true`. Each of its
+    /// tokens is then not revocable with this reason, in its audit row.
+    pub(crate) fn org_wide_refusal(&self, name: &str) -> Option<String> {
+        let why = self.definition.org_wide.as_deref()?;
+        (!self.allow_org_wide)
+            .then(|| format!("{why} (org-wide); set providers.{name}.allow_org_wide = true to allow it"))
     }
 }
 
@@ -89,6 +102,8 @@ pub(super) struct ProviderFile {
     burst: Burst,
     #[serde(default = "default_timeout")]
     timeout: CallTimeout,
+    #[serde(default)]
+    allow_org_wide: Flag,
     /// Every other key: the definition's, checked by `provider::definition`, which refuses
     /// the unknown ones.
     #[serde(flatten)]
@@ -103,6 +118,20 @@ fn default_burst() -> Burst {
 }
 fn default_timeout() -> CallTimeout {
     HumanDuration(Duration::from_secs(10))
+}
+
+/// `true` or `false`; as an environment override sets a string, also `"true"` or `"false"`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Flag(bool);
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match toml::Value::deserialize(d)? {
+            toml::Value::Boolean(b) => Ok(Flag(b)),
+            toml::Value::String(s) if s == "true" || s == "false" => Ok(Flag(s == "true")),
+            other => Err(serde::de::Error::custom(format!("expected true or false, got {other}"))),
+        }
+    }
 }
 
 /// The dialect as messages name it.
@@ -166,11 +195,9 @@ impl ProviderFile {
             };
             ConfigError::key(full, e.message)
         })?;
-        let url: ProviderUrl = resolved
+        let url = resolved
             .url
-            .ok_or_else(|| ConfigError::key(key("url"), format!("must be set, as {what} has none")))?
-            .parse()
-            .map_err(|e: String| ConfigError::key(key("url"), e))?;
+            .ok_or_else(|| ConfigError::key(key("url"), format!("must be set, as {what} has none")))?;
         let definition = resolved.definition;
         let secret = SecretSource::from_keys(
             name,
@@ -220,6 +247,7 @@ impl ProviderFile {
             }
             None => String::new(),
         };
+        let url = Endpoint::new(&url, &client_id).map_err(|e| ConfigError::key(key(e.key), e.message))?;
         Ok(ProviderConfig {
             dialect: self.dialect,
             definition,
@@ -230,6 +258,7 @@ impl ProviderFile {
             rate: self.rate,
             burst: self.burst,
             timeout: self.timeout,
+            allow_org_wide: self.allow_org_wide.0,
         })
     }
 }
@@ -260,13 +289,13 @@ mod tests {
     fn an_entry_gives_its_url_and_variables_and_the_provider_overrides_them() {
         let config = parse(MOOV, &[("S", "x")]).unwrap();
         let m = &config.providers["m"];
-        assert_eq!(m.url.0.as_str(), "https://api.moov.io/oauth2/revoke");
+        assert_eq!(m.url.to_string(), "https://api.moov.io/oauth2/revoke");
         assert_eq!(m.vars["api_version"], "v2024.01.00");
         assert_eq!(m.kind(), "moov");
         let text = format!("{MOOV}url = \"https://eu.moov.example/oauth2/revoke\"\napi_version = \"v2025.07.00\"\n");
         let config = parse(&text, &[("S", "x")]).unwrap();
         let m = &config.providers["m"];
-        assert_eq!(m.url.0.as_str(), "https://eu.moov.example/oauth2/revoke");
+        assert_eq!(m.url.to_string(), "https://eu.moov.example/oauth2/revoke");
         assert_eq!(m.vars["api_version"], "v2025.07.00");
     }
 
@@ -296,7 +325,7 @@ mod tests {
         let config = parse(example, &[("ACME_CLIENT_SECRET", "x")]).unwrap();
         let acme = &config.providers["acme"];
         assert_eq!(acme.kind(), "inline");
-        assert_eq!(acme.url.0.as_str(), "https://eu.acme.example/oauth2/revoke");
+        assert_eq!(acme.url.to_string(), "https://eu.acme.example/oauth2/revoke");
     }
 
     #[test]

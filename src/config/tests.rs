@@ -154,3 +154,35 @@ fn the_longest_provider_pause_is_a_key_of_its_own() {
     let config = parse("[retry]\nmax_provider_pause = \"5m\"", &[]).unwrap();
     assert_eq!(config.retry.max_provider_pause.0, Duration::from_secs(300));
 }
+
+const XERO: &str = "[providers.xero]\ndialect = \"xero\"\nclient_id = \"c\"\nclient_secret_env = \"S\"\n";
+
+/// `allow_org_wide` is a key of every provider, a boolean (or its environment override's
+/// "true"/"false"); anything else is refused with the key named.
+#[test]
+fn allow_org_wide_is_a_boolean_of_any_provider() {
+    let refusal =
+        |text: &str, env: &[(&str, &str)]| parse(text, env).unwrap().providers["xero"].org_wide_refusal("xero");
+    let why = refusal(XERO, &[("S", "x")]).expect("refused without the key");
+    assert!(why.contains("tenant connection"), "{why}");
+    assert!(
+        why.ends_with("(org-wide); set providers.xero.allow_org_wide = true to allow it"),
+        "{why}"
+    );
+    assert_eq!(refusal(&format!("{XERO}allow_org_wide = true\n"), &[("S", "x")]), None);
+    assert!(refusal(&format!("{XERO}allow_org_wide = false\n"), &[("S", "x")]).is_some());
+    let env = [("S", "x"), ("OFFBOARD_PROVIDERS__XERO__ALLOW_ORG_WIDE", "true")];
+    assert_eq!(refusal(XERO, &env), None);
+    for bad in ["\"yes\"", "1", "\"TRUE\""] {
+        let err = parse(&format!("{XERO}allow_org_wide = {bad}\n"), &[("S", "x")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("providers.xero.allow_org_wide: expected true or false, got "),
+            "{bad}: {err}"
+        );
+    }
+    // Accepted, and without effect, where nothing is org-wide.
+    let acme = parse(&format!("{ACME}allow_org_wide = true\n"), &[("ACME_SECRET", "x")]).unwrap();
+    assert_eq!(acme.providers["acme"].org_wide_refusal("acme"), None);
+}

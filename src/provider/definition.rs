@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `title` | the provider's name, for people |
 //! | `method` | `POST`, `DELETE`, … |
-//! | `url` | a template: `https://{subdomain}.example.com/revoke`, filled from the provider's own keys (`subdomain = "acme"`) |
+//! | `url` | a template: `https://{subdomain}.example.com/revoke`, filled from the provider's own keys (`subdomain = "acme"`), `{client_id}`, and `{token}` in the path (percent-encoded, per request) |
 //! | `body` | `form`, `json` or `none` |
 //! | `auth` | `client_secret_basic` (HTTP Basic), `client_secret_post` (fields in the body), `bearer` (the token itself), `none`, or `{ authorization = "TEMPLATE" }` (a header of the provider's own) |
 //! | `basic_form_encoded` | Basic credentials form-encoded first, as RFC 6749 §2.3.1 asks (default `true`) |
@@ -25,6 +25,7 @@
 //! | `already_invalid`, `errors` | rules `{ status, body, outcome }` checked before the shared classifier |
 //! | `rate_limit_headers` | the headers the provider sends about its limits |
 //! | `refresh` | refresh-then-revoke: a token endpoint that turns a refresh token into a fresh access token to revoke (see `definition/refresh.rs`) |
+//! | `org_wide` | why the call acts on a whole organisation: nothing is sent unless the provider sets `allow_org_wide = true` |
 //! | `source` | `{ url, notes, unverified }`: where the entry was written from |
 //!
 //! Any other key is a template variable, and must be used by a template: a key that no
@@ -37,11 +38,11 @@ use reqwest::header::HeaderName;
 use serde::Deserialize;
 
 use super::catalog::close_names;
-use super::template::{RUNTIME_NAMES, Template};
+use super::template::{RUNTIME_NAMES, Template, URL_RUNTIME_NAMES, url_safe};
 use crate::token::TokenType;
 
 /// The keys of a definition; every other key of the table is a template variable.
-pub(crate) const KEYS: [&str; 26] = [
+pub(crate) const KEYS: [&str; 27] = [
     "title",
     "method",
     "url",
@@ -65,6 +66,7 @@ pub(crate) const KEYS: [&str; 26] = [
     "errors",
     "rate_limit_headers",
     "refresh",
+    "org_wide",
     "source",
     // Reserved for discovery and verification (issue 8), refused until they do something.
     "issuer",
@@ -232,6 +234,7 @@ struct DefinitionFile {
     #[serde(default)]
     rate_limit_headers: Vec<String>,
     refresh: Option<RefreshFile>,
+    org_wide: Option<String>,
     source: Option<Source>,
     issuer: Option<toml::Value>,
     verify: Option<toml::Value>,
@@ -265,6 +268,9 @@ pub(crate) struct Definition {
     pub(crate) rate_limit_headers: Vec<String>,
     /// Refresh-then-revoke, where the entry has it and it is enabled.
     pub(crate) refresh: Option<Refresh>,
+    /// Why the call acts on a whole organisation (Xero's revocation disconnects every tenant):
+    /// refused unless the provider sets `allow_org_wide = true`.
+    pub(crate) org_wide: Option<String>,
     pub(crate) source: Option<Source>,
 }
 
@@ -332,6 +338,7 @@ impl Definition {
             || self.refresh.as_ref().is_some_and(|r| {
                 r.auth.uses("client_id") || r.fields.iter().any(|(_, t)| t.names().contains(&"client_id"))
             })
+            || self.url.as_ref().is_some_and(|t| t.names().contains(&"client_id"))
     }
 
     /// What the entry revokes, in a few words: `access_token, refresh_token`, or
@@ -349,6 +356,9 @@ impl Definition {
                 Plan::RefreshThenRevoke => out.push_str(&format!(" ({ty}: through a fresh access token)")),
                 Plan::NotRevocable(_) => out.push_str(&format!(" ({ty}: not revocable)")),
             }
+        }
+        if self.org_wide.is_some() {
+            out.push_str(" (org-wide: needs allow_org_wide)");
         }
         out
     }

@@ -9,6 +9,7 @@
 //! - `refresh`: refresh-then-revoke's first call, the token endpoint.
 //! - `classify`: the shared classifier every definition refines.
 //! - `template`: `{name}` templates in URLs and headers.
+//! - `endpoint`: a provider's URL, with the token's place in its path if it has one.
 //! - `dialect`: the names of the built-in dialects, and the legacy settings' types.
 //! - `gate`: pacing and pauses.
 //!
@@ -23,6 +24,7 @@ pub(crate) mod catalog;
 pub mod classify;
 pub(crate) mod definition;
 pub mod dialect;
+pub(crate) mod endpoint;
 pub(crate) mod gate;
 mod refresh;
 mod request;
@@ -35,11 +37,12 @@ use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::{Config, ConfigError, HttpConfig, ProviderConfig, ProviderUrl, RetryConfig};
+use crate::config::{Config, ConfigError, HttpConfig, ProviderConfig, RetryConfig};
 use crate::outcome::{Outcome, Verdict};
 use crate::token::{TokenType, TokenValue};
 use classify::RawResponse;
 use definition::{Definition, Plan};
+use endpoint::Endpoint;
 use gate::Gate;
 use request::Credentials;
 
@@ -51,11 +54,15 @@ pub struct Provider {
     definition: Definition,
     /// The definition's template variables.
     vars: BTreeMap<String, String>,
-    /// Shown (`Debug`) without its query, whose values are scrubbed from answers too.
-    url: ProviderUrl,
+    /// Shown (`Debug`) without its query, whose values are scrubbed from answers too, and
+    /// with `{token}` where the token goes.
+    url: Endpoint,
     query_values: Vec<String>,
     client_id: String,
     client_secret: Option<SecretString>,
+    /// Why nothing is sent: the entry's calls act on a whole organisation and the provider
+    /// has not set `allow_org_wide = true` (`ProviderConfig::org_wide_refusal`).
+    refused: Option<String>,
     timeout: Duration,
     max_body: usize,
     /// The longest wait this provider may impose (`retry.max_provider_pause`).
@@ -100,6 +107,7 @@ impl Provider {
             query_values: config.url.query_values(),
             client_id: config.client_id.clone(),
             client_secret,
+            refused: config.org_wide_refusal(name),
             timeout: config.timeout.0,
             max_body: http.max_body_bytes.usize(),
             max_pause: retry.max_provider_pause.0,
@@ -113,8 +121,13 @@ impl Provider {
         }
     }
 
+    /// What to do with a token of `token_type`: every token of a provider whose org-wide
+    /// calls are refused is not revocable, with the reason.
     pub(crate) fn plan(&self, token_type: TokenType) -> Plan<'_> {
-        self.definition.plan(token_type)
+        match &self.refused {
+            Some(why) => Plan::NotRevocable(why),
+            None => self.definition.plan(token_type),
+        }
     }
 
     /// Why a token planned [`Plan::ViaPairedAccessToken`] that has no pair cannot be revoked
@@ -139,9 +152,23 @@ impl Provider {
     /// (the caller does) but pauses it when the provider asks for quiet. Sends nothing while
     /// the provider is paused for longer than callers wait out ([`Gate::ready`] would have
     /// said so): the verdict is then transient, with no HTTP status, and carries what is left
-    /// of the pause as its `retry_after`.
+    /// of the pause as its `retry_after`. Sends nothing either when the provider's org-wide
+    /// calls are refused (not revocable, with the reason), or when the token cannot go into
+    /// the URL's path as one segment (failed, saying why and never what the token is).
     #[tracing::instrument(level = "debug", skip_all, fields(provider = %self.name))]
     pub async fn revoke(&self, token: &TokenValue, token_type: TokenType) -> Call {
+        let not_sent = |verdict: Verdict| Call {
+            verdict,
+            duration: Duration::ZERO,
+        };
+        // Callers plan first ([`Provider::plan`]); this holds whoever calls.
+        if let Some(why) = &self.refused {
+            return not_sent(Verdict::new(Outcome::NotRevocable).with_error(why.clone()));
+        }
+        let url = match self.url.url_for(token) {
+            Ok(url) => url,
+            Err(why) => return not_sent(Verdict::new(Outcome::Failed).with_error(why)),
+        };
         if let Some(left) = self.gate.pause_left().filter(|left| *left > self.gate.max_wait()) {
             let left_secs = Duration::from_secs(left.as_secs());
             let verdict = Verdict {
@@ -151,10 +178,7 @@ impl Provider {
                     humantime::format_duration(left_secs)
                 ))
             };
-            return Call {
-                verdict,
-                duration: Duration::ZERO,
-            };
+            return not_sent(verdict);
         }
         let started = Instant::now();
         let secret = self.client_secret.as_ref().map(|s| s.expose_secret());
@@ -164,7 +188,7 @@ impl Provider {
         };
         let request = self
             .definition
-            .request(&self.client, self.url.0.clone(), &self.vars, &creds, token, token_type)
+            .request(&self.client, url, &self.vars, &creds, token, token_type)
             .timeout(self.timeout);
         // Everything secret the request carried, for scrubbing from what comes back in any
         // encoding (`token::scrub`). The client id is public (RFC 6749 §2.2) and stays
@@ -213,14 +237,15 @@ impl Provider {
     }
 
     /// Sends the request and reads at most `max_body` bytes of the answer; a provider that
-    /// streams more is cut off, and the answer says it was cut.
+    /// streams more is cut off, and the answer says it was cut. An error carries no URL: the
+    /// URL may hold the token (`{token}` in its path).
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<(RawResponse, bool), reqwest::Error> {
-        let mut response = request.send().await?;
+        let mut response = request.send().await.map_err(reqwest::Error::without_url)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let mut body = Vec::new();
         let mut cut = false;
-        while let Some(chunk) = response.chunk().await? {
+        while let Some(chunk) = response.chunk().await.map_err(reqwest::Error::without_url)? {
             let room = self.max_body.saturating_sub(body.len());
             if chunk.len() > room {
                 body.extend_from_slice(&chunk[..room]);
@@ -233,8 +258,9 @@ impl Provider {
     }
 }
 
-/// A call that got no HTTP answer: always transient, described without the URL's query or
-/// any body (reqwest errors carry neither secrets nor tokens, but stay terse anyway).
+/// A call that got no HTTP answer: always transient, described by the error's causes only,
+/// never its own text, which would quote the URL (its query, or the token in its path; `send`
+/// strips the URL too), and with every secret scrubbed besides.
 fn transport_verdict(error: &reqwest::Error, timeout: Duration, secrets: &[&str]) -> Verdict {
     let what = if error.is_timeout() {
         format!("no answer within {}", humantime::format_duration(timeout))
@@ -309,3 +335,6 @@ fn http_client(http: &HttpConfig) -> Result<reqwest::Client, reqwest::Error> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
 }
+
+#[cfg(test)]
+mod tests;

@@ -44,9 +44,11 @@ impl Definition {
                 other => vars.get(other).map(String::as_str),
             }
         };
-        let mut request = client
-            .request(self.method.clone(), url)
-            .header(ACCEPT, "application/json");
+        let mut request = client.request(self.method.clone(), url);
+        // An entry's own Accept (GitHub's `application/vnd.github+json`) replaces the default.
+        if !self.extra_headers.iter().any(|(name, _)| name == ACCEPT) {
+            request = request.header(ACCEPT, "application/json");
+        }
         for (name, template) in &self.extra_headers {
             request = request.header(name, template.render(value));
         }

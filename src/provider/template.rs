@@ -4,13 +4,28 @@
 //! A template is parsed once, when the config is read, so a malformed one is a config error
 //! naming its key, and so are names nothing will fill (see `definition.rs`). Values are
 //! inserted as they are: where a value goes into a URL, its key is checked to hold only
-//! characters that cannot move the request to another host or path.
+//! characters that cannot move the request to another host or path ([`url_safe`]); the one
+//! value filled into a URL for each request, the token, is percent-encoded (`endpoint.rs`).
 
 use std::fmt;
 
 /// Names filled for each request, never from the config: the client's credentials and the
 /// token being revoked.
 pub(crate) const RUNTIME_NAMES: [&str; 4] = ["client_id", "client_secret", "token", "token_type"];
+
+/// The names filled for each request that may go in a URL: the client id, which is public
+/// (RFC 6749 §2.2), and the token, in the path only (GitHub's `/applications/{client_id}/token`,
+/// HubSpot's legacy `/refresh-tokens/{token}`). The secret and the token type never do.
+pub(crate) const URL_RUNTIME_NAMES: [&str; 2] = ["client_id", "token"];
+
+/// Whether `value` may be filled into a URL as it is: none of its characters can end the host
+/// or the path segment it is in, so it cannot send the request to another host or path.
+pub(crate) fn url_safe(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~'))
+}
 
 #[derive(Clone, PartialEq, Eq)]
 enum Part {

@@ -9,6 +9,7 @@ mod catalog_not_revocable;
 mod catalog_wire;
 mod catalog_wire_apps;
 mod catalog_wire_more;
+mod catalog_wire_org;
 mod chaos;
 mod cli;
 mod defects;

@@ -3,15 +3,6 @@
 
 use super::*;
 
-/// Characters a variable filled into a URL may hold: none of them can end the host or the
-/// path segment it is in, so a value cannot send the token to another host.
-fn url_safe(value: &str) -> bool {
-    !value.is_empty()
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~'))
-}
-
 /// Overlays `over` on `base`: tables are merged key by key, anything else is replaced.
 pub(crate) fn merge(base: &mut toml::Table, over: toml::Table) {
     for (key, value) in over {
@@ -26,7 +17,8 @@ pub(crate) fn merge(base: &mut toml::Table, over: toml::Table) {
 
 /// Reads a definition from `table` (a catalogue entry with a provider's keys laid over it,
 /// or a provider's keys alone). `what` names it in messages: "the rfc7009 entry".
-/// `known` are keys the caller reads itself, offered as close names of a typo.
+/// `known` are keys the caller reads itself, offered as close names of a typo. The URL comes
+/// back with its variables filled and `{client_id}` and `{token}` left for `Endpoint`.
 pub(crate) fn resolve(table: toml::Table, what: &str, known: &[&str]) -> Result<Resolved, DefinitionError> {
     let (definition, vars) = read(table, what, known)?;
     let used = used_names(&definition);
@@ -60,10 +52,15 @@ pub(crate) fn resolve(table: toml::Table, what: &str, known: &[&str]) -> Result<
         None => None,
         Some(template) => {
             for name in template.names() {
+                // The client id (public, RFC 6749 §2.2) and the token (in the path, encoded)
+                // are filled by `Endpoint`; the secret and the token type never go in a URL.
+                if URL_RUNTIME_NAMES.contains(&name) {
+                    continue;
+                }
                 if RUNTIME_NAMES.contains(&name) {
                     return Err(DefinitionError::new(
                         "url",
-                        format!("'{template}' uses {{{name}}}, which cannot go in the URL (yet)"),
+                        format!("'{template}' uses {{{name}}}, which cannot go in the URL"),
                     ));
                 }
                 if !url_safe(&vars[name]) {
@@ -76,7 +73,11 @@ pub(crate) fn resolve(table: toml::Table, what: &str, known: &[&str]) -> Result<
                     ));
                 }
             }
-            Some(template.render(|n| vars.get(n).map(String::as_str)))
+            Some(template.render(|n| match n {
+                "client_id" => Some("{client_id}"),
+                "token" => Some("{token}"),
+                _ => vars.get(n).map(String::as_str),
+            }))
         }
     };
     Ok(Resolved { definition, url, vars })
@@ -248,13 +249,21 @@ fn check(f: DefinitionFile, what: &str) -> Result<Definition, DefinitionError> {
         let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| err(key.clone(), "is not a header name"))?;
         extra_headers.push((header, Template::parse(&value).map_err(|m| err(key, m))?));
     }
-    let token_travels =
-        token_field.is_some() || auth.uses("token") || extra_headers.iter().any(|(_, t)| t.names().contains(&"token"));
+    let token_travels = token_field.is_some()
+        || auth.uses("token")
+        || extra_headers.iter().any(|(_, t)| t.names().contains(&"token"))
+        || url.as_ref().is_some_and(|u| u.names().contains(&"token"));
     if !revocable.is_empty() && !token_travels {
         return Err(err(
             "token_field",
-            "must be set: the token goes nowhere (no token_field, no auth = \"bearer\", no {token} in a header)",
+            "must be set: the token goes nowhere (no token_field, no auth = \"bearer\", no {token} in a header or \
+             the URL's path)",
         ));
+    }
+    if let Some(why) = &f.org_wide
+        && why.trim().is_empty()
+    {
+        return Err(err("org_wide", "must say why the call acts on a whole organisation"));
     }
     let request_id_header = f
         .request_id_header
@@ -352,6 +361,7 @@ fn check(f: DefinitionFile, what: &str) -> Result<Definition, DefinitionError> {
         errors,
         rate_limit_headers: f.rate_limit_headers,
         refresh,
+        org_wide: f.org_wide,
         source: f.source,
     })
 }

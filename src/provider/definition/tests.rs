@@ -189,3 +189,40 @@ fn a_bad_refresh_table_names_its_key() {
         ("region", "must be set: refresh.url of p uses {region}")
     );
 }
+
+#[test]
+fn the_client_id_and_the_token_may_go_in_the_url_and_nothing_else_filled_per_request() {
+    let text = MINIMAL
+        .replace("/oauth/revoke", "/apps/{client_id}/tokens/{token}")
+        .replace("token_field = \"token\"", "");
+    let r = resolve(table(&text), "p", &[]).unwrap();
+    assert_eq!(
+        r.url.as_deref(),
+        Some("https://acme.example.com/apps/{client_id}/tokens/{token}")
+    );
+    assert!(r.definition.sends_client_id());
+    let text = MINIMAL.replace("/oauth/revoke", "/oauth/revoke/{client_secret}");
+    let e = resolve(table(&text), "p", &[]).unwrap_err();
+    assert_eq!(
+        (e.key.as_str(), e.message.contains("cannot go in the URL")),
+        ("url", true),
+        "{e:?}"
+    );
+    let text = MINIMAL.replace("token_field = \"token\"", "");
+    let e = resolve(table(&text), "p", &[]).unwrap_err();
+    assert_eq!(e.key, "token_field", "{e:?}");
+}
+
+#[test]
+fn org_wide_says_why_and_shows_in_what_the_entry_revokes() {
+    let r = resolve(
+        table(&format!("{MINIMAL}\norg_wide = \"it uninstalls the app\"")),
+        "p",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(r.definition.org_wide.as_deref(), Some("it uninstalls the app"));
+    assert!(r.definition.revokes().ends_with("(org-wide: needs allow_org_wide)"));
+    let e = resolve(table(&format!("{MINIMAL}\norg_wide = \" \"")), "p", &[]).unwrap_err();
+    assert_eq!(e.key, "org_wide");
+}
