@@ -10,6 +10,7 @@
 //! needed (`secret.rs` says why).
 
 mod env;
+mod jwt;
 mod providers;
 mod secret;
 mod values;
@@ -23,7 +24,7 @@ use serde::Deserialize;
 use crate::drain::NotRevocablePolicy;
 pub(crate) use providers::ProviderConfig;
 use providers::ProviderFile;
-pub(crate) use secret::{SecretSource, process_env};
+pub(crate) use secret::{ClientSecret, SecretSource, process_env};
 pub(crate) use values::{Count, CronSchedule, DatabaseUrl, Factor, HumanDuration, ListenAddr, ProviderUrl, Rate};
 use values::{DAY, HOUR, MINUTE, SECOND, YEAR};
 

@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use super::jwt::{self, JwtKeyFields, JwtKeys};
 use super::values::MINUTE;
 use super::{ConfigError, Count, HumanDuration, Rate, SecretSource};
 use crate::provider::catalog;
@@ -53,6 +54,8 @@ pub(crate) struct ProviderConfig {
     pub(crate) client_id: String,
     /// From `client_secret_env` or `client_secret_file`; read by [`Config::resolve_secrets`].
     pub(crate) secret: SecretSource,
+    /// What signs the client secret, for a definition with `client_secret_jwt`.
+    pub(crate) jwt: Option<JwtKeys>,
     pub(crate) rate: Rate,
     pub(crate) burst: Burst,
     /// Longest wait for one call's answer, its body included.
@@ -104,6 +107,9 @@ pub(super) struct ProviderFile {
     timeout: CallTimeout,
     #[serde(default)]
     allow_org_wide: Flag,
+    /// `team_id`, `key_id`, `private_key_env`, `private_key_file`.
+    #[serde(flatten)]
+    jwt: JwtKeyFields,
     /// Every other key: the definition's, checked by `provider::definition`, which refuses
     /// the unknown ones.
     #[serde(flatten)]
@@ -187,7 +193,8 @@ impl ProviderFile {
             Some(d) => format!("the {d} entry"),
             None => "a provider with no dialect".to_owned(),
         };
-        let resolved = definition::resolve(table, &what, &PROVIDER_KEYS).map_err(|e| {
+        let known = [&PROVIDER_KEYS[..], &jwt::KEYS[..]].concat();
+        let resolved = definition::resolve(table, &what, &known).map_err(|e| {
             let full = if e.key.is_empty() || e.key == "." {
                 format!("providers.{name}")
             } else {
@@ -205,8 +212,14 @@ impl ProviderFile {
             self.client_secret_env,
             self.client_secret_file,
         )?;
+        let jwt = self.jwt.check(
+            name,
+            definition.client_secret_jwt.as_ref(),
+            &secret,
+            &Named(dialect).to_string(),
+        )?;
         match (definition.secret_use(), &secret) {
-            (SecretUse::Required, SecretSource::None) => {
+            (SecretUse::Required, SecretSource::None) if jwt.is_none() => {
                 return Err(ConfigError::key(
                     key("client_secret_env"),
                     format!(
@@ -255,6 +268,7 @@ impl ProviderFile {
             vars: resolved.vars,
             client_id,
             secret,
+            jwt,
             rate: self.rate,
             burst: self.burst,
             timeout: self.timeout,

@@ -14,6 +14,35 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 
 use super::{Config, ConfigError};
+use crate::provider::jwt::JwtSigner;
+
+/// A provider's client secret, read: a string, or a JWT signed for each use from the
+/// provider's key (`client_secret_jwt`). `Debug` shows neither.
+pub(crate) enum ClientSecret {
+    Static(SecretString),
+    Jwt(Box<JwtSigner>),
+}
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientSecret::Static(_) => f.write_str("ClientSecret::Static([REDACTED])"),
+            ClientSecret::Jwt(signer) => f.debug_tuple("ClientSecret::Jwt").field(signer).finish(),
+        }
+    }
+}
+
+impl ClientSecret {
+    /// The secret to send now; an error says why a JWT could not be signed, in words.
+    pub(crate) fn current(&self) -> Result<SecretString, String> {
+        match self {
+            ClientSecret::Static(secret) => Ok(secret.clone()),
+            ClientSecret::Jwt(signer) => signer
+                .client_secret()
+                .map_err(|e| format!("cannot sign the client secret (ES256): {e}")),
+        }
+    }
+}
 
 /// Where a provider's client secret is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,15 +133,21 @@ impl SecretSource {
 
 impl Config {
     /// Every provider's client secret by provider name (`None` for a public client), read
-    /// from its variable (looked up with `env`) or file. The first that cannot be read is
-    /// an error naming its key.
+    /// from its variable (looked up with `env`) or file, or its signer, with its private key
+    /// read and proven. The first that cannot be read is an error naming its key.
     pub(crate) fn resolve_secrets(
         &self,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<BTreeMap<String, Option<SecretString>>, ConfigError> {
+    ) -> Result<BTreeMap<String, Option<ClientSecret>>, ConfigError> {
         self.providers
             .iter()
-            .map(|(name, p)| Ok((name.clone(), p.secret.resolve(name, env)?)))
+            .map(|(name, p)| {
+                let secret = match &p.jwt {
+                    Some(keys) => Some(ClientSecret::Jwt(Box::new(keys.read(name, &p.client_id, env)?))),
+                    None => p.secret.resolve(name, env)?.map(ClientSecret::Static),
+                };
+                Ok((name.clone(), secret))
+            })
             .collect()
     }
 }

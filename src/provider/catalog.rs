@@ -12,7 +12,8 @@ use super::definition::{self, Definition};
 
 /// Every entry: name and text. Kept in order of name; `every_file_is_listed` checks that
 /// each file of `catalog/` is here.
-const ENTRIES: [(&str, &str); 27] = [
+const ENTRIES: [(&str, &str); 28] = [
+    ("apple", include_str!("catalog/apple.toml")),
     ("atlassian", include_str!("catalog/atlassian.toml")),
     ("auth0", include_str!("catalog/auth0.toml")),
     ("box", include_str!("catalog/box.toml")),
@@ -195,7 +196,7 @@ mod tests {
         assert_eq!(close_names("Stich", &names), ["stitch"]);
         assert_eq!(close_names("one", &names), ["onelogin"]);
         assert_eq!(close_names("carrier-pigeon", &names), Vec::<&str>::new());
-        assert!(unknown("carrier-pigeon").contains("it has atlassian, auth0, box,"));
+        assert!(unknown("carrier-pigeon").contains("it has apple, atlassian, auth0, box,"));
         assert!(unknown("mov").contains("did you mean moov?"));
     }
 }

@@ -17,6 +17,7 @@
 //! | `client_id_field`, `client_secret_field` | body field names for `client_secret_post` (default `client_id`, `client_secret`) |
 //! | `credentials_first` | body auth fields before the token fields (default `false`) |
 //! | `public_clients` | a client with no secret may call (it sends none) |
+//! | `client_secret_jwt` | `{ alg = "ES256", audience, lifetime }`: the client secret is a JWT signed with the provider's key (`jwt.rs`) |
 //! | `extra_headers` | `{ name = "TEMPLATE" }` |
 //! | `request_id_header` | where the provider puts its request id |
 //! | `revocable`, `not_revocable_reason` | which token types can be revoked, and why the others cannot |
@@ -38,11 +39,12 @@ use reqwest::header::HeaderName;
 use serde::Deserialize;
 
 use super::catalog::close_names;
+use super::jwt::JwtSpec;
 use super::template::{RUNTIME_NAMES, Template, URL_RUNTIME_NAMES, url_safe};
 use crate::token::TokenType;
 
 /// The keys of a definition; every other key of the table is a template variable.
-pub(crate) const KEYS: [&str; 27] = [
+pub(crate) const KEYS: [&str; 28] = [
     "title",
     "method",
     "url",
@@ -55,6 +57,7 @@ pub(crate) const KEYS: [&str; 27] = [
     "client_secret_field",
     "credentials_first",
     "public_clients",
+    "client_secret_jwt",
     "extra_headers",
     "request_id_header",
     "revocable",
@@ -219,6 +222,7 @@ struct DefinitionFile {
     client_secret_field: Option<String>,
     credentials_first: Option<bool>,
     public_clients: Option<bool>,
+    client_secret_jwt: Option<JwtSpec>,
     #[serde(default)]
     extra_headers: BTreeMap<String, String>,
     request_id_header: Option<String>,
@@ -256,6 +260,8 @@ pub(crate) struct Definition {
     pub(crate) client_secret_field: String,
     pub(crate) credentials_first: bool,
     pub(crate) public_clients: bool,
+    /// The client secret is a JWT the provider signs (Sign in with Apple).
+    pub(crate) client_secret_jwt: Option<JwtSpec>,
     pub(crate) extra_headers: Vec<(HeaderName, Template)>,
     pub(crate) request_id_header: Option<HeaderName>,
     pub(crate) revocable: Vec<TokenType>,

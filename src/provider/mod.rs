@@ -12,6 +12,7 @@
 //! - `endpoint`: a provider's URL, with the token's place in its path if it has one.
 //! - `dialect`: the names of the built-in dialects, and the legacy settings' types.
 //! - `gate`: pacing and pauses.
+//! - `jwt`: client secrets that are JWTs signed with the provider's key (Sign in with Apple).
 //!
 //! A provider's faults stay its own (DESIGN.md §2, §3 invariant 6): one call lasts at most
 //! the provider's `timeout`, reading the body included, so a provider that trickles its
@@ -26,6 +27,7 @@ pub(crate) mod definition;
 pub mod dialect;
 pub(crate) mod endpoint;
 pub(crate) mod gate;
+pub(crate) mod jwt;
 mod refresh;
 mod request;
 mod template;
@@ -35,9 +37,9 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 
-use crate::config::{Config, ConfigError, HttpConfig, ProviderConfig, RetryConfig};
+use crate::config::{ClientSecret, Config, ConfigError, HttpConfig, ProviderConfig, RetryConfig};
 use crate::outcome::{Outcome, Verdict};
 use crate::token::{TokenType, TokenValue};
 use classify::RawResponse;
@@ -59,7 +61,7 @@ pub struct Provider {
     url: Endpoint,
     query_values: Vec<String>,
     client_id: String,
-    client_secret: Option<SecretString>,
+    client_secret: Option<ClientSecret>,
     /// Why nothing is sent: the entry's calls act on a whole organisation and the provider
     /// has not set `allow_org_wide = true` (`ProviderConfig::org_wide_refusal`).
     refused: Option<String>,
@@ -93,7 +95,7 @@ impl Provider {
     fn new(
         name: &str,
         config: &ProviderConfig,
-        client_secret: Option<SecretString>,
+        client_secret: Option<ClientSecret>,
         http: &HttpConfig,
         retry: &RetryConfig,
         client: reqwest::Client,
@@ -181,7 +183,18 @@ impl Provider {
             return not_sent(verdict);
         }
         let started = Instant::now();
-        let secret = self.client_secret.as_ref().map(|s| s.expose_secret());
+        // A signed client secret is taken now (signed anew when close to its expiry).
+        let secret = match self.client_secret.as_ref().map(ClientSecret::current).transpose() {
+            Ok(secret) => secret,
+            Err(error) => {
+                let verdict = Verdict::new(Outcome::Transient).with_error(format!("not sent: {error}"));
+                return Call {
+                    verdict,
+                    duration: started.elapsed(),
+                };
+            }
+        };
+        let secret = secret.as_ref().map(|s| s.expose_secret());
         let creds = Credentials {
             client_id: &self.client_id,
             client_secret: secret,

@@ -19,7 +19,7 @@ use serde_json::Value as Json;
 use super::Provider;
 use super::classify::{classify, describe, is_portal_page};
 use super::definition::{Auth, BodyEncoding, Refresh};
-use crate::config::ProviderUrl;
+use crate::config::{ClientSecret, ProviderUrl};
 use crate::outcome::{Outcome, Verdict};
 use crate::token::TokenValue;
 
@@ -37,6 +37,13 @@ impl Provider {
     #[tracing::instrument(level = "debug", skip_all, fields(provider = %self.name))]
     pub(crate) async fn refresh(&self, token: &TokenValue, pair: Option<&TokenValue>) -> Refreshed {
         let started = Instant::now();
+        if let Some(why) = &self.refused {
+            return Refreshed {
+                verdict: Verdict::new(Outcome::NotRevocable).with_error(why.clone()),
+                duration: Duration::ZERO,
+                fresh: None,
+            };
+        }
         let Some(refresh) = &self.definition.refresh else {
             return Refreshed {
                 verdict: Verdict::new(Outcome::Failed).with_error("this provider has no refresh-then-revoke"),
@@ -44,7 +51,18 @@ impl Provider {
                 fresh: None,
             };
         };
-        let secret = self.client_secret.as_ref().map(|s| s.expose_secret());
+        // A signed client secret is taken now (signed anew when close to its expiry).
+        let secret = match self.client_secret.as_ref().map(ClientSecret::current).transpose() {
+            Ok(secret) => secret,
+            Err(error) => {
+                return Refreshed {
+                    verdict: Verdict::new(Outcome::Transient).with_error(format!("not sent: {error}")),
+                    duration: Duration::ZERO,
+                    fresh: None,
+                };
+            }
+        };
+        let secret = secret.as_ref().map(|s| s.expose_secret());
         let secrets: Vec<&str> = [Some(token.expose()), pair.map(TokenValue::expose), secret]
             .into_iter()
             .flatten()

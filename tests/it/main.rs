@@ -1,12 +1,14 @@
 //! The integration tests, one binary: the `offboard` binary from outside, the dialects' wire
-//! format, the provider catalogue and inline definitions, the simulated providers, the
-//! storage contract and end to end on both backends, issue 7's defects end to end, and the
-//! daemon under chaos (SIGKILLs, faults) and across a PostgreSQL restart.
+//! format, the provider catalogue and inline definitions (Sign in with Apple's signed client
+//! secret included), the simulated providers, the storage contract and end to end on both
+//! backends, issue 7's defects end to end, and the daemon under chaos (SIGKILLs, faults) and
+//! across a PostgreSQL restart.
 //! One binary links the crate once and shares one log capture (`helpers::captured_logs`).
 
 mod catalog;
 mod catalog_not_revocable;
 mod catalog_wire;
+mod catalog_wire_apple;
 mod catalog_wire_apps;
 mod catalog_wire_more;
 mod catalog_wire_org;

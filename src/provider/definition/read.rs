@@ -337,7 +337,7 @@ fn check(f: DefinitionFile, what: &str) -> Result<Definition, DefinitionError> {
         .enumerate()
         .map(|(i, r)| r.check("errors", i))
         .collect::<Result<_, _>>()?;
-    Ok(Definition {
+    let definition = Definition {
         title: f.title,
         method,
         url,
@@ -350,6 +350,7 @@ fn check(f: DefinitionFile, what: &str) -> Result<Definition, DefinitionError> {
         client_secret_field: f.client_secret_field.unwrap_or_else(|| "client_secret".into()),
         credentials_first: f.credentials_first.unwrap_or(false),
         public_clients: f.public_clients.unwrap_or(false),
+        client_secret_jwt: f.client_secret_jwt,
         extra_headers,
         request_id_header,
         revocable,
@@ -363,5 +364,33 @@ fn check(f: DefinitionFile, what: &str) -> Result<Definition, DefinitionError> {
         refresh,
         org_wide: f.org_wide,
         source: f.source,
-    })
+    };
+    check_jwt(&definition)?;
+    Ok(definition)
+}
+
+/// A signed client secret is sent as any client secret is, always.
+fn check_jwt(d: &Definition) -> Result<(), DefinitionError> {
+    let Some(jwt) = &d.client_secret_jwt else {
+        return Ok(());
+    };
+    if jwt.audience.trim().is_empty() {
+        return Err(DefinitionError::new("client_secret_jwt.audience", "must not be empty"));
+    }
+    if !matches!(d.auth, Auth::ClientSecretPost | Auth::ClientSecretBasic) {
+        return Err(DefinitionError::new(
+            "client_secret_jwt",
+            format!(
+                "is sent as the client secret, so auth must be client_secret_post or client_secret_basic, not {}",
+                d.auth.describe()
+            ),
+        ));
+    }
+    if d.public_clients {
+        return Err(DefinitionError::new(
+            "public_clients",
+            "a client whose secret is a signed JWT always sends one; remove public_clients",
+        ));
+    }
+    Ok(())
 }
