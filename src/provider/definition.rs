@@ -25,6 +25,7 @@
 //! | `already_invalid`, `errors` | rules `{ status, body, outcome }` checked before the shared classifier |
 //! | `rate_limit_headers` | the headers the provider sends about its limits |
 //! | `source` | `{ url, notes, unverified }`: where the entry was written from |
+//! | `issuer`, `verify`, `introspection_url`, `probe` | OIDC discovery and proof of death (`checks.rs`) |
 //!
 //! Any other key is a template variable, and must be used by a template: a key that no
 //! template uses is a typo, and is refused as one. Reading a definition is strict in the same
@@ -40,7 +41,7 @@ use super::template::{RUNTIME_NAMES, Template};
 use crate::token::TokenType;
 
 /// The keys of a definition; every other key of the table is a template variable.
-pub(crate) const KEYS: [&str; 25] = [
+pub(crate) const KEYS: [&str; 27] = [
     "title",
     "method",
     "url",
@@ -64,9 +65,10 @@ pub(crate) const KEYS: [&str; 25] = [
     "errors",
     "rate_limit_headers",
     "source",
-    // Reserved for discovery and verification (issue 8), refused until they do something.
     "issuer",
     "verify",
+    "introspection_url",
+    "probe",
 ];
 
 /// A definition that cannot be read: the key (relative to the table, `success.status`) and
@@ -164,7 +166,9 @@ pub(crate) enum Pairing {
     RefreshTokenDiesWithAccessToken,
 }
 
+pub(crate) mod checks;
 mod rules;
+pub(crate) use checks::{Checks, VerifyMode};
 #[cfg(test)]
 use rules::BodyCondition;
 pub(crate) use rules::{Rule, Success, Test};
@@ -227,8 +231,10 @@ struct DefinitionFile {
     #[serde(default)]
     rate_limit_headers: Vec<String>,
     source: Option<Source>,
-    issuer: Option<toml::Value>,
-    verify: Option<toml::Value>,
+    issuer: Option<String>,
+    verify: Option<String>,
+    introspection_url: Option<String>,
+    probe: Option<checks::ProbeFile>,
 }
 
 /// A provider definition, checked: what [`super::Provider`] sends and how it reads answers.
@@ -258,6 +264,8 @@ pub(crate) struct Definition {
     pub(crate) errors: Vec<Rule>,
     pub(crate) rate_limit_headers: Vec<String>,
     pub(crate) source: Option<Source>,
+    /// Discovery and verification: `issuer`, `verify`, `introspection_url`, `probe`.
+    pub(crate) checks: Checks,
 }
 
 /// A definition read from a table, with its template variables and its URL filled in.

@@ -10,6 +10,8 @@
 //! - `template`: `{name}` templates in URLs and headers.
 //! - `dialect`: the names of the built-in dialects, and the legacy settings' types.
 //! - `gate`: pacing and pauses.
+//! - `discovery`: where calls go, fixed or from an issuer's metadata (OIDC discovery).
+//! - `verify`: proof of death after a revocation (introspection, or the entry's probe).
 //!
 //! A provider's faults stay its own (DESIGN.md §2, §3 invariant 6): one call lasts at most
 //! the provider's `timeout`, reading the body included, so a provider that trickles its
@@ -22,9 +24,11 @@ pub(crate) mod catalog;
 pub mod classify;
 pub(crate) mod definition;
 pub mod dialect;
+pub(crate) mod discovery;
 pub(crate) mod gate;
 mod request;
 mod template;
+mod verify;
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
@@ -33,11 +37,13 @@ use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::{Config, ConfigError, HttpConfig, ProviderConfig, ProviderUrl, RetryConfig};
+use crate::config::endpoints::Endpoints;
+use crate::config::{Config, ConfigError, HttpConfig, ProviderConfig, RetryConfig};
 use crate::outcome::{Outcome, Verdict};
 use crate::token::{TokenType, TokenValue};
 use classify::RawResponse;
 use definition::{Definition, Plan};
+use discovery::Source;
 use gate::Gate;
 use request::Credentials;
 
@@ -49,9 +55,10 @@ pub struct Provider {
     definition: Definition,
     /// The definition's template variables.
     vars: BTreeMap<String, String>,
-    /// Shown (`Debug`) without its query, whose values are scrubbed from answers too.
-    url: ProviderUrl,
-    query_values: Vec<String>,
+    /// As configured, shown (`Debug`) without any URL's query.
+    endpoints: Endpoints,
+    /// Where the calls go: fixed, or from the issuer's metadata.
+    source: Source,
     client_id: String,
     client_secret: Option<SecretString>,
     timeout: Duration,
@@ -67,7 +74,7 @@ impl std::fmt::Debug for Provider {
         f.debug_struct("Provider")
             .field("name", &self.name)
             .field("dialect", &self.kind)
-            .field("url", &self.url)
+            .field("endpoints", &self.endpoints)
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
     }
@@ -94,8 +101,8 @@ impl Provider {
             kind: config.kind().to_owned(),
             definition: config.definition.clone(),
             vars: config.vars.clone(),
-            url: config.url.clone(),
-            query_values: config.url.query_values(),
+            endpoints: config.endpoints.clone(),
+            source: Source::new(&config.endpoints, &config.definition),
             client_id: config.client_id.clone(),
             client_secret,
             timeout: config.timeout.0,
@@ -149,14 +156,31 @@ impl Provider {
             };
         }
         let started = Instant::now();
+        let targets = match self.targets().await {
+            Ok(targets) => targets,
+            Err(verdict) => {
+                return Call {
+                    verdict,
+                    duration: started.elapsed(),
+                };
+            }
+        };
+        let target = &targets.revoke;
         let secret = self.client_secret.as_ref().map(|s| s.expose_secret());
         let creds = Credentials {
             client_id: &self.client_id,
             client_secret: secret,
         };
-        let request = self
+        let request = target
             .definition
-            .request(&self.client, self.url.0.clone(), &self.vars, &creds, token, token_type)
+            .request(
+                &self.client,
+                target.url.0.clone(),
+                &self.vars,
+                &creds,
+                token,
+                token_type,
+            )
             .timeout(self.timeout);
         // Everything secret the request carried, for scrubbing from what comes back in any
         // encoding (`token::scrub`). The client id is public (RFC 6749 §2.2) and stays
@@ -164,13 +188,18 @@ impl Provider {
         let secrets: Vec<&str> = [Some(token.expose()), secret]
             .into_iter()
             .flatten()
-            .chain(self.query_values.iter().map(String::as_str))
+            .chain(target.query_values.iter().map(String::as_str))
             .collect();
         // reqwest's per-request timeout covers the body too; this deadline makes that a
         // property of this function rather than of one library version.
         let mut verdict = match tokio::time::timeout(self.timeout, self.send(request)).await {
             Ok(Ok((response, cut))) => self.verdict_of(&response, cut, &secrets),
-            Ok(Err(error)) => transport_verdict(&error, self.timeout, &secrets),
+            Ok(Err(error)) => {
+                if error.is_connect() {
+                    self.suspect_targets().await;
+                }
+                transport_verdict(&error, self.timeout, &secrets)
+            }
             Err(_elapsed) => Verdict::new(Outcome::Transient)
                 .with_error(format!("no answer within {}", humantime::format_duration(self.timeout))),
         };
@@ -180,6 +209,14 @@ impl Provider {
         }
         if let Some(wait) = verdict.retry_after {
             self.gate.pause(wait);
+        }
+        if matches!(verdict.http_status, Some(404 | 410)) {
+            self.suspect_targets().await;
+        }
+        if verdict.outcome == Outcome::Revoked
+            && let Some(checker) = &targets.check
+        {
+            verdict = self.verified(checker, token, token_type, verdict).await;
         }
         Call {
             verdict,

@@ -5,7 +5,7 @@ use super::*;
 
 /// Characters a variable filled into a URL may hold: none of them can end the host or the
 /// path segment it is in, so a value cannot send the token to another host.
-fn url_safe(value: &str) -> bool {
+pub(super) fn url_safe(value: &str) -> bool {
     !value.is_empty()
         && value
             .chars()
@@ -132,6 +132,7 @@ fn file_template_names(f: &DefinitionFile) -> Vec<String> {
     for template in parsed.chain(auth) {
         names.extend(template.names().into_iter().map(str::to_owned));
     }
+    names.extend(checks::file_names(f.introspection_url.as_ref(), f.probe.as_ref()));
     names
 }
 
@@ -162,14 +163,6 @@ fn check(f: DefinitionFile, what: &str) -> Result<Definition, DefinitionError> {
     fn err(key: impl Into<String>, message: impl Into<String>) -> DefinitionError {
         DefinitionError::new(key, message)
     }
-    for (key, present) in [("issuer", f.issuer.is_some()), ("verify", f.verify.is_some())] {
-        if present {
-            return Err(err(
-                key,
-                "is not supported yet (OIDC discovery and verification come later)",
-            ));
-        }
-    }
     let revocable: Vec<TokenType> = match f.revocable {
         Some(list) => list.into_iter().map(|t| t.0).collect(),
         None => vec![TokenType::AccessToken, TokenType::RefreshToken],
@@ -198,6 +191,7 @@ fn check(f: DefinitionFile, what: &str) -> Result<Definition, DefinitionError> {
     };
     let body = f.body.unwrap_or(BodyEncoding::None);
     let auth = f.auth.unwrap_or(Auth::None);
+    let checks = checks::read(f.issuer, f.verify, f.introspection_url, f.probe, &auth)?;
     let url = f
         .url
         .map(|raw| Template::parse(&raw).map_err(|m| err("url", m)))
@@ -321,5 +315,6 @@ fn check(f: DefinitionFile, what: &str) -> Result<Definition, DefinitionError> {
         errors,
         rate_limit_headers: f.rate_limit_headers,
         source: f.source,
+        checks,
     })
 }
