@@ -16,6 +16,7 @@ mod dialects;
 mod discovery;
 mod end_to_end;
 mod helpers;
+mod oidc;
 mod pg_restart;
 mod provider_faults;
 mod secrets;
