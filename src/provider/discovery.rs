@@ -97,7 +97,7 @@ impl Targets {
 /// A provider's targets: fixed, or discovered at first use.
 pub(crate) enum Source {
     Fixed(Arc<Targets>),
-    Discovered(Discovery),
+    Discovered(Box<Discovery>),
 }
 
 impl Source {
@@ -118,13 +118,13 @@ impl Source {
                     check,
                 }))
             }
-            Revocation::Issuer { issuer, auth_set } => Source::Discovered(Discovery {
+            Revocation::Issuer { issuer, auth_set } => Source::Discovered(Box::new(Discovery {
                 issuer: issuer.clone(),
                 auth_set: *auth_set,
                 introspection: endpoints.introspection.clone(),
                 probe: endpoints.probe.clone(),
                 state: tokio::sync::Mutex::new(State::default()),
-            }),
+            })),
         }
     }
 }

@@ -40,7 +40,14 @@ fn runs(tool: &str) -> bool {
 /// Node and npm, with the server's packages installed; `false` (having said why) when node
 /// or npm is missing outside CI.
 fn node_ready() -> bool {
-    let missing: Vec<&str> = ["node", "npm"].into_iter().filter(|t| !runs(t)).collect();
+    let mut missing: Vec<String> = ["node", "npm"]
+        .into_iter()
+        .filter(|t| !runs(t))
+        .map(str::to_owned)
+        .collect();
+    if let Some(old) = node_older_than_20() {
+        missing.push(format!("Node.js 20 or later (found {old})"));
+    }
     if !missing.is_empty() {
         let why = format!(
             "the OIDC test needs {} (Debian: apt-get install nodejs npm; .ci/run installs them)",
@@ -67,6 +74,14 @@ fn node_ready() -> bool {
         );
     }
     true
+}
+
+/// The version node reports, when it is older than 20 (oidc-provider 9 needs 20.19).
+fn node_older_than_20() -> Option<String> {
+    let out = Command::new("node").arg("--version").output().ok()?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let major: u32 = version.trim_start_matches('v').split('.').next()?.parse().ok()?;
+    (major < 20).then_some(version)
 }
 
 /// The node server; killed and reaped on drop.
