@@ -283,3 +283,37 @@ fn issuer_and_url_are_one_or_the_other() {
         );
     }
 }
+
+#[test]
+fn introspection_needs_a_url_or_an_issuer_and_the_entries_give_theirs() {
+    let parse = |table: &str| {
+        Config::from_toml(&format!("[providers.p]\n{table}"), Path::new("test"), Vec::new()).map_err(|e| e.to_string())
+    };
+    let err = parse(
+        "dialect = \"rfc7009\"\nurl = \"https://idp.example/revoke\"\nverify = \"introspect\"\nclient_id = \"c\"\n\
+         client_secret_env = \"CAT_SECRET\"\n",
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("providers.p.introspection_url: must be set for verify = \"introspect\""),
+        "{err}"
+    );
+    for (table, introspection) in [
+        (
+            "dialect = \"keycloak\"\nhost = \"sso.acme.example\"\nrealm = \"staff\"",
+            "https://sso.acme.example/realms/staff/protocol/openid-connect/token/introspect",
+        ),
+        (
+            "dialect = \"okta\"\ndomain = \"acme.okta.com\"",
+            "https://acme.okta.com/oauth2/v1/introspect",
+        ),
+    ] {
+        let table =
+            format!("{table}\nverify = \"introspect\"\nclient_id = \"c\"\nclient_secret_env = \"CAT_SECRET\"\n");
+        let shown = format!("{:?}", providers(&table, "", "").get("p").unwrap());
+        assert!(
+            shown.contains(&format!("introspection: Some(ProviderUrl({introspection}))")),
+            "{shown}"
+        );
+    }
+}

@@ -334,3 +334,6 @@ pub(crate) fn issuer_or_url(entry: &mut toml::Table, over: &toml::Table) -> Resu
         (false, false) => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests;
