@@ -317,3 +317,58 @@ fn introspection_needs_a_url_or_an_issuer_and_the_entries_give_theirs() {
         );
     }
 }
+
+/// `check-config` fetches every issuer's metadata: a usable one is described, an unusable
+/// one named with the reason, and the exit code is 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_fetches_and_reports_each_issuer_s_metadata() {
+    let good = issuer_with(|uri| json!({"issuer": uri, "revocation_endpoint": format!("{uri}/revoke")})).await;
+    let bad = issuer_with(|uri| json!({"issuer": uri})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("offboard.toml");
+    let db = format!("sqlite://{}", dir.path().join("offboard.db").display());
+    let text = format!(
+        "[database]\nurl = \"{db}\"\n[providers.good]\n{}\n[providers.bad]\n{}\n",
+        RFC7009_BY_ISSUER.replace("{issuer}", &good.uri()),
+        RFC7009_BY_ISSUER.replace("{issuer}", &bad.uri())
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_offboard"))
+            .arg("--config")
+            .arg(&config)
+            .arg("check-config")
+            .env_remove("OFFBOARD_CONFIG")
+            .env("CAT_SECRET", SECRET)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("provider good: rfc7009 at issuer {}/, rate", good.uri())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "provider good: issuer metadata ok: revocation at {}/revoke (auth client_secret_basic)",
+            good.uri()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "provider bad: issuer metadata unusable (failed): provider bad: issuer {}/ has no revocation endpoint",
+            bad.uri()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("error: the issuer metadata of bad cannot be used (see above)"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET));
+}
