@@ -134,8 +134,11 @@ impl Provider {
         &self.definition.rate_limit_headers
     }
 
-    /// Sends one revocation request and classifies the answer. Does not wait on the gate
-    /// (the caller does) but pauses it when the provider asks for quiet. Sends nothing while
+    /// Sends one revocation request and classifies the answer. With an `issuer`, the
+    /// endpoint comes from its metadata, fetched at first use and cached (`discovery`); a
+    /// provider that verifies then checks a `revoked` answer (`verify`: the check waits on
+    /// the gate itself). Does not wait on the gate for the revocation (the caller does) but
+    /// pauses it when the provider asks for quiet. Sends nothing while
     /// the provider is paused for longer than callers wait out ([`Gate::ready`] would have
     /// said so): the verdict is then transient, with no HTTP status, and carries what is left
     /// of the pause as its `retry_after`.
