@@ -372,3 +372,55 @@ async fn check_config_fetches_and_reports_each_issuer_s_metadata() {
     );
     assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET));
 }
+
+/// A failed fetch is not repeated at once (calls meanwhile get its error), and a revocation
+/// endpoint that answers 404 makes the next call fetch the metadata again.
+#[tokio::test]
+async fn a_failed_fetch_waits_and_a_vanished_endpoint_is_looked_up_again() {
+    let server = MockServer::start().await;
+    Mock::given(path("/.well-known/openid-configuration"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let failing = providers(RFC7009_BY_ISSUER, "", &server.uri());
+    for _ in 0..3 {
+        let call = revoke(&failing).await;
+        assert_eq!(call.verdict.outcome, Outcome::Transient);
+        assert!(call.verdict.error.unwrap().ends_with("openid-configuration: HTTP 503"));
+    }
+    assert_eq!(paths_seen(&server).await.len(), 1, "one fetch for three calls");
+
+    let server = MockServer::start().await;
+    let uri = server.uri();
+    Mock::given(path("/.well-known/openid-configuration"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"issuer": uri, "revocation_endpoint": format!("{uri}/revoke")})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/revoke"))
+        .respond_with(ResponseTemplate::new(404))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/revoke"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let moved = providers(RFC7009_BY_ISSUER, "", &uri);
+    assert_eq!(revoke(&moved).await.verdict.outcome, Outcome::Failed);
+    assert_eq!(revoke(&moved).await.verdict.outcome, Outcome::Revoked);
+    assert_eq!(revoke(&moved).await.verdict.outcome, Outcome::Revoked);
+    let seen = paths_seen(&server).await;
+    assert_eq!(
+        seen,
+        [
+            "/.well-known/openid-configuration",
+            "/revoke",
+            "/.well-known/openid-configuration",
+            "/revoke",
+            "/revoke"
+        ]
+    );
+}
