@@ -27,6 +27,7 @@ use report::write_report;
 use show::status;
 use tools::{demo, simulate};
 
+mod check;
 mod providers;
 mod report;
 mod show;
@@ -221,52 +222,7 @@ pub(crate) async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn run(cli: &Cli, config: Config) -> anyhow::Result<ExitCode> {
     let out = &mut std::io::stdout().lock();
     match cli.command {
-        Command::CheckConfig => {
-            let secrets = config
-                .resolve_secrets(&crate::config::process_env)
-                .context("invalid configuration")?;
-            writeln!(out, "config ok: database {}", config.database.url.redacted())?;
-            writeln!(
-                out,
-                "worker: schedule \"{}\", lease {}, concurrency {}, max_attempts {}",
-                config.worker.schedule.0,
-                humantime::format_duration(config.worker.lease.0),
-                config.worker.concurrency.get(),
-                config.worker.max_attempts.get()
-            )?;
-            if config.providers.is_empty() {
-                writeln!(
-                    out,
-                    "no providers configured: every token will fail its request as 'provider not configured'"
-                )?;
-            }
-            for (name, p) in &config.providers {
-                writeln!(
-                    out,
-                    "provider {name}: {} at {}, rate {}/{}s burst {}, secret {}",
-                    p.kind(),
-                    p.url,
-                    p.rate.count,
-                    p.rate.per.as_secs(),
-                    p.burst.get(),
-                    match (
-                        secrets.get(name).is_some_and(Option::is_some),
-                        p.definition.secret_use()
-                    ) {
-                        (true, _) => "set",
-                        (false, crate::provider::definition::SecretUse::Unused) => "none (none is sent)",
-                        (false, _) => "none (public client)",
-                    }
-                )?;
-                if let Some(why) = p.org_wide_refusal(name) {
-                    writeln!(
-                        out,
-                        "warning: provider {name} sends nothing, each token is not revocable: {why}"
-                    )?;
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::CheckConfig => check::check_config(out, &config).await,
         Command::Migrate => {
             open_store(&config).await?;
             writeln!(out, "migrations applied to {}", config.database.url.redacted())?;

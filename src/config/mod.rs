@@ -9,6 +9,7 @@
 //! names where its secret is (`SecretSource`), and the secret is read only where it is
 //! needed (`secret.rs` says why).
 
+pub(crate) mod endpoints;
 mod env;
 mod jwt;
 mod providers;

@@ -17,13 +17,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use super::endpoints::Endpoints;
 use super::jwt::{self, JwtKeyFields, JwtKeys};
 use super::values::MINUTE;
 use super::{ConfigError, Count, HumanDuration, Rate, SecretSource};
 use crate::provider::catalog;
 use crate::provider::definition::{self, Definition, SecretUse};
 use crate::provider::dialect::BodyFormat;
-use crate::provider::endpoint::Endpoint;
 
 /// The provider's own keys, besides those of its definition.
 const PROVIDER_KEYS: [&str; 10] = [
@@ -46,8 +46,9 @@ pub(crate) struct ProviderConfig {
     pub(crate) dialect: Option<String>,
     /// The entry with the provider's keys laid over it, checked.
     pub(crate) definition: Definition,
-    /// The definition's URL with its variables and client id filled, or the provider's own.
-    pub(crate) url: Endpoint,
+    /// Where its calls go: the definition's URL with its variables filled (or the
+    /// provider's own), or its issuer; and the endpoint of its check, if any.
+    pub(crate) endpoints: Endpoints,
     /// The definition's template variables (`subdomain`, `api_version`).
     pub(crate) vars: BTreeMap<String, String>,
     /// Empty when the definition sends none (`auth = "none"` or `"bearer"`).
@@ -188,6 +189,8 @@ impl ProviderFile {
             }
             over.insert("body".into(), toml::Value::String(format.as_str().into()));
         }
+        definition::checks::issuer_or_url(&mut table, &over).map_err(|e| ConfigError::key(key(&e.key), e.message))?;
+        let auth_set = over.contains_key("auth");
         definition::merge(&mut table, over);
         let what = match dialect {
             Some(d) => format!("the {d} entry"),
@@ -202,10 +205,7 @@ impl ProviderFile {
             };
             ConfigError::key(full, e.message)
         })?;
-        let url = resolved
-            .url
-            .ok_or_else(|| ConfigError::key(key("url"), format!("must be set, as {what} has none")))?;
-        let definition = resolved.definition;
+        let definition = resolved.definition.clone();
         let secret = SecretSource::from_keys(
             name,
             self.client_secret.is_some(),
@@ -260,11 +260,11 @@ impl ProviderFile {
             }
             None => String::new(),
         };
-        let url = Endpoint::new(&url, &client_id).map_err(|e| ConfigError::key(key(e.key), e.message))?;
+        let endpoints = Endpoints::of(&resolved, &key, &what, auth_set, &client_id)?;
         Ok(ProviderConfig {
             dialect: self.dialect,
             definition,
-            url,
+            endpoints,
             vars: resolved.vars,
             client_id,
             secret,
@@ -303,13 +303,13 @@ mod tests {
     fn an_entry_gives_its_url_and_variables_and_the_provider_overrides_them() {
         let config = parse(MOOV, &[("S", "x")]).unwrap();
         let m = &config.providers["m"];
-        assert_eq!(m.url.to_string(), "https://api.moov.io/oauth2/revoke");
+        assert_eq!(m.endpoints.to_string(), "https://api.moov.io/oauth2/revoke");
         assert_eq!(m.vars["api_version"], "v2024.01.00");
         assert_eq!(m.kind(), "moov");
         let text = format!("{MOOV}url = \"https://eu.moov.example/oauth2/revoke\"\napi_version = \"v2025.07.00\"\n");
         let config = parse(&text, &[("S", "x")]).unwrap();
         let m = &config.providers["m"];
-        assert_eq!(m.url.to_string(), "https://eu.moov.example/oauth2/revoke");
+        assert_eq!(m.endpoints.to_string(), "https://eu.moov.example/oauth2/revoke");
         assert_eq!(m.vars["api_version"], "v2025.07.00");
     }
 
@@ -339,7 +339,7 @@ mod tests {
         let config = parse(example, &[("ACME_CLIENT_SECRET", "x")]).unwrap();
         let acme = &config.providers["acme"];
         assert_eq!(acme.kind(), "inline");
-        assert_eq!(acme.url.to_string(), "https://eu.acme.example/oauth2/revoke");
+        assert_eq!(acme.endpoints.to_string(), "https://eu.acme.example/oauth2/revoke");
     }
 
     #[test]

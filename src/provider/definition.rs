@@ -28,6 +28,7 @@
 //! | `refresh` | refresh-then-revoke: a token endpoint that turns a refresh token into a fresh access token to revoke (see `definition/refresh.rs`) |
 //! | `org_wide` | why the call acts on a whole organisation: nothing is sent unless the provider sets `allow_org_wide = true` |
 //! | `source` | `{ url, notes, unverified }`: where the entry was written from |
+//! | `issuer`, `verify`, `introspection_url`, `probe` | OIDC discovery and proof of death (`checks.rs`) |
 //!
 //! Any other key is a template variable, and must be used by a template: a key that no
 //! template uses is a typo, and is refused as one. Reading a definition is strict in the same
@@ -44,7 +45,7 @@ use super::template::{RUNTIME_NAMES, Template, URL_RUNTIME_NAMES, url_safe};
 use crate::token::TokenType;
 
 /// The keys of a definition; every other key of the table is a template variable.
-pub(crate) const KEYS: [&str; 28] = [
+pub(crate) const KEYS: [&str; 30] = [
     "title",
     "method",
     "url",
@@ -71,9 +72,10 @@ pub(crate) const KEYS: [&str; 28] = [
     "refresh",
     "org_wide",
     "source",
-    // Reserved for discovery and verification (issue 8), refused until they do something.
     "issuer",
     "verify",
+    "introspection_url",
+    "probe",
 ];
 
 /// A definition that cannot be read: the key (relative to the table, `success.status`) and
@@ -174,7 +176,9 @@ pub(crate) enum Pairing {
 mod refresh;
 use refresh::RefreshFile;
 pub(crate) use refresh::{REFRESH_NAMES, Refresh};
+pub(crate) mod checks;
 mod rules;
+pub(crate) use checks::{Checks, VerifyMode};
 #[cfg(test)]
 use rules::BodyCondition;
 pub(crate) use rules::{Rule, Success, Test};
@@ -240,8 +244,10 @@ struct DefinitionFile {
     refresh: Option<RefreshFile>,
     org_wide: Option<String>,
     source: Option<Source>,
-    issuer: Option<toml::Value>,
-    verify: Option<toml::Value>,
+    issuer: Option<String>,
+    verify: Option<String>,
+    introspection_url: Option<String>,
+    probe: Option<checks::ProbeFile>,
 }
 
 /// A provider definition, checked: what [`super::Provider`] sends and how it reads answers.
@@ -278,6 +284,8 @@ pub(crate) struct Definition {
     /// refused unless the provider sets `allow_org_wide = true`.
     pub(crate) org_wide: Option<String>,
     pub(crate) source: Option<Source>,
+    /// Discovery and verification: `issuer`, `verify`, `introspection_url`, `probe`.
+    pub(crate) checks: Checks,
 }
 
 /// A definition read from a table, with its template variables and its URL filled in.

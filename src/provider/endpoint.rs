@@ -81,6 +81,20 @@ impl Endpoint {
         Ok(Endpoint { url, token_in_path })
     }
 
+    /// An endpoint with no place for the token (an issuer's discovered endpoint, a check's).
+    pub(crate) fn fixed(url: ProviderUrl) -> Endpoint {
+        Endpoint {
+            url,
+            token_in_path: false,
+        }
+    }
+
+    /// The URL itself, for an endpoint that takes no token in its path ([`Endpoint::fixed`]);
+    /// with a place for the token, the place is still marked.
+    pub(crate) fn base(&self) -> Url {
+        self.url.0.clone()
+    }
+
     /// The values of the URL's query, for scrubbing them from provider error text.
     pub(crate) fn query_values(&self) -> Vec<String> {
         self.url.query_values()

@@ -13,6 +13,8 @@
 //! - `dialect`: the names of the built-in dialects, and the legacy settings' types.
 //! - `gate`: pacing and pauses.
 //! - `jwt`: client secrets that are JWTs signed with the provider's key (Sign in with Apple).
+//! - `discovery`: where calls go, fixed or from an issuer's metadata (OIDC discovery).
+//! - `verify`: proof of death after a revocation (introspection, or the entry's probe).
 //!
 //! A provider's faults stay its own (DESIGN.md §2, §3 invariant 6): one call lasts at most
 //! the provider's `timeout`, reading the body included, so a provider that trickles its
@@ -25,12 +27,14 @@ pub(crate) mod catalog;
 pub mod classify;
 pub(crate) mod definition;
 pub mod dialect;
+pub(crate) mod discovery;
 pub(crate) mod endpoint;
 pub(crate) mod gate;
 pub(crate) mod jwt;
 mod refresh;
 mod request;
 mod template;
+mod verify;
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
@@ -39,12 +43,13 @@ use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
 
+use crate::config::endpoints::Endpoints;
 use crate::config::{ClientSecret, Config, ConfigError, HttpConfig, ProviderConfig, RetryConfig};
 use crate::outcome::{Outcome, Verdict};
 use crate::token::{TokenType, TokenValue};
 use classify::RawResponse;
 use definition::{Definition, Plan};
-use endpoint::Endpoint;
+use discovery::Source;
 use gate::Gate;
 use request::Credentials;
 
@@ -56,10 +61,10 @@ pub struct Provider {
     definition: Definition,
     /// The definition's template variables.
     vars: BTreeMap<String, String>,
-    /// Shown (`Debug`) without its query, whose values are scrubbed from answers too, and
-    /// with `{token}` where the token goes.
-    url: Endpoint,
-    query_values: Vec<String>,
+    /// As configured, shown (`Debug`) without any URL's query.
+    endpoints: Endpoints,
+    /// Where the calls go: fixed, or from the issuer's metadata.
+    source: Source,
     client_id: String,
     client_secret: Option<ClientSecret>,
     /// Why nothing is sent: the entry's calls act on a whole organisation and the provider
@@ -78,7 +83,7 @@ impl std::fmt::Debug for Provider {
         f.debug_struct("Provider")
             .field("name", &self.name)
             .field("dialect", &self.kind)
-            .field("url", &self.url)
+            .field("endpoints", &self.endpoints)
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
     }
@@ -105,8 +110,8 @@ impl Provider {
             kind: config.kind().to_owned(),
             definition: config.definition.clone(),
             vars: config.vars.clone(),
-            url: config.url.clone(),
-            query_values: config.url.query_values(),
+            endpoints: config.endpoints.clone(),
+            source: Source::new(&config.endpoints, &config.definition),
             client_id: config.client_id.clone(),
             client_secret,
             refused: config.org_wide_refusal(name),
@@ -150,8 +155,11 @@ impl Provider {
         &self.definition.rate_limit_headers
     }
 
-    /// Sends one revocation request and classifies the answer. Does not wait on the gate
-    /// (the caller does) but pauses it when the provider asks for quiet. Sends nothing while
+    /// Sends one revocation request and classifies the answer. With an `issuer`, the
+    /// endpoint comes from its metadata, fetched at first use and cached (`discovery`); a
+    /// provider that verifies then checks a `revoked` answer (`verify`: the check waits on
+    /// the gate itself). Does not wait on the gate for the revocation (the caller does) but
+    /// pauses it when the provider asks for quiet. Sends nothing while
     /// the provider is paused for longer than callers wait out ([`Gate::ready`] would have
     /// said so): the verdict is then transient, with no HTTP status, and carries what is left
     /// of the pause as its `retry_after`. Sends nothing either when the provider's org-wide
@@ -167,10 +175,6 @@ impl Provider {
         if let Some(why) = &self.refused {
             return not_sent(Verdict::new(Outcome::NotRevocable).with_error(why.clone()));
         }
-        let url = match self.url.url_for(token) {
-            Ok(url) => url,
-            Err(why) => return not_sent(Verdict::new(Outcome::Failed).with_error(why)),
-        };
         if let Some(left) = self.gate.pause_left().filter(|left| *left > self.gate.max_wait()) {
             let left_secs = Duration::from_secs(left.as_secs());
             let verdict = Verdict {
@@ -183,23 +187,31 @@ impl Provider {
             return not_sent(verdict);
         }
         let started = Instant::now();
-        // A signed client secret is taken now (signed anew when close to its expiry).
-        let secret = match self.client_secret.as_ref().map(ClientSecret::current).transpose() {
-            Ok(secret) => secret,
-            Err(error) => {
-                let verdict = Verdict::new(Outcome::Transient).with_error(format!("not sent: {error}"));
+        let targets = match self.targets().await {
+            Ok(targets) => targets,
+            Err(verdict) => {
                 return Call {
                     verdict,
                     duration: started.elapsed(),
                 };
             }
         };
+        let target = &targets.revoke;
+        let url = match target.url.url_for(token) {
+            Ok(url) => url,
+            Err(why) => return not_sent(Verdict::new(Outcome::Failed).with_error(why)),
+        };
+        // A signed client secret is taken now (signed anew when close to its expiry).
+        let secret = match self.client_secret.as_ref().map(ClientSecret::current).transpose() {
+            Ok(secret) => secret,
+            Err(error) => return not_sent(Verdict::new(Outcome::Transient).with_error(format!("not sent: {error}"))),
+        };
         let secret = secret.as_ref().map(|s| s.expose_secret());
         let creds = Credentials {
             client_id: &self.client_id,
             client_secret: secret,
         };
-        let request = self
+        let request = target
             .definition
             .request(&self.client, url, &self.vars, &creds, token, token_type)
             .timeout(self.timeout);
@@ -209,13 +221,18 @@ impl Provider {
         let secrets: Vec<&str> = [Some(token.expose()), secret]
             .into_iter()
             .flatten()
-            .chain(self.query_values.iter().map(String::as_str))
+            .chain(target.query_values.iter().map(String::as_str))
             .collect();
         // reqwest's per-request timeout covers the body too; this deadline makes that a
         // property of this function rather than of one library version.
         let mut verdict = match tokio::time::timeout(self.timeout, self.send(request)).await {
             Ok(Ok((response, cut))) => self.verdict_of(&response, cut, &secrets),
-            Ok(Err(error)) => transport_verdict(&error, self.timeout, &secrets),
+            Ok(Err(error)) => {
+                if error.is_connect() {
+                    self.suspect_targets().await;
+                }
+                transport_verdict(&error, self.timeout, &secrets)
+            }
             Err(_elapsed) => Verdict::new(Outcome::Transient)
                 .with_error(format!("no answer within {}", humantime::format_duration(self.timeout))),
         };
@@ -225,6 +242,14 @@ impl Provider {
         }
         if let Some(wait) = verdict.retry_after {
             self.gate.pause(wait);
+        }
+        if matches!(verdict.http_status, Some(404 | 410)) {
+            self.suspect_targets().await;
+        }
+        if verdict.outcome == Outcome::Revoked
+            && let Some(checker) = &targets.check
+        {
+            verdict = self.verified(checker, token, token_type, verdict).await;
         }
         Call {
             verdict,

@@ -25,7 +25,10 @@ async fn a_call_that_got_no_answer_is_described_without_its_url() {
          body = \"none\"\nauth = \"none\""
     ));
     let p = providers.get("p").unwrap();
-    let url = p.url.url_for(&TokenValue::new("tok3n-in-the-path".into())).unwrap();
+    let crate::config::endpoints::Revocation::Url(endpoint) = &p.endpoints.revocation else {
+        panic!("a url, not an issuer")
+    };
+    let url = endpoint.url_for(&TokenValue::new("tok3n-in-the-path".into())).unwrap();
     assert!(url.path().ends_with("/tok3n-in-the-path"));
     let error = p.send(p.client.delete(url)).await.unwrap_err();
     let shown = format!("{error} {error:?}");

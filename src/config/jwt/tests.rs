@@ -25,7 +25,7 @@ fn an_apple_provider_reads_and_proves_its_key_and_shows_none_of_it() {
     let key = TestKey::p256();
     let config = parse(&apple(""), &[("APPLE_KEY", &key.pem)]).unwrap();
     let apple = &config.providers["apple"];
-    assert_eq!(apple.url.to_string(), "https://appleid.apple.com/auth/revoke");
+    assert_eq!(apple.endpoints.to_string(), "https://appleid.apple.com/auth/revoke");
     let secrets = config
         .resolve_secrets(&|n| (n == "APPLE_KEY").then(|| key.pem.clone()))
         .unwrap();

@@ -154,6 +154,7 @@ fn file_template_names(f: &DefinitionFile) -> Vec<String> {
     if let Some(refresh) = &f.refresh {
         names.extend(refresh.names());
     }
+    names.extend(checks::file_names(f.introspection_url.as_ref(), f.probe.as_ref()));
     names
 }
 
@@ -187,14 +188,6 @@ fn check(f: DefinitionFile, what: &str) -> Result<Definition, DefinitionError> {
     fn err(key: impl Into<String>, message: impl Into<String>) -> DefinitionError {
         DefinitionError::new(key, message)
     }
-    for (key, present) in [("issuer", f.issuer.is_some()), ("verify", f.verify.is_some())] {
-        if present {
-            return Err(err(
-                key,
-                "is not supported yet (OIDC discovery and verification come later)",
-            ));
-        }
-    }
     let revocable: Vec<TokenType> = match f.revocable {
         Some(list) => list.into_iter().map(|t| t.0).collect(),
         None => vec![TokenType::AccessToken, TokenType::RefreshToken],
@@ -223,6 +216,7 @@ fn check(f: DefinitionFile, what: &str) -> Result<Definition, DefinitionError> {
     };
     let body = f.body.unwrap_or(BodyEncoding::None);
     let auth = f.auth.unwrap_or(Auth::None);
+    let checks = checks::read(f.issuer, f.verify, f.introspection_url, f.probe, &auth)?;
     let url = f
         .url
         .map(|raw| Template::parse(&raw).map_err(|m| err("url", m)))
@@ -363,6 +357,7 @@ fn check(f: DefinitionFile, what: &str) -> Result<Definition, DefinitionError> {
         rate_limit_headers: f.rate_limit_headers,
         refresh,
         org_wide: f.org_wide,
+        checks,
         source: f.source,
     };
     check_jwt(&definition)?;

@@ -16,7 +16,7 @@ pub(crate) enum StatusPattern {
 }
 
 impl StatusPattern {
-    fn matches(self, status: u16) -> bool {
+    pub(super) fn matches(self, status: u16) -> bool {
         match self {
             StatusPattern::Exact(s) => s == status,
             StatusPattern::Class(c) => status / 100 == c,

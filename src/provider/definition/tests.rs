@@ -87,7 +87,7 @@ fn rules_between_keys_name_the_key() {
             "success.body.pointer",
             "not a JSON pointer",
         ),
-        ("issuer = \"https://id.example\"", "issuer", "not supported yet"),
+        ("verify = \"sometimes\"", "verify", "is not one of none, introspect"),
     ] {
         // The later key wins in the merged table, as a provider's key over an entry's.
         let mut t = table(MINIMAL);
