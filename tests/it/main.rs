@@ -1,6 +1,6 @@
 //! The integration tests, one binary: the `offboard` binary from outside, the dialects' wire
 //! format, the provider catalogue and inline definitions, the simulated providers (every
-//! catalogue entry, and the shapes awaiting theirs), the
+//! catalogue entry, the shapes awaiting theirs, and the wide demo from the binary), the
 //! storage contract and end to end on both backends, issue 7's defects end to end, and the
 //! daemon under chaos (SIGKILLs, faults) and across a PostgreSQL restart.
 //! One binary links the crate once and shares one log capture (`helpers::captured_logs`).
@@ -22,4 +22,5 @@ mod secrets;
 mod simulator;
 mod simulator_awaiting;
 mod simulator_catalog;
+mod simulator_cli;
 mod storage_contract;
