@@ -124,17 +124,25 @@ fn simulate_all_serves_every_provider_with_a_config_that_revokes_at_each() {
 /// Reads what `offboard simulate --providers all` printed, and revokes a token it issues at
 /// each provider through the printed config.
 fn revoke_at_every_provider(printed: &str) {
+    // What a failure may show: the output without the (simulated) secrets' values.
+    let shown: String = printed
+        .lines()
+        .map(|l| match l.split_once('=') {
+            Some((var, _)) if l.starts_with("#   export ") => format!("{var}=[REDACTED]\n"),
+            _ => format!("{l}\n"),
+        })
+        .collect();
     let addr = printed
         .lines()
         .next()
         .and_then(|l| l.strip_prefix("simulated providers on http://"))
         .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("{printed}"))
+        .unwrap_or_else(|| panic!("{shown}"))
         .to_owned();
     for d in Dialect::AWAITING_ENTRY {
         assert!(
             printed.contains(&format!("# {d}: served at http://{addr}/{d}/")),
-            "{printed}"
+            "{shown}"
         );
     }
     for probe in [
@@ -143,7 +151,7 @@ fn revoke_at_every_provider(printed: &str) {
         "zendesk: http://",
         "hubspot_legacy: http://",
     ] {
-        assert!(printed.contains(probe), "{probe} missing from {printed}");
+        assert!(printed.contains(probe), "{probe} missing from {shown}");
     }
     let env: Vec<(String, String)> = printed
         .lines()
@@ -154,7 +162,7 @@ fn revoke_at_every_provider(printed: &str) {
     let config_text = printed
         .split_once("# offboard config for these providers")
         .map(|(_, rest)| rest.split_once('\n').unwrap().1)
-        .unwrap_or_else(|| panic!("{printed}"));
+        .unwrap_or_else(|| panic!("{shown}"));
     let config = Config::from_toml(config_text, Path::new("printed"), Vec::new()).unwrap();
     let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let runtime = tokio::runtime::Runtime::new().unwrap();
