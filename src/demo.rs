@@ -2,7 +2,10 @@
 //! its own folder, serves simulated providers of every dialect in process (with realistic
 //! limits and a few faults), seeds users with tokens, enqueues them, runs the real worker to
 //! the end, and summarises the audit trail. Each run gets its own folder, so two runs never
-//! mix.
+//! mix. `--providers all` serves one provider of every simulated catalogue entry instead of
+//! the five seed dialects (`every`).
+
+mod every;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -17,7 +20,8 @@ use crate::app::App;
 use crate::config::Config;
 use crate::drain::Worker;
 use crate::outcome::{Outcome, RequestState};
-use crate::simulate::{Simulator, demo_providers, offboard_config_for};
+use crate::provider::dialect::Dialect;
+use crate::simulate::{Simulator, demo_providers, every_entry_providers, offboard_config_for};
 use crate::storage::seed::{self, NewToken};
 use crate::storage::{AuditRow, Store};
 use crate::token::{TokenType, TokenValue};
@@ -37,6 +41,8 @@ pub(crate) struct DemoOptions {
     /// Folder under which each run makes its own.
     pub(crate) base_dir: PathBuf,
     pub(crate) progress: bool,
+    /// One provider of every simulated catalogue entry, not the five seed dialects.
+    pub(crate) every_provider: bool,
 }
 
 /// Per provider, how its tokens ended and what it took.
@@ -58,6 +64,9 @@ pub(crate) struct DemoResult {
     pub(crate) run_dir: PathBuf,
     pub(crate) config_path: PathBuf,
     pub(crate) tokens: usize,
+    /// Simulated providers served.
+    pub(crate) served: usize,
+    pub(crate) every_provider: bool,
     pub(crate) cleared: i64,
     pub(crate) failed: i64,
     pub(crate) providers: BTreeMap<String, ProviderSummary>,
@@ -77,14 +86,28 @@ pub(crate) async fn run(options: &DemoOptions) -> anyhow::Result<DemoResult> {
         ),
     )?;
 
-    let sim = Simulator::start(([127, 0, 0, 1], 0).into(), demo_providers()).await?;
+    let providers = if options.every_provider {
+        let every = every_entry_providers().into_iter();
+        every.filter(|p| Dialect::SIMULATED.contains(&p.dialect)).collect()
+    } else {
+        demo_providers()
+    };
+    let served = providers.len();
+    let names: Vec<(String, Dialect)> = providers.iter().map(|p| (p.name.clone(), p.dialect)).collect();
+    let sim = Simulator::start(([127, 0, 0, 1], 0).into(), providers).await?;
     let (providers_toml, env) = offboard_config_for(&sim, DEMO_PROVIDER);
     let text = format!("[database]\nurl = \"{db_url}\"\n{DEMO_WORKER}\n{providers_toml}");
     let config = Config::from_toml(&text, Path::new("demo"), Vec::new()).context("demo config")?;
     let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let app = App::open(config, &lookup).await.context("cannot set up the demo")?;
     let store = app.store();
-    let tokens = seed(store, &sim, options.users).await?;
+    let tokens = if options.every_provider {
+        let tokens = every::tokens(&sim, options.users, &names, user_name);
+        seed::insert_tokens(store, &tokens).await?;
+        tokens.len()
+    } else {
+        seed(store, &sim, options.users).await?
+    };
     for i in 0..options.users {
         store.enqueue(&user_name(i), Some("offboard demo"), None).await?;
     }
@@ -96,6 +119,8 @@ pub(crate) async fn run(options: &DemoOptions) -> anyhow::Result<DemoResult> {
         run_dir,
         config_path,
         tokens,
+        served,
+        every_provider: options.every_provider,
         cleared: counts.get(RequestState::Cleared),
         failed: counts.get(RequestState::Failed),
         providers: summarise(&audit, &sim),
@@ -236,25 +261,29 @@ fn summarise(audit: &[AuditRow], sim: &Simulator) -> BTreeMap<String, ProviderSu
     out
 }
 
-/// The summary table and what to do next, in 80 columns.
+/// The summary table and what to do next, in 80 columns (wider only for names that need it).
 pub(crate) fn print_summary(out: &mut impl Write, r: &DemoResult, command: &str) -> std::io::Result<()> {
     let users = r.cleared + r.failed;
     writeln!(
         out,
-        "offboard demo: {users} users, {} tokens, 5 simulated providers",
-        r.tokens
+        "offboard demo: {users} users, {} tokens, {} simulated providers",
+        r.tokens, r.served
     )?;
     writeln!(out)?;
+    // Ten columns each, as the five seed providers always had; more for longer names.
+    let width = |len: usize| (len + 2).max(10);
+    let name_w = width(r.providers.keys().map(String::len).max().unwrap_or(0));
+    let dialect_w = width(r.providers.values().map(|s| s.dialect.len()).max().unwrap_or(0));
     writeln!(
         out,
-        "{:<10}{:<10}{:>8}{:>9}{:>9}{:>8}{:>9}{:>7}",
+        "{:<name_w$}{:<dialect_w$}{:>8}{:>9}{:>9}{:>8}{:>9}{:>7}",
         "provider", "dialect", "revoked", "invalid", "not rev.", "failed", "retries", "429s"
     )?;
     let mut total = ProviderSummary::default();
     for (name, s) in &r.providers {
         writeln!(
             out,
-            "{:<10}{:<10}{:>8}{:>9}{:>9}{:>8}{:>9}{:>7}",
+            "{:<name_w$}{:<dialect_w$}{:>8}{:>9}{:>9}{:>8}{:>9}{:>7}",
             name, s.dialect, s.revoked, s.already_invalid, s.not_revocable, s.unsettled, s.retries, s.throttled
         )?;
         total.revoked += s.revoked;
@@ -264,9 +293,10 @@ pub(crate) fn print_summary(out: &mut impl Write, r: &DemoResult, command: &str)
         total.retries += s.retries;
         total.throttled += s.throttled;
     }
+    let total_w = name_w + dialect_w;
     writeln!(
         out,
-        "{:<20}{:>8}{:>9}{:>9}{:>8}{:>9}{:>7}",
+        "{:<total_w$}{:>8}{:>9}{:>9}{:>8}{:>9}{:>7}",
         "total",
         total.revoked,
         total.already_invalid,
@@ -283,15 +313,31 @@ pub(crate) fn print_summary(out: &mut impl Write, r: &DemoResult, command: &str)
         r.failed,
         r.elapsed.as_secs_f64()
     )?;
-    writeln!(
-        out,
-        "invalid: already revoked elsewhere; not rev.: Auth0 access tokens (JWTs),"
-    )?;
-    writeln!(
-        out,
-        "settled because they expire within a day. Retries: 503s, timeouts, broken"
-    )?;
-    writeln!(out, "connections and HTML pages from the simulated faults, and 429s.")?;
+    if r.every_provider {
+        writeln!(
+            out,
+            "invalid: revoked elsewhere, or killed with its pair (Google, Salesforce, Twitch"
+        )?;
+        writeln!(
+            out,
+            "and Dropbox say so; RFC 7009 servers answer 200 either way). not rev.: Auth0"
+        )?;
+        writeln!(
+            out,
+            "access tokens (JWTs), settled because they expire within a day. Retries:"
+        )?;
+        writeln!(out, "simulated faults, and 429s (Notion allows 3 requests a second).")?;
+    } else {
+        writeln!(
+            out,
+            "invalid: already revoked elsewhere; not rev.: Auth0 access tokens (JWTs),"
+        )?;
+        writeln!(
+            out,
+            "settled because they expire within a day. Retries: 503s, timeouts, broken"
+        )?;
+        writeln!(out, "connections and HTML pages from the simulated faults, and 429s.")?;
+    }
     writeln!(out)?;
     writeln!(out, "The audit database is {}", r.run_dir.join("offboard.db").display())?;
     writeln!(out, "Look inside:")?;

@@ -110,9 +110,9 @@ pub(crate) enum Command {
         /// Address to serve on
         #[arg(long, default_value = "127.0.0.1:8710")]
         listen: std::net::SocketAddr,
-        /// Simulated providers and their faults (see config/simulate.toml) [default: one of
-        /// each dialect with demo limits]
-        #[arg(long, value_name = "FILE")]
+        /// Simulated providers and their faults (see config/simulate.toml), or `all` for one
+        /// of every provider shape [default: one of each seed dialect with demo limits]
+        #[arg(long, value_name = "FILE|all")]
         providers: Option<PathBuf>,
     },
     /// Run the whole job on a fresh SQLite database against simulated providers, and print
@@ -124,6 +124,10 @@ pub(crate) enum Command {
         /// Folder under which each run makes its own
         #[arg(long, default_value = "offboard-demo")]
         dir: PathBuf,
+        /// `all`: one simulated provider of every catalogue entry that revokes, instead of the
+        /// five seed dialects
+        #[arg(long, value_name = "SET", default_value = "seed", value_parser = ["seed", "all"])]
+        providers: String,
     },
 }
 
@@ -194,7 +198,11 @@ pub(crate) async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     // The demo, the simulator and the catalogue need no config, so a broken one cannot stop
     // them.
     match cli.command {
-        Command::Demo { users, ref dir } => return demo(users, dir).await,
+        Command::Demo {
+            users,
+            ref dir,
+            ref providers,
+        } => return demo(users, dir, providers == "all").await,
         Command::Simulate { listen, ref providers } => return simulate(listen, providers.as_deref()).await,
         Command::Providers { ref action } => {
             let out = &mut std::io::stdout().lock();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-pub(super) async fn demo(users: u32, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+pub(super) async fn demo(users: u32, dir: &std::path::Path, every_provider: bool) -> anyhow::Result<ExitCode> {
     crate::telemetry::init(&crate::config::LogConfig {
         level: "warn".into(),
         ..Default::default()
@@ -15,6 +15,7 @@ pub(super) async fn demo(users: u32, dir: &std::path::Path) -> anyhow::Result<Ex
         users: users as usize,
         base_dir: dir.to_owned(),
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        every_provider,
     };
     let result = crate::demo::run(&options).await.context("the demo failed")?;
     crate::demo::print_summary(&mut std::io::stdout().lock(), &result, &this_command())?;
@@ -37,6 +38,8 @@ fn this_command() -> String {
 pub(super) async fn simulate(listen: std::net::SocketAddr, file: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     crate::telemetry::init(&crate::config::LogConfig::default());
     let providers = match file {
+        // A file called `all` is still read as `./all`.
+        Some(path) if path.as_os_str() == "all" => crate::simulate::every_entry_providers(),
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
             crate::simulate::providers_from_toml(&text)
@@ -44,6 +47,8 @@ pub(super) async fn simulate(listen: std::net::SocketAddr, file: Option<&std::pa
         }
         None => crate::simulate::demo_providers(),
     };
+    let mut names: Vec<String> = providers.iter().map(|p| p.name.clone()).collect();
+    names.sort();
     let sim = crate::simulate::Simulator::start(listen, providers)
         .await
         .with_context(|| format!("cannot serve on {listen}"))?;
@@ -57,12 +62,19 @@ pub(super) async fn simulate(listen: std::net::SocketAddr, file: Option<&std::pa
         "                  -d '{{\"provider\": \"acme\", \"token_type\": \"access_token\"}}'"
     )?;
     writeln!(out, "  call counts:   curl -s http://{addr}/_stats")?;
+    writeln!(out, "  probes (is a token still alive? README, Simulated providers):")?;
+    for name in &names {
+        if let Some(url) = sim.probe_url(name) {
+            writeln!(out, "    {name}: {url}")?;
+        }
+    }
     writeln!(out)?;
     writeln!(out, "# offboard config for these providers; their (simulated) secrets:")?;
     for (var, value) in &env {
         writeln!(out, "#   export {var}={value}")?;
     }
     writeln!(out, "{config}")?;
+    writeln!(out, "# (end of the offboard config)")?;
     out.flush()?;
     tokio::signal::ctrl_c().await?;
     Ok(ExitCode::SUCCESS)

@@ -18,7 +18,9 @@ use crate::outcome::Verdict;
 
 pub(crate) use super::definition::Plan;
 
-/// A built-in dialect the simulator serves.
+/// A built-in dialect the simulator serves: the seed dialects, every revocable catalogue
+/// entry, and the shapes whose catalogue entries are still being written
+/// ([`Dialect::AWAITING_ENTRY`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Dialect {
@@ -29,6 +31,26 @@ pub enum Dialect {
     Auth0,
     Google,
     Slack,
+    Okta,
+    Keycloak,
+    X,
+    Salesforce,
+    Box,
+    Twitch,
+    Zoom,
+    Intuit,
+    Dropbox,
+    Notion,
+    Discord,
+    Linkedin,
+    Github,
+    /// HubSpot's current revocation (`POST /oauth/2026-03/token/revoke`).
+    Hubspot,
+    /// HubSpot's legacy `DELETE /oauth/v1/refresh-tokens/{token}`, deprecated from 2027-02-16.
+    HubspotLegacy,
+    Zendesk,
+    Xero,
+    Apple,
 }
 
 impl Dialect {
@@ -42,9 +64,9 @@ impl Dialect {
         Dialect::Auth0,
     ];
 
-    /// Every dialect the simulator serves: [`Dialect::ALL`] and the catalogue entries added
-    /// since.
-    pub const SIMULATED: [Dialect; 7] = [
+    /// Every dialect the simulator serves that has a catalogue entry: [`Dialect::ALL`] and the
+    /// revocable entries added since. What `offboard demo --providers all` runs.
+    pub const SIMULATED: [Dialect; 19] = [
         Dialect::Rfc7009,
         Dialect::Stitch,
         Dialect::Moov,
@@ -52,9 +74,33 @@ impl Dialect {
         Dialect::Auth0,
         Dialect::Google,
         Dialect::Slack,
+        Dialect::Okta,
+        Dialect::Keycloak,
+        Dialect::X,
+        Dialect::Salesforce,
+        Dialect::Box,
+        Dialect::Twitch,
+        Dialect::Zoom,
+        Dialect::Intuit,
+        Dialect::Dropbox,
+        Dialect::Notion,
+        Dialect::Discord,
+        Dialect::Linkedin,
     ];
 
-    /// The name of its catalogue entry.
+    /// Shapes the simulator serves whose catalogue entries are being written elsewhere: a
+    /// provider configured with one of these names fails until its entry lands. Move each to
+    /// [`Dialect::SIMULATED`] when it does.
+    pub const AWAITING_ENTRY: [Dialect; 6] = [
+        Dialect::Github,
+        Dialect::Hubspot,
+        Dialect::HubspotLegacy,
+        Dialect::Zendesk,
+        Dialect::Xero,
+        Dialect::Apple,
+    ];
+
+    /// The name of its catalogue entry (to be, for [`Dialect::AWAITING_ENTRY`]).
     pub fn as_str(self) -> &'static str {
         match self {
             Dialect::Rfc7009 => "rfc7009",
@@ -64,7 +110,30 @@ impl Dialect {
             Dialect::Auth0 => "auth0",
             Dialect::Google => "google",
             Dialect::Slack => "slack",
+            Dialect::Okta => "okta",
+            Dialect::Keycloak => "keycloak",
+            Dialect::X => "x",
+            Dialect::Salesforce => "salesforce",
+            Dialect::Box => "box",
+            Dialect::Twitch => "twitch",
+            Dialect::Zoom => "zoom",
+            Dialect::Intuit => "intuit",
+            Dialect::Dropbox => "dropbox",
+            Dialect::Notion => "notion",
+            Dialect::Discord => "discord",
+            Dialect::Linkedin => "linkedin",
+            Dialect::Github => "github",
+            Dialect::Hubspot => "hubspot",
+            Dialect::HubspotLegacy => "hubspot_legacy",
+            Dialect::Zendesk => "zendesk",
+            Dialect::Xero => "xero",
+            Dialect::Apple => "apple",
         }
+    }
+
+    /// Whether the catalogue has an entry of this name, so that `dialect = "NAME"` works.
+    pub fn has_catalogue_entry(self) -> bool {
+        catalog::entry(self.as_str()).is_some()
     }
 }
 
@@ -120,7 +189,8 @@ impl DialectSettings {
     /// As [`DialectSettings::classify`], with any wait the provider asks for clamped to
     /// `max_wait`.
     pub fn classify_within(&self, response: &RawResponse, secrets: &[&str], max_wait: Duration) -> Verdict {
-        let entry = catalog::entry(self.dialect.as_str()).expect("every dialect has a catalogue entry");
+        let entry = catalog::entry(self.dialect.as_str())
+            .expect("a dialect awaiting its catalogue entry has no answers to read yet");
         entry.definition.classify(response, secrets, max_wait)
     }
 }
@@ -203,7 +273,33 @@ mod tests {
     #[test]
     fn every_simulated_dialect_has_a_catalogue_entry() {
         for d in Dialect::SIMULATED {
-            assert!(catalog::entry(d.as_str()).is_some(), "{d}");
+            assert!(d.has_catalogue_entry(), "{d}");
+        }
+    }
+
+    /// Every revocable catalogue entry is served by the simulator: an entry that revokes
+    /// something under a name the simulator does not know fails here.
+    #[test]
+    fn every_revocable_catalogue_entry_is_simulated() {
+        for entry in catalog::entries() {
+            if entry.definition.revocable.is_empty() {
+                continue;
+            }
+            let mut served = Dialect::SIMULATED.iter().chain(&Dialect::AWAITING_ENTRY);
+            assert!(
+                served.any(|d| d.as_str() == entry.name),
+                "{} is revocable but not simulated",
+                entry.name
+            );
+        }
+    }
+
+    /// The names are those serde reads, so a simulator file's `dialect = "…"` says the same.
+    #[test]
+    fn names_read_back_as_their_dialect() {
+        for d in Dialect::SIMULATED.iter().chain(&Dialect::AWAITING_ENTRY) {
+            let read: Dialect = serde_json::from_value(serde_json::Value::String(d.as_str().into())).unwrap();
+            assert_eq!(read, *d);
         }
     }
 }

@@ -16,6 +16,17 @@ pub fn demo_providers() -> Vec<SimProvider> {
     providers_from_toml(include_str!("../../config/simulate.toml")).expect("the shipped config/simulate.toml parses")
 }
 
+/// Every provider shape the simulator serves, one each: [`demo_providers`] and one provider
+/// per other dialect, named after it, with the limits and faults of `every_entry.toml`
+/// (realistic ones: Notion's documented 3 requests a second, for one). What `offboard
+/// simulate --providers all` serves; `offboard demo --providers all` runs those of them that
+/// have a catalogue entry.
+pub fn every_entry_providers() -> Vec<SimProvider> {
+    let mut providers = demo_providers();
+    providers.extend(providers_from_toml(include_str!("every_entry.toml")).expect("every_entry.toml parses"));
+    providers
+}
+
 /// One `[providers.NAME]` table of a simulator file.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +55,9 @@ struct SimEntry {
     /// `ok200` (RFC 7009) or `invalid_token400` (Google style).
     #[serde(default)]
     invalid_token: InvalidTokenSetting,
+    /// A liar: success to a revocation, and the token lives on.
+    #[serde(default)]
+    still_active_after_revoke: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -128,6 +142,7 @@ pub fn providers_from_toml(text: &str) -> Result<Vec<SimProvider>, ConfigError> 
                 InvalidTokenSetting::Ok200 => InvalidTokenAnswer::Ok200,
                 InvalidTokenSetting::InvalidToken400 => InvalidTokenAnswer::InvalidToken400,
             },
+            still_active_after_revoke: e.still_active_after_revoke,
             ..Behaviour::default()
         };
         out.push(p);
@@ -137,7 +152,9 @@ pub fn providers_from_toml(text: &str) -> Result<Vec<SimProvider>, ConfigError> 
 
 /// Config TOML for offboard that points at `sim`'s providers, with secrets read from
 /// `SIM_<NAME>_SECRET` variables; returns the text and those variables. `per_provider` is
-/// added to every provider's table (`rate`, `burst`, `timeout`).
+/// added to every provider's table (`rate`, `burst`, `timeout`). A provider whose dialect has
+/// no catalogue entry yet ([`Dialect::AWAITING_ENTRY`]) gets a comment line instead of a
+/// table, since no offboard could read it.
 pub fn offboard_config_for(sim: &Simulator, per_provider: &str) -> (String, Vec<(String, String)>) {
     let state = sim.state.lock().expect("sim lock");
     let mut text = String::new();
@@ -146,13 +163,25 @@ pub fn offboard_config_for(sim: &Simulator, per_provider: &str) -> (String, Vec<
     names.sort();
     for name in names {
         let p = &state.providers[name];
+        if !p.dialect.has_catalogue_entry() {
+            text.push_str(&format!(
+                "# {name}: served at {}, but offboard has no {} dialect yet\n\n",
+                p.url(sim.addr),
+                p.dialect
+            ));
+            continue;
+        }
         text.push_str(&format!(
             "[providers.{name}]\ndialect = \"{}\"\nurl = \"{}\"\nclient_id = \"{}\"\n{per_provider}",
             p.dialect,
             p.url(sim.addr),
             p.client_id
         ));
-        if matches!(p.dialect, Dialect::Rfc7009 | Dialect::Moov) && p.auth == ClientAuth::ClientSecretPost {
+        let either = matches!(
+            p.dialect,
+            Dialect::Rfc7009 | Dialect::Moov | Dialect::Okta | Dialect::Keycloak | Dialect::Discord | Dialect::X
+        );
+        if either && p.auth == ClientAuth::ClientSecretPost {
             text.push_str("auth = \"client_secret_post\"\n");
         }
         if let Some(secret) = &p.client_secret {
@@ -179,6 +208,30 @@ mod tests {
         assert_eq!(dialects, all);
         let stitch = providers.iter().find(|p| p.name == "stitch").unwrap();
         assert_eq!(stitch.behaviour.limit_per_sec, Some(10));
+    }
+
+    #[test]
+    fn every_entry_serves_each_dialect_once_under_its_name() {
+        let providers = every_entry_providers();
+        for d in Dialect::SIMULATED.iter().chain(&Dialect::AWAITING_ENTRY) {
+            let of = providers.iter().filter(|p| p.dialect == *d).count();
+            assert_eq!(of, 1, "{d}");
+        }
+        assert_eq!(
+            providers.len(),
+            Dialect::SIMULATED.len() + Dialect::AWAITING_ENTRY.len()
+        );
+        let notion = providers.iter().find(|p| p.name == "notion").unwrap();
+        assert_eq!(notion.behaviour.limit_per_sec, Some(3));
+        assert!(providers.iter().all(|p| !p.behaviour.still_active_after_revoke));
+    }
+
+    #[test]
+    fn a_liar_is_one_key_away() {
+        let p =
+            providers_from_toml("[providers.z]\ndialect = \"zendesk\"\nstill_active_after_revoke = true\n").unwrap();
+        assert!(p[0].behaviour.still_active_after_revoke);
+        assert_eq!(p[0].dialect, Dialect::Zendesk);
     }
 
     #[test]

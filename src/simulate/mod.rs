@@ -1,8 +1,36 @@
-//! Simulated providers of every dialect, served on loopback: what `offboard simulate`, the
-//! demo and the end-to-end tests stand on. Each answers as its real counterpart documents
-//! (see DESIGN.md §4 and `shared/seeds/`): it checks method, content type, client
-//! authentication and body fields, knows the tokens it issued, and can be told to rate-limit
-//! with 429 and `Retry-After`, to be slow, or to fail.
+//! Simulated providers, served on loopback: what `offboard simulate`, the demo and the tests
+//! stand on. One variant per provider shape (the seed dialects, every revocable catalogue
+//! entry, and the entries still being written: [`Dialect::AWAITING_ENTRY`]), each written
+//! from its provider's documentation (DESIGN.md §4, PROVIDERS.md, `shared/seeds/`), never
+//! from offboard's catalogue: it checks method, path, content type, client authentication
+//! and body fields, answers a malformed request with the provider's documented error, knows
+//! the tokens it issued and what revoking each kills, answers a dead or unknown token as the
+//! provider does, and can be told to rate-limit with 429 and `Retry-After`, to be slow, to
+//! fail, or to lie (`still_active_after_revoke`: success, and the token lives on).
+//!
+//! Every provider is served under `/NAME/`, at its documented paths. Where the real provider
+//! has a way to ask whether a token still works, the simulator serves it too (a **probe**,
+//! for verification: live before a revocation, dead after, alive still at a liar):
+//!
+//! | provider | probe (under `/NAME`) | dead or unknown | live |
+//! |---|---|---|---|
+//! | rfc7009 | `POST /oauth2/introspect`, form `token`, the revocation's client auth (RFC 7662) | 200 `{"active": false}` | 200 `{"active": true, "client_id", "token_type", "scope", "exp", …}` |
+//! | okta | `POST /oauth2/v1/introspect`, as rfc7009 | as rfc7009 | as rfc7009 |
+//! | keycloak | `POST /realms/offboard/protocol/openid-connect/token/introspect`, as rfc7009 | as rfc7009 | as rfc7009 |
+//! | google | `GET /tokeninfo?access_token=…` (access tokens only) | 400 `{"error": "invalid_token"}` | 200 `{"azp", "aud", "scope", "exp", "expires_in", …}` |
+//! | slack | `POST /api/auth.test`, Bearer (or form `token`) | 200 `{"ok": false, "error": "token_revoked"}` (unknown: `invalid_auth`) | 200 `{"ok": true, "team", "user", …}` |
+//! | github | `POST /applications/{client_id}/token`, Basic, JSON `{"access_token"}` | 404 `{"message": "Not Found"}` | 200 `{"app", "scopes", "user", …}` |
+//! | twitch | `GET /oauth2/validate`, `Authorization: OAuth <token>` | 401 `{"status": 401, "message": "invalid access token"}` | 200 `{"client_id", "login", "user_id", "expires_in"}` |
+//! | linkedin | `POST /oauth/v2/introspectToken`, form `client_id`, `client_secret`, `token` | 200 `{"active": false, "status": "revoked"}` (unknown: no status) | 200 `{"active": true, "status": "active", …}` |
+//! | notion | `POST /v1/oauth/introspect`, Basic, JSON `{"token"}` | 200 `{"active": false}` | 200 `{"active": true, …}` |
+//! | dropbox | `POST /2/check/user`, Bearer | 401 `{"error": {".tag": "invalid_access_token"}}` | 200 `{"result"}` |
+//! | zendesk | `GET /api/v2/users/me.json`, Bearer | 401 `{"error": "invalid_token"}` | 200 `{"user"}` |
+//! | hubspot_legacy | `GET /oauth/v1/refresh-tokens/{token}` | 404 (HubSpot's error body) | 200 `{"client_id", "hub_id", …}` |
+//!
+//! The others (stitch, moov, onelogin, auth0, x, salesforce, box, zoom, intuit, discord,
+//! hubspot, xero, apple) have no probe here. A probe follows the provider's rate limit,
+//! outage and faults like any call, is logged with [`CallRecord::is_probe`], and never
+//! changes a token.
 //!
 //! Every call is logged (time, status, token fingerprint) so a test can assert "no request
 //! before the Retry-After was over", "no token revoked twice", "the limit held".
@@ -10,36 +38,50 @@
 //! Map of the files:
 //! - this one: the vocabulary callers configure with: [`SimProvider`], [`Behaviour`],
 //!   [`Fault`], [`InvalidTokenAnswer`].
-//! - `state`: what the server remembers between calls (issued tokens, the call log, rate
-//!   windows) and the [`ProviderStats`] tallied from it.
+//! - `shape`: each provider's endpoints and what a revocation kills, as data; `wants`: what
+//!   a request to each endpoint must carry.
+//! - `checks`: a request read against its endpoint's wants; `apple`: Sign in with Apple's
+//!   client secret (a JWT) checked for its form.
+//! - `answers`: each provider's wording of success, already invalid, refusals and 429s;
+//!   `probe`: the probes' answers.
+//! - `revoke`: one call: route, latency, limits, outages, injected faults, then the checks
+//!   and the token's fate, and the log entry.
+//! - `state`: what the server remembers between calls (issued tokens and their grants, the
+//!   call log, rate windows) and the [`ProviderStats`] tallied from it.
 //! - `server`: the [`Simulator`] handle, its router and the `/_issue` and `/_stats` endpoints.
-//! - `revoke`: one call to a revocation endpoint: latency, limits, outages, injected faults,
-//!   then the token's fate, and the log entry.
 //! - `echo`: the answer of a provider that repeats the secrets it was sent.
-//! - `dialects`: what each dialect accepts (content type, client authentication, token field)
-//!   and how it words its answers and refusals.
-//! - `file`: the simulator's TOML file ([`providers_from_toml`], [`demo_providers`]) and the
-//!   offboard config that points at a running simulator ([`offboard_config_for`]).
+//! - `wire`: body decoding, `Authorization` schemes and response builders.
+//! - `file`: the simulator's TOML file ([`providers_from_toml`], [`demo_providers`],
+//!   [`every_entry_providers`]) and the offboard config that points at a running simulator
+//!   ([`offboard_config_for`]).
 
-mod dialects;
+mod answers;
+mod apple;
+mod checks;
 mod echo;
 pub use echo::encodings;
 mod file;
+mod probe;
 mod revoke;
 mod server;
+mod shape;
 mod state;
+mod wants;
+mod wire;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::provider::dialect::{ClientAuth, Dialect};
 
-pub use file::{demo_providers, offboard_config_for, providers_from_toml};
+pub use apple::unsigned_client_secret as apple_client_secret;
+pub use file::{demo_providers, every_entry_providers, offboard_config_for, providers_from_toml};
 pub use server::Simulator;
 pub use state::CallRecord;
 pub(crate) use state::ProviderStats;
 
-/// How an RFC 7009 server answers a token it does not know or already revoked.
+/// How a provider that documents no answer of its own (RFC 7009 servers and the like)
+/// answers a token it does not know or already revoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InvalidTokenAnswer {
     /// RFC 7009 §2.2: 200, as if it had been revoked now.
@@ -78,7 +120,11 @@ pub struct Behaviour {
     pub echo_fraction: f64,
     /// Added before answering.
     pub latency: Duration,
+    /// How a provider with no documented answer of its own answers a dead or unknown token.
     pub invalid_token_answer: InvalidTokenAnswer,
+    /// A liar: revocations of live tokens are answered with success and the tokens stay
+    /// alive (probes say so), as the Zendesk community reports of `tokens/current.json`.
+    pub still_active_after_revoke: bool,
 }
 
 /// A fault injected in place of an answer.
@@ -107,6 +153,7 @@ impl Default for Behaviour {
             echo_fraction: 0.0,
             latency: Duration::ZERO,
             invalid_token_answer: InvalidTokenAnswer::Ok200,
+            still_active_after_revoke: false,
         }
     }
 }
@@ -119,16 +166,15 @@ pub struct SimProvider {
     pub client_id: String,
     /// `None`: an Auth0 public client, which sends no secret, or a dialect that takes none.
     pub client_secret: Option<String>,
-    /// How an rfc7009 or moov client authenticates.
+    /// How a client of a provider that takes either (rfc7009, moov, okta, keycloak, discord,
+    /// x) authenticates.
     pub auth: ClientAuth,
     pub behaviour: Behaviour,
 }
 
 impl SimProvider {
     pub fn new(name: &str, dialect: Dialect) -> SimProvider {
-        // Google and Slack take no client secret: Google no client authentication at all,
-        // Slack the token itself.
-        let has_secret = !matches!(dialect, Dialect::Google | Dialect::Slack);
+        let has_secret = shape::takes_secret(dialect);
         SimProvider {
             name: name.to_owned(),
             dialect,
@@ -139,21 +185,8 @@ impl SimProvider {
         }
     }
 
-    /// Where the simulator at `addr` serves this provider.
+    /// Where the simulator at `addr` serves this provider's revocation.
     pub(crate) fn url(&self, addr: SocketAddr) -> String {
         format!("http://{addr}/{}{}", self.name, self.path())
-    }
-
-    /// The documented path of the dialect's revocation endpoint.
-    pub(crate) fn path(&self) -> &'static str {
-        match self.dialect {
-            Dialect::Rfc7009 => "/oauth2/revoke",
-            Dialect::Stitch => "/connect/token/revoke",
-            Dialect::Moov => "/oauth2/revoke",
-            Dialect::Onelogin => "/auth/oauth2/revoke",
-            Dialect::Auth0 => "/oauth/revoke",
-            Dialect::Google => "/revoke",
-            Dialect::Slack => "/api/auth.revoke",
-        }
     }
 }

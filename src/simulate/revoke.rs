@@ -1,66 +1,96 @@
-//! One call to a provider's revocation endpoint, in the order a real provider would meet
-//! trouble: latency, throttling and rate limits, an outage, an injected fault, and only then
-//! the dialect's checks and the token's fate. Kept apart from `dialects` so that order, and
-//! the rule that a fault never revokes a token, read in one place for every dialect.
+//! One call to a simulated provider, in the order a real provider would meet trouble: the
+//! route, latency, throttling and rate limits, an outage, an injected fault, and only then
+//! the endpoint's checks and, for a revocation, the token's fate (for a probe, what is known
+//! of it). Kept apart from `checks` and `answers` so that order, and the rules that a fault
+//! never revokes a token and a liar never kills one, read in one place for every provider.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::dialects::{check_request, empty, json_response, onelogin_status, reject};
+use super::answers::{already_invalid, no_route, reject, revoked, throttled, unsupported};
+use super::checks::{Request, check_request};
 use super::echo::echo_response;
+use super::probe::{self, Known};
+use super::shape::{Endpoint, reach, refuses};
 use super::state::SimState;
-use super::{Behaviour, CallRecord, Fault, InvalidTokenAnswer, SimProvider};
+use super::wants::wants_of;
+use super::wire::{json_response, request_id, with_header};
+use super::{Behaviour, CallRecord, Fault, SimProvider};
 use crate::provider::dialect::Dialect;
-use crate::token::{Fingerprint, TokenType};
+use crate::token::Fingerprint;
 
 /// How long a simulated timeout keeps the request unanswered.
 const HANG: Duration = Duration::from_secs(3600);
 
-pub(super) async fn revoke_handler(
+/// What one call came to, for the log.
+struct Outcome {
+    response: Response,
+    token: Option<String>,
+    fault: Option<Fault>,
+    probe: bool,
+}
+
+impl Outcome {
+    fn bare(response: Response) -> Outcome {
+        Outcome {
+            response,
+            token: None,
+            fault: None,
+            probe: false,
+        }
+    }
+}
+
+pub(super) async fn provider_handler(
     State(state): State<Arc<Mutex<SimState>>>,
-    Path((name, rest)): Path<(String, String)>,
+    Path((name, _)): Path<(String, String)>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Response {
     let Some(provider) = state.lock().expect("sim lock").providers.get(&name).cloned() else {
-        return empty(404);
+        return StatusCode::NOT_FOUND.into_response();
     };
     if !provider.behaviour.latency.is_zero() {
         tokio::time::sleep(provider.behaviour.latency).await;
     }
-    let (mut response, token, fault) = answer(&state, &provider, &method, &format!("/{rest}"), &headers, &bytes);
-    if provider.dialect == Dialect::Moov {
-        let id = format!(
-            "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
-            fastrand::u32(..),
-            fastrand::u16(..),
-            fastrand::u16(..0x1000),
-            fastrand::u16(..0x1000),
-            fastrand::u64(..1 << 48)
-        );
-        if let Ok(value) = id.parse() {
-            response.headers_mut().insert("x-request-id", value);
-        }
+    // The path as sent, so that an escaped `/` in a token in the path stays in its segment.
+    let path = uri.path().strip_prefix(&format!("/{name}")).unwrap_or_default();
+    let request = Request {
+        headers: &headers,
+        bytes: &bytes,
+        query: uri.query(),
+        path_token: None,
+    };
+    let mut outcome = answer(&state, &provider, &method, path, request);
+    let stamp = match provider.dialect {
+        Dialect::Moov => Some("x-request-id"),
+        Dialect::Intuit => Some("intuit_tid"),
+        _ => None,
+    };
+    if let Some(name) = stamp {
+        outcome.response = with_header(outcome.response, name, &request_id());
     }
     state.lock().expect("sim lock").calls.push(CallRecord {
         provider: name,
         at: Instant::now(),
-        status: response.status().as_u16(),
-        fault,
-        token: token.as_deref().map(Fingerprint::of),
+        status: outcome.response.status().as_u16(),
+        fault: outcome.fault,
+        token: outcome.token.as_deref().map(Fingerprint::of),
+        probe: outcome.probe,
     });
-    if fault == Some(Fault::Timeout) {
+    if outcome.fault == Some(Fault::Timeout) {
         tokio::time::sleep(HANG).await;
     }
-    response
+    outcome.response
 }
 
 fn answer(
@@ -68,23 +98,23 @@ fn answer(
     p: &SimProvider,
     method: &Method,
     path: &str,
-    headers: &HeaderMap,
-    bytes: &[u8],
-) -> (Response, Option<String>, Option<Fault>) {
-    if path != p.path() || method != Method::POST {
-        let response = match p.dialect {
-            Dialect::Onelogin => onelogin_status(404, "not found", "No Route Exists"),
-            _ if path != p.path() => empty(404),
-            _ => empty(405),
-        };
-        return (response, None, None);
-    }
+    mut request: Request<'_>,
+) -> Outcome {
+    let (endpoint, path_token) = match p.route(method, path) {
+        Ok(found) => found,
+        Err(why) => return Outcome::bare(no_route(p.dialect, why)),
+    };
+    request.path_token = path_token;
+    let is_probe = matches!(endpoint, Endpoint::Probe(_));
     let b = &p.behaviour;
     let now = Instant::now();
     {
         let mut s = state.lock().expect("sim lock");
         if b.throttle_for.is_some_and(|d| now < s.started + d) {
-            return (throttled(b.retry_after), None, None);
+            return Outcome {
+                probe: is_probe,
+                ..Outcome::bare(throttled(p.dialect, b.retry_after))
+            };
         }
         if let Some(limit) = b.limit_per_sec {
             let window = s.window.entry(p.name.clone()).or_insert((now, 0));
@@ -92,20 +122,23 @@ fn answer(
                 *window = (now, 0);
             }
             if window.1 >= limit {
-                return (throttled(1), None, None);
+                return Outcome {
+                    probe: is_probe,
+                    ..Outcome::bare(throttled(p.dialect, 1))
+                };
             }
             window.1 += 1;
         }
     }
     if let Some(status) = b.always_status {
-        return (
-            json_response(status, json!({ "error": "simulated outage" })),
-            None,
-            None,
-        );
+        return Outcome {
+            probe: is_probe,
+            ..Outcome::bare(json_response(status, json!({ "error": "simulated outage" })))
+        };
     }
+    let wants = wants_of(p.dialect, endpoint);
     if let Some(fault) = b.roll() {
-        let token = check_request(p, headers, bytes).ok();
+        let token = check_request(p, wants, &request).ok();
         let response = if fault == Fault::Echo {
             let n = {
                 let mut s = state.lock().expect("sim lock");
@@ -113,64 +146,66 @@ fn answer(
                 *count += 1;
                 *count - 1
             };
-            echo_response(p, token.as_deref(), headers, bytes, n)
+            echo_response(p, token.as_deref(), request.headers, request.bytes, n)
         } else {
             fault_response(p.dialect, fault)
         };
-        return (response, token, Some(fault));
+        return Outcome {
+            response,
+            token,
+            fault: Some(fault),
+            probe: is_probe,
+        };
     }
-    let token = match check_request(p, headers, bytes) {
-        Ok(token) => token,
-        Err(why) => return (reject(p.dialect, why), None, None),
+    let token = match (check_request(p, wants, &request), endpoint) {
+        (Ok(token), _) => token,
+        (Err(why), Endpoint::Revoke) => return Outcome::bare(reject(p.dialect, why)),
+        (Err(why), Endpoint::Probe(probe)) => {
+            return Outcome {
+                probe: true,
+                ..Outcome::bare(probe::refuse(p, probe, why))
+            };
+        }
     };
     let mut s = state.lock().expect("sim lock");
-    *s.accepted.entry(token.clone()).or_default() += 1;
-    let known = s.tokens.get(&token).filter(|t| t.provider == p.name).cloned();
-    let valid = known.as_ref().is_some_and(|t| !t.revoked);
-    if p.dialect == Dialect::Auth0 && known.as_ref().is_some_and(|t| t.token_type == TokenType::AccessToken) {
-        let response = json_response(
-            400,
-            json!({ "error": "unsupported_token_type", "error_description": "only refresh tokens can be revoked" }),
-        );
-        return (response, Some(token), None);
-    }
-    if valid {
-        let kills = known.as_ref().map(|t| t.kills.clone()).unwrap_or_default();
-        for dead in std::iter::once(&token).chain(kills.iter()) {
-            if let Some(t) = s.tokens.get_mut(dead) {
-                t.revoked = true;
+    // A token the provider issued, of a type this endpoint knows.
+    let known = s
+        .tokens
+        .get(&token)
+        .filter(|t| t.provider == p.name)
+        .filter(|t| wants.token.only().is_none_or(|only| only == t.token_type))
+        .cloned();
+    let response = match endpoint {
+        Endpoint::Probe(probe) => {
+            let known = match &known {
+                Some(t) if t.revoked => Known::Dead,
+                Some(t) => Known::Live(t.token_type),
+                None => Known::Unknown,
+            };
+            drop(s);
+            probe::answer(p, probe, known)
+        }
+        Endpoint::Revoke => {
+            *s.accepted.entry(token.clone()).or_default() += 1;
+            let valid = known.as_ref().is_some_and(|t| !t.revoked);
+            match &known {
+                Some(t) if refuses(p.dialect, t.token_type) => unsupported(p.dialect),
+                // A liar says it revoked the token and leaves it alive.
+                _ if valid && b.still_active_after_revoke => revoked(p.dialect),
+                _ if valid => {
+                    s.kill(&token, reach(p.dialect));
+                    revoked(p.dialect)
+                }
+                _ => already_invalid(p.dialect, known.is_some(), b.invalid_token_answer),
             }
         }
-    }
-    drop(s);
-    let response = if p.dialect == Dialect::Slack {
-        match (valid, known.is_some()) {
-            (true, _) => json_response(200, json!({ "ok": true, "revoked": true })),
-            (false, true) => json_response(200, json!({ "ok": false, "error": "token_revoked" })),
-            (false, false) => json_response(200, json!({ "ok": false, "error": "invalid_auth" })),
-        }
-    } else if !valid && (p.dialect == Dialect::Google || b.invalid_token_answer == InvalidTokenAnswer::InvalidToken400)
-    {
-        json_response(
-            400,
-            json!({ "error": "invalid_token", "error_description": "Token expired or revoked" }),
-        )
-    } else {
-        match p.dialect {
-            Dialect::Moov => empty(204),
-            Dialect::Onelogin => onelogin_status(200, "success", "Success"),
-            Dialect::Rfc7009 | Dialect::Stitch | Dialect::Auth0 | Dialect::Google | Dialect::Slack => empty(200),
-        }
     };
-    (response, Some(token), None)
-}
-
-fn throttled(retry_after: u64) -> Response {
-    let mut response = json_response(429, json!({ "error": "rate_limited" }));
-    if let Ok(value) = retry_after.to_string().parse() {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
+    Outcome {
+        response,
+        token: Some(token),
+        fault: None,
+        probe: is_probe,
     }
-    response
 }
 
 /// The answer standing in for a fault.

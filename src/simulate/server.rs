@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::dialects::json_response;
-use super::revoke::revoke_handler;
+use super::revoke::provider_handler;
 use super::state::{SimState, stats_of};
+use super::wire::json_response;
 use super::{Behaviour, CallRecord, ProviderStats, SimProvider};
 use crate::token::{Fingerprint, TokenType};
 
@@ -32,6 +32,7 @@ impl Simulator {
         let state = Arc::new(Mutex::new(SimState {
             providers: providers.into_iter().map(|p| (p.name.clone(), p)).collect(),
             tokens: HashMap::new(),
+            grants: HashMap::new(),
             calls: Vec::new(),
             accepted: HashMap::new(),
             window: HashMap::new(),
@@ -43,7 +44,7 @@ impl Simulator {
         let app = Router::new()
             .route("/_stats", axum::routing::get(stats_handler))
             .route("/_issue", axum::routing::post(issue_handler))
-            .route("/{name}/{*rest}", axum::routing::any(revoke_handler))
+            .route("/{name}/{*rest}", axum::routing::any(provider_handler))
             .with_state(state.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -55,13 +56,24 @@ impl Simulator {
         self.addr
     }
 
-    /// The revocation URL of a provider.
+    /// The revocation URL of a provider. HubSpot's legacy call takes the token in the path:
+    /// its URL ends in `{token}`, to be replaced by the (percent-encoded) token.
     pub fn url(&self, name: &str) -> String {
         let state = self.state.lock().expect("sim lock");
         match state.providers.get(name) {
             Some(p) => p.url(self.addr),
             None => format!("http://{}/{name}/revoke", self.addr),
         }
+    }
+
+    /// The URL of the provider's probe (is this token still alive?), where the real
+    /// provider has one; see the module documentation for what each answers. HubSpot's
+    /// legacy probe ends in `{token}`, like its revocation URL.
+    pub fn probe_url(&self, name: &str) -> Option<String> {
+        let state = self.state.lock().expect("sim lock");
+        let p = state.providers.get(name)?;
+        let (_, path) = p.probe_path()?;
+        Some(format!("http://{}/{name}{path}", self.addr))
     }
 
     pub(crate) fn provider(&self, name: &str) -> Option<SimProvider> {
@@ -93,7 +105,7 @@ impl Simulator {
         }
     }
 
-    /// Calls that carried this token.
+    /// Revocation calls that carried this token (probes not counted).
     pub fn calls_for(&self, token: &str) -> usize {
         let fingerprint = Fingerprint::of(token);
         self.state
@@ -101,7 +113,7 @@ impl Simulator {
             .expect("sim lock")
             .calls
             .iter()
-            .filter(|c| c.token.as_ref() == Some(&fingerprint))
+            .filter(|c| !c.probe && c.token.as_ref() == Some(&fingerprint))
             .count()
     }
 

@@ -1,11 +1,13 @@
-//! What the simulator remembers between calls, behind one lock: the tokens it issued (so it
-//! can answer a revoked one as the provider would), every call (so tests can check timing and
-//! double revocations) and each provider's rate window.
+//! What the simulator remembers between calls, behind one lock: the tokens it issued and
+//! the grants they belong to (so it can answer a revoked one as the provider would, and kill
+//! what the provider's revocation kills), every call (so tests can check timing and double
+//! revocations) and each provider's rate window.
 
 use std::collections::HashMap;
 
 use tokio::time::Instant;
 
+use super::shape::Reach;
 use super::{Fault, SimProvider};
 use crate::token::{Fingerprint, TokenType};
 
@@ -19,6 +21,8 @@ pub struct CallRecord {
     pub(crate) fault: Option<Fault>,
     /// Fingerprint of the token in the request, when there was one.
     pub(crate) token: Option<Fingerprint>,
+    /// A call to a probe endpoint (is this token still alive?), not a revocation.
+    pub(crate) probe: bool,
 }
 
 impl CallRecord {
@@ -32,6 +36,11 @@ impl CallRecord {
     pub fn fault(&self) -> Option<Fault> {
         self.fault
     }
+
+    /// Whether the call was to a probe endpoint rather than a revocation.
+    pub fn is_probe(&self) -> bool {
+        self.probe
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -39,14 +48,19 @@ pub(super) struct IssuedToken {
     pub(super) provider: String,
     pub(super) token_type: TokenType,
     pub(super) revoked: bool,
-    /// OneLogin: revoking this access token also kills these refresh tokens.
+    /// The tokens issued `paired_with` this one, which die with it where the provider's
+    /// reach is [`Reach::Paired`] (OneLogin: an access token takes its refresh token).
     pub(super) kills: Vec<String>,
+    /// The grant (authorization) it belongs to, shared with the tokens paired with it.
+    pub(super) grant: Option<u64>,
 }
 
 #[derive(Debug)]
 pub(super) struct SimState {
     pub(super) providers: HashMap<String, SimProvider>,
     pub(super) tokens: HashMap<String, IssuedToken>,
+    /// The tokens of each grant.
+    pub(super) grants: HashMap<u64, Vec<String>>,
     pub(super) calls: Vec<CallRecord>,
     /// Requests accepted (authenticated, well-formed, not throttled) per token.
     pub(super) accepted: HashMap<String, u32>,
@@ -75,23 +89,56 @@ impl SimState {
         paired_with: Option<&str>,
         token: String,
     ) -> String {
+        let next_grant = self.grants.len() as u64;
+        let grant = match paired_with.and_then(|a| self.tokens.get_mut(a)) {
+            Some(pair) => {
+                pair.kills.push(token.clone());
+                let grant = *pair.grant.get_or_insert(next_grant);
+                let members = self.grants.entry(grant).or_default();
+                if members.is_empty() {
+                    members.push(paired_with.unwrap_or_default().to_owned());
+                }
+                members.push(token.clone());
+                Some(grant)
+            }
+            None => None,
+        };
         let issued = IssuedToken {
             provider: provider.to_owned(),
             token_type,
             revoked: false,
             kills: Vec::new(),
+            grant,
         };
         self.tokens.insert(token.clone(), issued);
-        if let Some(access) = paired_with.and_then(|a| self.tokens.get_mut(a)) {
-            access.kills.push(token.clone());
-        }
         token
+    }
+
+    /// Revokes `token` and what revoking it kills at a provider of this reach.
+    pub(super) fn kill(&mut self, token: &str, reach: Reach) {
+        let Some(t) = self.tokens.get(token) else {
+            return;
+        };
+        let grant = || t.grant.and_then(|g| self.grants.get(&g)).cloned().unwrap_or_default();
+        let more = match reach {
+            Reach::Paired => t.kills.clone(),
+            Reach::Itself => Vec::new(),
+            Reach::Grant => grant(),
+            Reach::GrantFromRefresh if t.token_type == TokenType::RefreshToken => grant(),
+            Reach::GrantFromRefresh => Vec::new(),
+        };
+        for dead in std::iter::once(token.to_owned()).chain(more) {
+            if let Some(t) = self.tokens.get_mut(&dead) {
+                t.revoked = true;
+            }
+        }
     }
 }
 
 /// Per-provider totals.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ProviderStats {
+    /// Revocation calls; probes are counted apart.
     pub calls: u64,
     /// Calls answered with success (a revocation, or a token already dead).
     pub accepted: u64,
@@ -100,6 +147,8 @@ pub struct ProviderStats {
     pub(crate) client_errors: u64,
     /// Calls that met an injected fault (timeout, reset, malformed, oversized, 503).
     pub faults: u64,
+    /// Calls to the provider's probe endpoint, whatever their answer.
+    pub probes: u64,
 }
 
 pub(super) fn stats_of(state: &SimState) -> HashMap<String, ProviderStats> {
@@ -110,6 +159,10 @@ pub(super) fn stats_of(state: &SimState) -> HashMap<String, ProviderStats> {
         .collect();
     for call in &state.calls {
         let s = out.entry(call.provider.clone()).or_default();
+        if call.probe {
+            s.probes += 1;
+            continue;
+        }
         s.calls += 1;
         match (call.fault, call.status) {
             (Some(_), _) => s.faults += 1,

@@ -140,7 +140,7 @@ async fn wrong_content_type_and_missing_token_get_the_documented_errors() {
             Dialect::Onelogin => r.header("authorization", format!("client_id:{id}, client_secret:{secret}")),
             Dialect::Rfc7009 => r.basic_auth(&id, Some(&secret)),
             Dialect::Moov => r.basic_auth(&id, Some(&secret)),
-            Dialect::Stitch | Dialect::Auth0 | Dialect::Google | Dialect::Slack => r,
+            _ => r,
         };
         let creds_body = [("client_id", id.as_str()), ("client_secret", secret.as_str())];
 
