@@ -218,9 +218,23 @@ async fn dropping_the_decryptor_kills_its_process() {
     let (d, pidfile) = command(&[], "5s", dir.path());
     assert_eq!(plain(&d, &b64("alive")).await.unwrap(), "alive");
     let child = pid(&pidfile);
+    // Leave it busy ("hang" makes it sleep), so closing its stdin alone would not end it.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), d.decrypt("hang"))
+            .await
+            .is_err()
+    );
     assert!(!is_dead(child));
     drop(d);
     wait_until_dead(child).await;
+}
+
+#[tokio::test]
+async fn a_command_that_writes_much_to_stderr_is_not_blocked_by_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // 200,000 bytes fill a pipe three times over: unread, they would stall the command.
+    let (d, _) = command(&[], "5s", dir.path());
+    assert_eq!(plain(&d, "chatty").await.unwrap(), "chatty-answer");
 }
 
 async fn wait_until_dead(pid: u32) {
