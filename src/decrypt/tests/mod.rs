@@ -268,3 +268,13 @@ async fn an_empty_or_oversized_value_is_refused_before_any_scheme_runs() {
         })
     );
 }
+
+/// The token sources share one decryptor between worker tasks.
+#[test]
+fn a_decryptor_can_be_shared_between_tasks() {
+    fn shareable<T: Send + Sync>(_: &T) {}
+    fn sendable<F: std::future::Future + Send>(_: F) {}
+    let d = decryptor(r#"{ scheme = "command", command = ["/bin/cat"] }"#, &[]);
+    shareable(&d);
+    sendable(d.decrypt("value"));
+}
