@@ -25,7 +25,7 @@ use serde::Deserialize;
 use crate::drain::NotRevocablePolicy;
 pub(crate) use providers::ProviderConfig;
 use providers::ProviderFile;
-pub(crate) use secret::{ClientSecret, SecretSource, process_env};
+pub(crate) use secret::{ClientSecret, SecretSource, process_env, read_env_secret, read_file_secret};
 pub(crate) use values::{Count, CronSchedule, DatabaseUrl, Factor, HumanDuration, ListenAddr, ProviderUrl, Rate};
 use values::{DAY, HOUR, MINUTE, SECOND, YEAR};
 

@@ -9,7 +9,7 @@
 //! config file itself, and no `Debug` here shows one (`SecretString` prints as redacted).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
 
@@ -93,42 +93,40 @@ impl SecretSource {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Option<SecretString>, ConfigError> {
         let key = |k: &str| format!("providers.{name}.{k}");
-        let secret = match self {
-            SecretSource::Env(var) => match env(var) {
-                Some(v) if !v.trim().is_empty() => v.trim().to_owned(),
-                Some(_) => {
-                    return Err(ConfigError::key(
-                        key("client_secret_env"),
-                        format!("environment variable {var} is empty"),
-                    ));
-                }
-                None => {
-                    return Err(ConfigError::key(
-                        key("client_secret_env"),
-                        format!("environment variable {var} is not set"),
-                    ));
-                }
-            },
-            SecretSource::File(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    ConfigError::key(
-                        key("client_secret_file"),
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?;
-                let text = text.trim().to_owned();
-                if text.is_empty() {
-                    return Err(ConfigError::key(
-                        key("client_secret_file"),
-                        format!("{} is empty", path.display()),
-                    ));
-                }
-                text
-            }
-            SecretSource::None => return Ok(None),
-        };
-        Ok(Some(SecretString::from(secret)))
+        match self {
+            SecretSource::Env(var) => read_env_secret(&key("client_secret_env"), var, env).map(Some),
+            SecretSource::File(path) => read_file_secret(&key("client_secret_file"), path).map(Some),
+            SecretSource::None => Ok(None),
+        }
     }
+}
+
+/// Reads a secret from the environment variable `var`, which the config key `key` names;
+/// surrounding whitespace is dropped. An unset or empty variable is an error naming the key
+/// and the variable, never a value.
+pub(crate) fn read_env_secret(
+    key: &str,
+    var: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<SecretString, ConfigError> {
+    match env(var) {
+        Some(v) if !v.trim().is_empty() => Ok(SecretString::from(v.trim().to_owned())),
+        Some(_) => Err(ConfigError::key(key, format!("environment variable {var} is empty"))),
+        None => Err(ConfigError::key(key, format!("environment variable {var} is not set"))),
+    }
+}
+
+/// Reads a secret from the file `path`, which the config key `key` names; surrounding
+/// whitespace is dropped. A file that cannot be read, or is empty, is an error naming the key
+/// and the path, never the contents.
+pub(crate) fn read_file_secret(key: &str, path: &Path) -> Result<SecretString, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::key(key, format!("cannot read {}: {e}", path.display())))?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(ConfigError::key(key, format!("{} is empty", path.display())));
+    }
+    Ok(SecretString::from(secret.to_owned()))
 }
 
 impl Config {
