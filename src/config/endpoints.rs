@@ -66,8 +66,8 @@ impl Endpoints {
                 ));
             }
         };
-        let (introspection, probe) =
-            checks::fill_urls(checks, &resolved.vars, what).map_err(|e| ConfigError::key(key(&e.key), e.message))?;
+        let (introspection, probe) = checks::fill_urls(checks, &resolved.vars, what, client_id)
+            .map_err(|e| ConfigError::key(key(&e.key), e.message))?;
         let parse = |raw: Option<String>, name: &str| -> Result<Option<ProviderUrl>, ConfigError> {
             raw.map(|r| r.parse().map_err(|e: String| ConfigError::key(key(name), e)))
                 .transpose()

@@ -119,6 +119,56 @@ async fn slack_auth_test_tells_a_dead_token_from_a_live_one() {
     );
 }
 
+/// docs.github.com/rest/apps/oauth-applications#check-a-token: `POST
+/// /applications/{client_id}/token`, Basic `client_id:client_secret`, JSON
+/// `{"access_token": …}`; 200 with the authorization while the token works, "Invalid tokens
+/// will return 404 NOT FOUND". The revocation itself is a `DELETE` on the same path.
+#[tokio::test]
+async fn github_check_a_token_tells_a_dead_token_from_a_live_one() {
+    let table = "dialect = \"github\"\nurl = \"{server}/applications/{client_id}/token\"\nverify = \"probe\"\n\
+                 probe = { url = \"{server}/applications/{client_id}/token\" }\nclient_id = \"acme-client\"\n\
+                 client_secret_env = \"CAT_SECRET\"\n";
+    for (status, expected) in [
+        (404, (Outcome::Revoked, verified(true, "github check a token"))),
+        (200, (Outcome::StillActive, verified(false, "github check a token"))),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("DELETE"))
+            .and(path("/applications/acme-client/token"))
+            .respond_with(ResponseTemplate::new(204))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let answer = if status == 200 {
+            json(
+                200,
+                r#"{"id":1,"token":"","app":{"client_id":"acme-client"},"scopes":["repo"]}"#,
+            )
+        } else {
+            json(404, r#"{"message":"Not Found"}"#)
+        };
+        Mock::given(method("POST"))
+            .and(path("/applications/acme-client/token"))
+            .respond_with(answer)
+            .expect(1)
+            .mount(&server)
+            .await;
+        let providers = providers(table, &server.uri(), "");
+        let call = providers
+            .get("p")
+            .unwrap()
+            .revoke(&TokenValue::new(TOKEN.into()), TokenType::AccessToken)
+            .await;
+        assert_eq!((call.verdict.outcome, call.verdict.verification), expected, "{status}");
+        let requests = server.received_requests().await.unwrap();
+        let check = requests.iter().find(|r| r.method.as_str() == "POST").expect("checked");
+        // Plain Basic of "acme-client:s3cret" (GitHub's Basic is not form-encoded first).
+        assert_eq!(header(check, "authorization"), Some(BASIC));
+        let body: serde_json::Value = serde_json::from_slice(&check.body).unwrap();
+        assert_eq!(body, serde_json::json!({ "access_token": TOKEN }));
+    }
+}
+
 /// Google's tokeninfo: `GET https://oauth2.googleapis.com/tokeninfo?access_token=…`; an
 /// invalid token answers 400 `{"error": "invalid_token", "error_description": "Invalid
 /// Value"}`, a live one 200 with its `aud`, `scope`, `expires_in`.

@@ -186,7 +186,12 @@ fn read_probe(f: ProbeFile) -> Result<Probe, DefinitionError> {
         other => return Err(err("probe.method", format!("'{other}' is not GET or POST"))),
     };
     let url = Template::parse(&f.url).map_err(|m| err("probe.url", m))?;
-    if let Some(name) = url.names().into_iter().find(|n| RUNTIME_NAMES.contains(n)) {
+    // The client id is public and filled when the config is read (GitHub's check URL).
+    if let Some(name) = url
+        .names()
+        .into_iter()
+        .find(|n| RUNTIME_NAMES.contains(n) && *n != "client_id")
+    {
         return Err(err(
             "probe.url",
             format!("'{url}' uses {{{name}}}, which cannot go in the URL; use probe.query"),
@@ -266,16 +271,22 @@ pub(crate) fn fill_urls(
     checks: &Checks,
     vars: &BTreeMap<String, String>,
     what: &str,
+    client_id: &str,
 ) -> Result<(Option<String>, Option<String>), DefinitionError> {
+    let value_of = |name: &str| match name {
+        // Public (RFC 6749 §2.2), and in GitHub's check URL.
+        "client_id" => Some(client_id),
+        other => vars.get(other).map(String::as_str),
+    };
     let fill = |template: &Template, key: &str| -> Result<String, DefinitionError> {
         for name in template.names() {
-            if RUNTIME_NAMES.contains(&name) {
+            if RUNTIME_NAMES.contains(&name) && name != "client_id" {
                 return Err(err(
                     key,
                     format!("'{template}' uses {{{name}}}, which cannot go in the URL"),
                 ));
             }
-            let Some(value) = vars.get(name) else {
+            let Some(value) = value_of(name) else {
                 return Err(err(name, format!("must be set: {key} of {what} uses {{{name}}}")));
             };
             if !crate::provider::template::url_safe(value) {
@@ -285,7 +296,7 @@ pub(crate) fn fill_urls(
                 ));
             }
         }
-        Ok(template.render(|n| vars.get(n).map(String::as_str)))
+        Ok(template.render(value_of))
     };
     let introspection = match (checks.verify, &checks.introspection_url) {
         (VerifyMode::Introspect, Some(t)) => Some(fill(t, "introspection_url")?),

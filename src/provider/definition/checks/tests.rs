@@ -48,14 +48,17 @@ fn a_probe_reads_with_its_rules_and_a_variable_only_it_uses() {
     let ok = serde_json::json!({"ok": true});
     assert!(probe.alive[0].matches(200, Some(&ok)));
     assert!(!probe.alive[0].matches(200, None));
-    let (introspection, url) = fill_urls(checks, &r.vars, "p").unwrap();
+    let (introspection, url) = fill_urls(checks, &r.vars, "p", "c").unwrap();
     assert_eq!(
         (introspection, url.as_deref()),
         (None, Some("https://api.idp.example/whoami"))
     );
     // Off, its template needs nothing: the variable is not asked for.
     let r = with(PROBE).unwrap();
-    assert_eq!(fill_urls(&r.definition.checks, &r.vars, "p").unwrap(), (None, None));
+    assert_eq!(
+        fill_urls(&r.definition.checks, &r.vars, "p", "c").unwrap(),
+        (None, None)
+    );
 }
 
 #[test]
@@ -186,6 +189,13 @@ fn the_catalogue_s_checks_are_https_and_off_by_default() {
             introspects.push(entry.name);
         }
     }
-    assert_eq!(probes, [("google", "google tokeninfo"), ("slack", "slack auth.test")]);
+    assert_eq!(
+        probes,
+        [
+            ("github", "github check a token"),
+            ("google", "google tokeninfo"),
+            ("slack", "slack auth.test")
+        ]
+    );
     assert_eq!(introspects, ["keycloak", "okta"]);
 }
