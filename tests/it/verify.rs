@@ -169,6 +169,72 @@ async fn github_check_a_token_tells_a_dead_token_from_a_live_one() {
     }
 }
 
+/// Two probes that take the token as the request's authorization, each against a loopback
+/// server written from the provider's page: Zendesk's "Show Self" (`GET
+/// /api/v2/users/me.json`, `Authorization: Bearer <token>`; 401 "Couldn't authenticate you"
+/// for a bad token) after `DELETE …/oauth/tokens/current.json`, and Twitch's "Validating
+/// tokens" (`GET https://id.twitch.tv/oauth2/validate`, `Authorization: OAuth <token>`; 401
+/// "invalid access token") after `POST /oauth2/revoke`.
+#[tokio::test]
+async fn zendesk_and_twitch_checks_take_the_token_as_authorization() {
+    let zendesk = "dialect = \"zendesk\"\nurl = \"{server}/api/v2/oauth/tokens/current.json\"\nverify = \"probe\"\n\
+                   probe = { url = \"{server}/api/v2/users/me.json\" }\n";
+    let twitch = "dialect = \"twitch\"\nurl = \"{server}/oauth2/revoke\"\nverify = \"probe\"\n\
+                  probe = { url = \"{server}/oauth2/validate\" }\nclient_id = \"acme-client\"\n";
+    let cases = [
+        (
+            zendesk,
+            "DELETE",
+            204,
+            "/api/v2/users/me.json",
+            format!("Bearer {TOKEN}"),
+            "zendesk users/me",
+        ),
+        (
+            twitch,
+            "POST",
+            200,
+            "/oauth2/validate",
+            format!("OAuth {TOKEN}"),
+            "twitch validate",
+        ),
+    ];
+    for (table, revoke_method, revoke_status, check_path, authorization, by) in cases {
+        for (status, expected) in [
+            (401, (Outcome::Revoked, verified(true, by))),
+            (200, (Outcome::StillActive, verified(false, by))),
+        ] {
+            let server = MockServer::start().await;
+            Mock::given(method(revoke_method))
+                .respond_with(ResponseTemplate::new(revoke_status))
+                .expect(1)
+                .mount(&server)
+                .await;
+            Mock::given(method("GET"))
+                .and(path(check_path))
+                .respond_with(json(status, r#"{"error":"Couldn't authenticate you"}"#))
+                .expect(1)
+                .mount(&server)
+                .await;
+            let providers = providers(table, &server.uri(), "");
+            let call = providers
+                .get("p")
+                .unwrap()
+                .revoke(&TokenValue::new(TOKEN.into()), TokenType::AccessToken)
+                .await;
+            assert_eq!(
+                (call.verdict.outcome, call.verdict.verification),
+                expected,
+                "{by} {status}"
+            );
+            let requests = server.received_requests().await.unwrap();
+            let check = requests.iter().find(|r| r.method.as_str() == "GET").expect("checked");
+            assert_eq!(header(check, "authorization"), Some(authorization.as_str()), "{by}");
+            assert_eq!(check.url.query(), None, "{by}");
+        }
+    }
+}
+
 /// Google's tokeninfo: `GET https://oauth2.googleapis.com/tokeninfo?access_token=…`; an
 /// invalid token answers 400 `{"error": "invalid_token", "error_description": "Invalid
 /// Value"}`, a live one 200 with its `aud`, `scope`, `expires_in`.

@@ -219,10 +219,12 @@ fn read_probe(f: ProbeFile) -> Result<Probe, DefinitionError> {
         ));
     }
     let in_query = query.iter().any(|(_, t)| t.names().contains(&"token"));
-    if token_field.is_none() && auth != Auth::Bearer && !in_query {
+    let in_header = matches!(&auth, Auth::Authorization(t) if t.names().contains(&"token"));
+    if token_field.is_none() && auth != Auth::Bearer && !in_query && !in_header {
         return Err(err(
             "probe",
-            "the token goes nowhere: set token_field, auth = \"bearer\" or a query value \"{token}\"",
+            "the token goes nowhere: set token_field, auth = \"bearer\", an authorization with {token}, or a query \
+             value \"{token}\"",
         ));
     }
     let token_types = match f.token_types {

@@ -194,7 +194,9 @@ fn the_catalogue_s_checks_are_https_and_off_by_default() {
         [
             ("github", "github check a token"),
             ("google", "google tokeninfo"),
-            ("slack", "slack auth.test")
+            ("slack", "slack auth.test"),
+            ("twitch", "twitch validate"),
+            ("zendesk", "zendesk users/me")
         ]
     );
     assert_eq!(introspects, ["keycloak", "okta"]);
