@@ -2,8 +2,8 @@
 //! its own folder, serves simulated providers of every dialect in process (with realistic
 //! limits and a few faults), seeds users with tokens, enqueues them, runs the real worker to
 //! the end, and summarises the audit trail. Each run gets its own folder, so two runs never
-//! mix. `--providers all` serves one provider of every simulated catalogue entry instead of
-//! the five seed dialects (`every`).
+//! mix. `--providers all` serves one provider of every simulated catalogue entry (25)
+//! instead of the five seed dialects (`every`).
 
 mod every;
 
@@ -87,8 +87,7 @@ pub(crate) async fn run(options: &DemoOptions) -> anyhow::Result<DemoResult> {
     )?;
 
     let providers = if options.every_provider {
-        let every = every_entry_providers().into_iter();
-        every.filter(|p| Dialect::SIMULATED.contains(&p.dialect)).collect()
+        every_entry_providers()
     } else {
         demo_providers()
     };
@@ -270,8 +269,9 @@ pub(crate) fn print_summary(out: &mut impl Write, r: &DemoResult, command: &str)
         r.tokens, r.served
     )?;
     writeln!(out)?;
-    // Ten columns each, as the five seed providers always had; more for longer names.
-    let width = |len: usize| (len + 2).max(10);
+    // Ten columns each, as the five seed providers always had; more for longer names, with
+    // one space after the longest (hubspot_legacy's table is 80 columns wide).
+    let width = |len: usize| (len + 1).max(10);
     let name_w = width(r.providers.keys().map(String::len).max().unwrap_or(0));
     let dialect_w = width(r.providers.values().map(|s| s.dialect.len()).max().unwrap_or(0));
     writeln!(
@@ -314,19 +314,15 @@ pub(crate) fn print_summary(out: &mut impl Write, r: &DemoResult, command: &str)
         r.elapsed.as_secs_f64()
     )?;
     if r.every_provider {
-        writeln!(
-            out,
-            "invalid: revoked elsewhere, or killed with its pair (Google, Salesforce, Twitch"
-        )?;
-        writeln!(
-            out,
-            "and Dropbox say so; RFC 7009 servers answer 200 either way). not rev.: Auth0"
-        )?;
-        writeln!(
-            out,
-            "access tokens (JWTs), settled because they expire within a day. Retries:"
-        )?;
-        writeln!(out, "simulated faults, and 429s (Notion allows 3 requests a second).")?;
+        for line in [
+            "invalid: revoked elsewhere, or killed with its pair (Google, Salesforce, Twitch,",
+            "Dropbox, GitHub and Zendesk say so; RFC 7009 servers and Apple answer 200 either",
+            "way). not rev.: Auth0 access tokens (JWTs), settled because they expire within",
+            "a day. Retries: simulated faults, and 429s (Notion allows 3 requests a second).",
+            "Dropbox refresh tokens: revoked through a fresh access token from each one.",
+        ] {
+            writeln!(out, "{line}")?;
+        }
     } else {
         writeln!(
             out,

@@ -18,9 +18,8 @@ use crate::outcome::Verdict;
 
 pub(crate) use super::definition::Plan;
 
-/// A built-in dialect the simulator serves: the seed dialects, every revocable catalogue
-/// entry, and the shapes whose catalogue entries are still being written
-/// ([`Dialect::AWAITING_ENTRY`]).
+/// A built-in dialect the simulator serves: the seed dialects and every revocable catalogue
+/// entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Dialect {
@@ -64,9 +63,9 @@ impl Dialect {
         Dialect::Auth0,
     ];
 
-    /// Every dialect the simulator serves that has a catalogue entry: [`Dialect::ALL`] and the
+    /// Every dialect the simulator serves, each a catalogue entry: [`Dialect::ALL`] and the
     /// revocable entries added since. What `offboard demo --providers all` runs.
-    pub const SIMULATED: [Dialect; 19] = [
+    pub const SIMULATED: [Dialect; 25] = [
         Dialect::Rfc7009,
         Dialect::Stitch,
         Dialect::Moov,
@@ -86,12 +85,6 @@ impl Dialect {
         Dialect::Notion,
         Dialect::Discord,
         Dialect::Linkedin,
-    ];
-
-    /// Shapes the simulator serves whose catalogue entries are being written elsewhere: a
-    /// provider configured with one of these names fails until its entry lands. Move each to
-    /// [`Dialect::SIMULATED`] when it does.
-    pub const AWAITING_ENTRY: [Dialect; 6] = [
         Dialect::Github,
         Dialect::Hubspot,
         Dialect::HubspotLegacy,
@@ -100,7 +93,7 @@ impl Dialect {
         Dialect::Apple,
     ];
 
-    /// The name of its catalogue entry (to be, for [`Dialect::AWAITING_ENTRY`]).
+    /// The name of its catalogue entry.
     pub fn as_str(self) -> &'static str {
         match self {
             Dialect::Rfc7009 => "rfc7009",
@@ -189,8 +182,7 @@ impl DialectSettings {
     /// As [`DialectSettings::classify`], with any wait the provider asks for clamped to
     /// `max_wait`.
     pub fn classify_within(&self, response: &RawResponse, secrets: &[&str], max_wait: Duration) -> Verdict {
-        let entry = catalog::entry(self.dialect.as_str())
-            .expect("a dialect awaiting its catalogue entry has no answers to read yet");
+        let entry = catalog::entry(self.dialect.as_str()).expect("every dialect names a catalogue entry");
         entry.definition.classify(response, secrets, max_wait)
     }
 }
@@ -285,9 +277,8 @@ mod tests {
             if entry.definition.revocable.is_empty() {
                 continue;
             }
-            let mut served = Dialect::SIMULATED.iter().chain(&Dialect::AWAITING_ENTRY);
             assert!(
-                served.any(|d| d.as_str() == entry.name),
+                Dialect::SIMULATED.iter().any(|d| d.as_str() == entry.name),
                 "{} is revocable but not simulated",
                 entry.name
             );
@@ -297,9 +288,9 @@ mod tests {
     /// The names are those serde reads, so a simulator file's `dialect = "…"` says the same.
     #[test]
     fn names_read_back_as_their_dialect() {
-        for d in Dialect::SIMULATED.iter().chain(&Dialect::AWAITING_ENTRY) {
+        for d in Dialect::SIMULATED {
             let read: Dialect = serde_json::from_value(serde_json::Value::String(d.as_str().into())).unwrap();
-            assert_eq!(read, *d);
+            assert_eq!(read, d);
         }
     }
 }

@@ -84,6 +84,8 @@ fn check_credentials(p: &SimProvider, auth: AuthRule, headers: &HeaderMap, body:
             ClientAuth::ClientSecretPost => from_body(),
         },
         AuthRule::Post => from_body(),
+        AuthRule::BasicOrPost if header_value(headers, "authorization").is_some() => from_basic(false),
+        AuthRule::BasicOrPost => from_body(),
         AuthRule::PostIdOnly => {
             let id = body.get("client_id").ok_or(Rejection::MissingCredentials)?;
             return if id == p.client_id {

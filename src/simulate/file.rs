@@ -1,10 +1,10 @@
 //! The simulator's settings file, so the providers and their faults can be changed without
-//! a rebuild, and its mirror image: the offboard config that points at a running simulator,
-//! so the demo, the tests and `offboard simulate` never write one by hand.
+//! a rebuild (its mirror image, the offboard config that points at a running simulator, is
+//! `offboard_config`).
 
 use std::time::Duration;
 
-use super::{Behaviour, InvalidTokenAnswer, SimProvider, Simulator};
+use super::{Behaviour, InvalidTokenAnswer, SimProvider};
 use crate::config::{ConfigError, Count, HumanDuration};
 use crate::provider::dialect::{ClientAuth, Dialect};
 
@@ -19,8 +19,7 @@ pub fn demo_providers() -> Vec<SimProvider> {
 /// Every provider shape the simulator serves, one each: [`demo_providers`] and one provider
 /// per other dialect, named after it, with the limits and faults of `every_entry.toml`
 /// (realistic ones: Notion's documented 3 requests a second, for one). What `offboard
-/// simulate --providers all` serves; `offboard demo --providers all` runs those of them that
-/// have a catalogue entry.
+/// simulate --providers all` serves and `offboard demo --providers all` runs.
 pub fn every_entry_providers() -> Vec<SimProvider> {
     let mut providers = demo_providers();
     providers.extend(providers_from_toml(include_str!("every_entry.toml")).expect("every_entry.toml parses"));
@@ -33,7 +32,7 @@ pub fn every_entry_providers() -> Vec<SimProvider> {
 struct SimEntry {
     dialect: Dialect,
     client_id: Option<String>,
-    /// Auth0 only: a public client, which sends no secret.
+    /// A public client, which sends no secret: Auth0's, or a Dropbox app with PKCE.
     #[serde(default)]
     public_client: bool,
     auth: Option<ClientAuth>,
@@ -150,50 +149,6 @@ pub fn providers_from_toml(text: &str) -> Result<Vec<SimProvider>, ConfigError> 
     Ok(out)
 }
 
-/// Config TOML for offboard that points at `sim`'s providers, with secrets read from
-/// `SIM_<NAME>_SECRET` variables; returns the text and those variables. `per_provider` is
-/// added to every provider's table (`rate`, `burst`, `timeout`). A provider whose dialect has
-/// no catalogue entry yet ([`Dialect::AWAITING_ENTRY`]) gets a comment line instead of a
-/// table, since no offboard could read it.
-pub fn offboard_config_for(sim: &Simulator, per_provider: &str) -> (String, Vec<(String, String)>) {
-    let state = sim.state.lock().expect("sim lock");
-    let mut text = String::new();
-    let mut env = Vec::new();
-    let mut names: Vec<&String> = state.providers.keys().collect();
-    names.sort();
-    for name in names {
-        let p = &state.providers[name];
-        if !p.dialect.has_catalogue_entry() {
-            text.push_str(&format!(
-                "# {name}: served at {}, but offboard has no {} dialect yet\n\n",
-                p.url(sim.addr),
-                p.dialect
-            ));
-            continue;
-        }
-        text.push_str(&format!(
-            "[providers.{name}]\ndialect = \"{}\"\nurl = \"{}\"\nclient_id = \"{}\"\n{per_provider}",
-            p.dialect,
-            p.url(sim.addr),
-            p.client_id
-        ));
-        let either = matches!(
-            p.dialect,
-            Dialect::Rfc7009 | Dialect::Moov | Dialect::Okta | Dialect::Keycloak | Dialect::Discord | Dialect::X
-        );
-        if either && p.auth == ClientAuth::ClientSecretPost {
-            text.push_str("auth = \"client_secret_post\"\n");
-        }
-        if let Some(secret) = &p.client_secret {
-            let var = format!("SIM_{}_SECRET", name.to_uppercase().replace('-', "_"));
-            text.push_str(&format!("client_secret_env = \"{var}\"\n"));
-            env.push((var, secret.clone()));
-        }
-        text.push('\n');
-    }
-    (text, env)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,14 +168,11 @@ mod tests {
     #[test]
     fn every_entry_serves_each_dialect_once_under_its_name() {
         let providers = every_entry_providers();
-        for d in Dialect::SIMULATED.iter().chain(&Dialect::AWAITING_ENTRY) {
-            let of = providers.iter().filter(|p| p.dialect == *d).count();
+        for d in Dialect::SIMULATED {
+            let of = providers.iter().filter(|p| p.dialect == d).count();
             assert_eq!(of, 1, "{d}");
         }
-        assert_eq!(
-            providers.len(),
-            Dialect::SIMULATED.len() + Dialect::AWAITING_ENTRY.len()
-        );
+        assert_eq!(providers.len(), Dialect::SIMULATED.len());
         let notion = providers.iter().find(|p| p.name == "notion").unwrap();
         assert_eq!(notion.behaviour.limit_per_sec, Some(3));
         assert!(providers.iter().all(|p| !p.behaviour.still_active_after_revoke));

@@ -1,7 +1,6 @@
 //! Simulated providers, served on loopback: what `offboard simulate`, the demo and the tests
-//! stand on. One variant per provider shape (the seed dialects, every revocable catalogue
-//! entry, and the entries still being written: [`Dialect::AWAITING_ENTRY`]), each written
-//! from its provider's documentation (DESIGN.md §4, PROVIDERS.md, `shared/seeds/`), never
+//! stand on. One variant per provider shape (the seed dialects and every revocable catalogue
+//! entry: [`Dialect::SIMULATED`]), each written from its provider's documentation (DESIGN.md §4, PROVIDERS.md, `shared/seeds/`), never
 //! from offboard's catalogue: it checks method, path, content type, client authentication
 //! and body fields, answers a malformed request with the provider's documented error, knows
 //! the tokens it issued and what revoking each kills, answers a dead or unknown token as the
@@ -32,6 +31,13 @@
 //! outage and faults like any call, is logged with [`CallRecord::is_probe`], and never
 //! changes a token.
 //!
+//! Dropbox also serves its **token endpoint**, for refresh-then-revoke: `POST
+//! /dropbox/oauth2/token`, form `grant_type=refresh_token`, `refresh_token`, and the app's
+//! `client_id` and `client_secret` (or HTTP Basic): 200 `{"access_token", "token_type":
+//! "bearer", "expires_in"}` with a fresh access token of the refresh token's grant (revoking
+//! it kills the refresh token too), 400 `invalid_grant` for a dead or unknown refresh token.
+//! Logged with [`CallRecord::is_refresh`] and counted apart (`refreshes`).
+//!
 //! Every call is logged (time, status, token fingerprint) so a test can assert "no request
 //! before the Retry-After was over", "no token revoked twice", "the limit held".
 //!
@@ -41,9 +47,10 @@
 //! - `shape`: each provider's endpoints and what a revocation kills, as data; `wants`: what
 //!   a request to each endpoint must carry.
 //! - `checks`: a request read against its endpoint's wants; `apple`: Sign in with Apple's
-//!   client secret (a JWT) checked for its form.
+//!   client secret (a JWT) checked for its form; `key_file`: the key offboard signs those
+//!   secrets with, made at start.
 //! - `answers`: each provider's wording of success, already invalid, refusals and 429s;
-//!   `probe`: the probes' answers.
+//!   `probe`: the probes' answers; `token`: the token endpoint's.
 //! - `revoke`: one call: route, latency, limits, outages, injected faults, then the checks
 //!   and the token's fate, and the log entry.
 //! - `state`: what the server remembers between calls (issued tokens and their grants, the
@@ -52,8 +59,8 @@
 //! - `echo`: the answer of a provider that repeats the secrets it was sent.
 //! - `wire`: body decoding, `Authorization` schemes and response builders.
 //! - `file`: the simulator's TOML file ([`providers_from_toml`], [`demo_providers`],
-//!   [`every_entry_providers`]) and the offboard config that points at a running simulator
-//!   ([`offboard_config_for`]).
+//!   [`every_entry_providers`]); `offboard_config`: the offboard config that points at a
+//!   running simulator ([`offboard_config_for`]).
 
 mod answers;
 mod apple;
@@ -61,11 +68,14 @@ mod checks;
 mod echo;
 pub use echo::encodings;
 mod file;
+mod key_file;
+mod offboard_config;
 mod probe;
 mod revoke;
 mod server;
 mod shape;
 mod state;
+mod token;
 mod wants;
 mod wire;
 
@@ -75,7 +85,8 @@ use std::time::Duration;
 use crate::provider::dialect::{ClientAuth, Dialect};
 
 pub use apple::unsigned_client_secret as apple_client_secret;
-pub use file::{demo_providers, every_entry_providers, offboard_config_for, providers_from_toml};
+pub use file::{demo_providers, every_entry_providers, providers_from_toml};
+pub use offboard_config::offboard_config_for;
 pub use server::Simulator;
 pub use state::CallRecord;
 pub(crate) use state::ProviderStats;
@@ -164,7 +175,8 @@ pub struct SimProvider {
     pub name: String,
     pub dialect: Dialect,
     pub client_id: String,
-    /// `None`: an Auth0 public client, which sends no secret, or a dialect that takes none.
+    /// `None`: a public client (Auth0's, a Dropbox app with PKCE), which sends no secret, or a
+    /// dialect that takes none.
     pub client_secret: Option<String>,
     /// How a client of a provider that takes either (rfc7009, moov, okta, keycloak, discord,
     /// x) authenticates.

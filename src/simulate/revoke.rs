@@ -1,7 +1,7 @@
 //! One call to a simulated provider, in the order a real provider would meet trouble: the
 //! route, latency, throttling and rate limits, an outage, an injected fault, and only then
 //! the endpoint's checks and, for a revocation, the token's fate (for a probe, what is known
-//! of it). Kept apart from `checks` and `answers` so that order, and the rules that a fault
+//! of it; for a token endpoint, a fresh access token or `invalid_grant`). Kept apart from `checks` and `answers` so that order, and the rules that a fault
 //! never revokes a token and a liar never kills one, read in one place for every provider.
 
 use std::sync::{Arc, Mutex};
@@ -20,6 +20,7 @@ use super::echo::echo_response;
 use super::probe::{self, Known};
 use super::shape::{Endpoint, reach, refuses};
 use super::state::SimState;
+use super::token;
 use super::wants::wants_of;
 use super::wire::{json_response, request_id, with_header};
 use super::{Behaviour, CallRecord, Fault, SimProvider};
@@ -34,7 +35,8 @@ struct Outcome {
     response: Response,
     token: Option<String>,
     fault: Option<Fault>,
-    probe: bool,
+    /// The endpoint reached; a call that reached none is logged as a revocation.
+    endpoint: Endpoint,
 }
 
 impl Outcome {
@@ -43,7 +45,14 @@ impl Outcome {
             response,
             token: None,
             fault: None,
-            probe: false,
+            endpoint: Endpoint::Revoke,
+        }
+    }
+
+    fn at(endpoint: Endpoint, response: Response) -> Outcome {
+        Outcome {
+            endpoint,
+            ..Outcome::bare(response)
         }
     }
 }
@@ -85,7 +94,7 @@ pub(super) async fn provider_handler(
         status: outcome.response.status().as_u16(),
         fault: outcome.fault,
         token: outcome.token.as_deref().map(Fingerprint::of),
-        probe: outcome.probe,
+        endpoint: outcome.endpoint,
     });
     if outcome.fault == Some(Fault::Timeout) {
         tokio::time::sleep(HANG).await;
@@ -105,16 +114,12 @@ fn answer(
         Err(why) => return Outcome::bare(no_route(p.dialect, why)),
     };
     request.path_token = path_token;
-    let is_probe = matches!(endpoint, Endpoint::Probe(_));
     let b = &p.behaviour;
     let now = Instant::now();
     {
         let mut s = state.lock().expect("sim lock");
         if b.throttle_for.is_some_and(|d| now < s.started + d) {
-            return Outcome {
-                probe: is_probe,
-                ..Outcome::bare(throttled(p.dialect, b.retry_after))
-            };
+            return Outcome::at(endpoint, throttled(p.dialect, b.retry_after));
         }
         if let Some(limit) = b.limit_per_sec {
             let window = s.window.entry(p.name.clone()).or_insert((now, 0));
@@ -122,19 +127,13 @@ fn answer(
                 *window = (now, 0);
             }
             if window.1 >= limit {
-                return Outcome {
-                    probe: is_probe,
-                    ..Outcome::bare(throttled(p.dialect, 1))
-                };
+                return Outcome::at(endpoint, throttled(p.dialect, 1));
             }
             window.1 += 1;
         }
     }
     if let Some(status) = b.always_status {
-        return Outcome {
-            probe: is_probe,
-            ..Outcome::bare(json_response(status, json!({ "error": "simulated outage" })))
-        };
+        return Outcome::at(endpoint, json_response(status, json!({ "error": "simulated outage" })));
     }
     let wants = wants_of(p.dialect, endpoint);
     if let Some(fault) = b.roll() {
@@ -154,19 +153,20 @@ fn answer(
             response,
             token,
             fault: Some(fault),
-            probe: is_probe,
+            endpoint,
         };
     }
     let token = match (check_request(p, wants, &request), endpoint) {
         (Ok(token), _) => token,
         (Err(why), Endpoint::Revoke) => return Outcome::bare(reject(p.dialect, why)),
-        (Err(why), Endpoint::Probe(probe)) => {
-            return Outcome {
-                probe: true,
-                ..Outcome::bare(probe::refuse(p, probe, why))
-            };
-        }
+        (Err(why), Endpoint::Probe(probe)) => return Outcome::at(endpoint, probe::refuse(p, probe, why)),
+        (Err(why), Endpoint::Token) => return Outcome::at(endpoint, token::refuse(why)),
     };
+    if endpoint == Endpoint::Token
+        && let Some(refused) = token::wrong_grant(&request)
+    {
+        return Outcome::at(endpoint, refused);
+    }
     let mut s = state.lock().expect("sim lock");
     // A token the provider issued, of a type this endpoint knows.
     let known = s
@@ -184,6 +184,10 @@ fn answer(
             };
             drop(s);
             probe::answer(p, probe, known)
+        }
+        Endpoint::Token => {
+            let live = known.as_ref().is_some_and(|t| !t.revoked);
+            token::answer(&mut s, p, &token, live)
         }
         Endpoint::Revoke => {
             *s.accepted.entry(token.clone()).or_default() += 1;
@@ -204,7 +208,7 @@ fn answer(
         response,
         token: Some(token),
         fault: None,
-        probe: is_probe,
+        endpoint,
     }
 }
 

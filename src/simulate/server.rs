@@ -13,10 +13,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tokio::time::Instant;
 
+use super::key_file::KeyFile;
 use super::revoke::provider_handler;
 use super::state::{SimState, stats_of};
 use super::wire::json_response;
 use super::{Behaviour, CallRecord, ProviderStats, SimProvider};
+use crate::provider::dialect::Dialect;
 use crate::token::{Fingerprint, TokenType};
 
 /// A running simulator. Dropping it does not stop the server; it stops with the runtime.
@@ -28,7 +30,11 @@ pub struct Simulator {
 
 impl Simulator {
     /// Serves `providers` on `addr` (port 0 picks a free one).
+    /// Serving an Apple provider, it also writes a signing key for the offboard config to
+    /// point at (see `key_file`).
     pub async fn start(addr: SocketAddr, providers: Vec<SimProvider>) -> std::io::Result<Simulator> {
+        let apple = providers.iter().any(|p| p.dialect == Dialect::Apple);
+        let apple_key = if apple { Some(KeyFile::create()?) } else { None };
         let state = Arc::new(Mutex::new(SimState {
             providers: providers.into_iter().map(|p| (p.name.clone(), p)).collect(),
             tokens: HashMap::new(),
@@ -38,6 +44,7 @@ impl Simulator {
             window: HashMap::new(),
             echoes: HashMap::new(),
             started: Instant::now(),
+            apple_key,
         }));
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -76,6 +83,14 @@ impl Simulator {
         Some(format!("http://{}/{name}{path}", self.addr))
     }
 
+    /// The URL of the provider's token endpoint (refresh grants), where the simulator serves
+    /// one: Dropbox's `oauth2/token`.
+    pub fn token_url(&self, name: &str) -> Option<String> {
+        let state = self.state.lock().expect("sim lock");
+        let path = state.providers.get(name)?.token_path()?;
+        Some(format!("http://{}/{name}{path}", self.addr))
+    }
+
     pub(crate) fn provider(&self, name: &str) -> Option<SimProvider> {
         self.state.lock().expect("sim lock").providers.get(name).cloned()
     }
@@ -105,7 +120,7 @@ impl Simulator {
         }
     }
 
-    /// Revocation calls that carried this token (probes not counted).
+    /// Revocation calls that carried this token (probes and refreshes not counted).
     pub fn calls_for(&self, token: &str) -> usize {
         let fingerprint = Fingerprint::of(token);
         self.state
@@ -113,7 +128,7 @@ impl Simulator {
             .expect("sim lock")
             .calls
             .iter()
-            .filter(|c| !c.probe && c.token.as_ref() == Some(&fingerprint))
+            .filter(|c| c.is_revocation() && c.token.as_ref() == Some(&fingerprint))
             .count()
     }
 

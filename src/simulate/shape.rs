@@ -1,7 +1,8 @@
 //! What each simulated provider is, written from its own documentation (PROVIDERS.md and
 //! the pages cited below), never from offboard's catalogue: where its endpoints are (the
-//! revocation and, where the provider has one, a probe that says whether a token still
-//! works), what a request to each must carry, and what a revocation kills.
+//! revocation; where the provider has one, a probe that says whether a token still works;
+//! and Dropbox's token endpoint, for refresh-then-revoke), what a request to each must carry,
+//! and what a revocation kills.
 //!
 //! What a request to each endpoint must carry is `wants`; the checks that read a request
 //! (`checks`) and the answers (`answers`) follow these facts. Keeping them as data makes
@@ -19,6 +20,9 @@ use crate::token::TokenType;
 pub(super) enum Endpoint {
     Revoke,
     Probe(Probe),
+    /// The token endpoint's refresh grant (RFC 6749 §6): a refresh token in, a fresh access
+    /// token of its grant out.
+    Token,
 }
 
 /// A provider's own way of asking whether a token still works.
@@ -103,11 +107,13 @@ fn routes(dialect: Dialect) -> &'static [Route] {
         Dialect::Twitch => const { &[revoke("/oauth2/revoke"), probe(Get, "/oauth2/validate", TwitchValidate)] },
         Dialect::Zoom => const { &[revoke("/oauth/revoke")] },
         Dialect::Intuit => const { &[revoke("/v2/oauth2/tokens/revoke")] },
+        // dropbox.com/developers/documentation/http/documentation#oauth2-token.
         Dialect::Dropbox => {
             const {
                 &[
                     revoke("/2/auth/token/revoke"),
                     probe(Post, "/2/check/user", DropboxCheckUser),
+                    (Post, "/oauth2/token", Endpoint::Token),
                 ]
             }
         }
@@ -179,8 +185,15 @@ impl SimProvider {
             .iter()
             .find_map(|&(_, path, endpoint)| match endpoint {
                 Endpoint::Probe(probe) => Some((probe, path.replace("{client_id}", &self.client_id))),
-                Endpoint::Revoke => None,
+                Endpoint::Revoke | Endpoint::Token => None,
             })
+    }
+
+    /// The path of the token endpoint, where the provider has one the simulator serves.
+    pub(super) fn token_path(&self) -> Option<&'static str> {
+        routes(self.dialect)
+            .iter()
+            .find_map(|&(_, path, endpoint)| (endpoint == Endpoint::Token).then_some(path))
     }
 
     /// The endpoint `method` and `path` reach, and the token the path carries, if any.
@@ -270,9 +283,10 @@ pub(super) fn reach(dialect: Dialect) -> Reach {
 }
 
 /// Whether a provider of this dialect has a client secret of its own. Google and
-/// Salesforce take no client authentication, Slack, Dropbox and Zendesk the token itself,
-/// Twitch only a client id, HubSpot's legacy call nothing; Apple's client secret is a JWT the
-/// client signs, checked for its form instead.
+/// Salesforce take no client authentication, Slack and Zendesk the token itself, Twitch only
+/// a client id, HubSpot's legacy call nothing; Apple's client secret is a JWT the client
+/// signs, checked for its form instead. Dropbox's revocation takes the token itself, but its
+/// token endpoint the app's key and secret (a PKCE app has none: `public_client`).
 pub(super) fn takes_secret(dialect: Dialect) -> bool {
     !matches!(
         dialect,
@@ -280,7 +294,6 @@ pub(super) fn takes_secret(dialect: Dialect) -> bool {
             | Dialect::Slack
             | Dialect::Salesforce
             | Dialect::Twitch
-            | Dialect::Dropbox
             | Dialect::HubspotLegacy
             | Dialect::Zendesk
             | Dialect::Apple

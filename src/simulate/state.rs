@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use tokio::time::Instant;
 
-use super::shape::Reach;
+use super::key_file::KeyFile;
+use super::shape::{Endpoint, Reach};
 use super::{Fault, SimProvider};
 use crate::token::{Fingerprint, TokenType};
 
@@ -21,8 +22,9 @@ pub struct CallRecord {
     pub(crate) fault: Option<Fault>,
     /// Fingerprint of the token in the request, when there was one.
     pub(crate) token: Option<Fingerprint>,
-    /// A call to a probe endpoint (is this token still alive?), not a revocation.
-    pub(crate) probe: bool,
+    /// The endpoint called: a revocation (also a call that reached no endpoint), a probe (is
+    /// this token still alive?) or a token endpoint (refresh-then-revoke's refresh).
+    pub(super) endpoint: Endpoint,
 }
 
 impl CallRecord {
@@ -39,7 +41,18 @@ impl CallRecord {
 
     /// Whether the call was to a probe endpoint rather than a revocation.
     pub fn is_probe(&self) -> bool {
-        self.probe
+        matches!(self.endpoint, Endpoint::Probe(_))
+    }
+
+    /// Whether the call was to a token endpoint (a refresh token exchanged for a fresh
+    /// access token) rather than a revocation.
+    pub fn is_refresh(&self) -> bool {
+        self.endpoint == Endpoint::Token
+    }
+
+    /// Whether the call was to the revocation endpoint (or to no endpoint at all).
+    pub fn is_revocation(&self) -> bool {
+        self.endpoint == Endpoint::Revoke
     }
 }
 
@@ -68,6 +81,9 @@ pub(super) struct SimState {
     /// Echo answers sent per provider, so each one uses the next encoding.
     pub(super) echoes: HashMap<String, usize>,
     pub(super) started: Instant,
+    /// The `.p8` key offboard signs Apple's client secrets with, made when the simulator
+    /// serves an Apple provider.
+    pub(super) apple_key: Option<KeyFile>,
 }
 
 impl SimState {
@@ -138,7 +154,7 @@ impl SimState {
 /// Per-provider totals.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ProviderStats {
-    /// Revocation calls; probes are counted apart.
+    /// Revocation calls; probes and refreshes are counted apart.
     pub calls: u64,
     /// Calls answered with success (a revocation, or a token already dead).
     pub accepted: u64,
@@ -149,6 +165,8 @@ pub struct ProviderStats {
     pub faults: u64,
     /// Calls to the provider's probe endpoint, whatever their answer.
     pub probes: u64,
+    /// Calls to the provider's token endpoint (refresh grants), whatever their answer.
+    pub refreshes: u64,
 }
 
 pub(super) fn stats_of(state: &SimState) -> HashMap<String, ProviderStats> {
@@ -159,8 +177,12 @@ pub(super) fn stats_of(state: &SimState) -> HashMap<String, ProviderStats> {
         .collect();
     for call in &state.calls {
         let s = out.entry(call.provider.clone()).or_default();
-        if call.probe {
-            s.probes += 1;
+        match call.endpoint {
+            Endpoint::Probe(_) => s.probes += 1,
+            Endpoint::Token => s.refreshes += 1,
+            Endpoint::Revoke => {}
+        }
+        if !call.is_revocation() {
             continue;
         }
         s.calls += 1;

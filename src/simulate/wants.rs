@@ -43,6 +43,9 @@ pub(super) enum AuthRule {
     Onelogin,
     /// Apple: `client_id` in the body and `client_secret` an ES256 JWT.
     AppleJwt,
+    /// HTTP Basic (as is) when the request has it, else `client_id` and `client_secret` in
+    /// the body (Dropbox's token endpoint takes either).
+    BasicOrPost,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +68,7 @@ impl TokenAt {
         match self {
             TokenAt::Authorization(_) | TokenAt::BearerOrField => Some(TokenType::AccessToken),
             TokenAt::Field("access_token") | TokenAt::Query("access_token") => Some(TokenType::AccessToken),
-            TokenAt::Path => Some(TokenType::RefreshToken),
+            TokenAt::Path | TokenAt::Field("refresh_token") => Some(TokenType::RefreshToken),
             TokenAt::Field(_) | TokenAt::Query(_) => None,
         }
     }
@@ -126,5 +129,8 @@ pub(super) fn wants_of(dialect: Dialect, endpoint: Endpoint) -> Wants {
             Probe::LinkedinIntrospect => wants(B::Form, A::Post, TOKEN),
             Probe::NotionIntrospect => wants(B::Json, BASIC_AS_IS, TOKEN),
         },
+        // Dropbox's `oauth2/token`: "POST parameters" (a form), the app key and secret as
+        // parameters or HTTP Basic, and the refresh token (`grant_type` is `token`'s check).
+        Endpoint::Token => wants(B::Form, A::BasicOrPost, TokenAt::Field("refresh_token")),
     }
 }

@@ -1,7 +1,7 @@
 //! The integration tests, one binary: the `offboard` binary from outside, the dialects' wire
 //! format, the provider catalogue and inline definitions (Sign in with Apple's signed client
-//! secret included), the simulated providers (every catalogue entry, and the wide demo from
-//! the binary), the storage contract and end to end on both backends, issue 7's defects end
+//! secret included), the simulated providers (every catalogue entry; proof of death and
+//! refresh-then-revoke against them on both backends; the wide demo from the binary), the storage contract and end to end on both backends, issue 7's defects end
 //! to end, and the daemon under chaos (SIGKILLs, faults) and across a PostgreSQL restart.
 //! One binary links the crate once and shares one log capture (`helpers::captured_logs`).
 
@@ -25,8 +25,9 @@ mod provider_faults;
 mod refresh_then_revoke;
 mod secrets;
 mod simulator;
-mod simulator_awaiting;
 mod simulator_catalog;
+mod simulator_catalog_more;
 mod simulator_cli;
+mod simulator_verify;
 mod storage_contract;
 mod verify;
