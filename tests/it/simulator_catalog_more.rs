@@ -254,20 +254,13 @@ async fn zendesk_revokes_the_bearer_token_and_a_probe_catches_a_liar() {
         (Outcome::AlreadyInvalid, Some(401))
     );
 
-    // With a probe of the simulator's users/me: the liar is still_active, the honest one dead.
-    let probe = |name: &str| {
-        format!(
-            "verify = \"probe\"\nprobe = {{ by = \"zendesk users/me\", method = \"GET\", url = \"{}\", \
-             auth = \"bearer\", token_types = [\"access_token\"], dead = [{{ status = [401] }}], \
-             alive = [{{ status = [200] }}] }}\n",
-            sim.probe_url(name).unwrap()
-        )
-    };
+    // With the entry's probe (the written config points it at the simulator's users/me):
+    // the liar is still_active, the honest one dead.
     let verified = offboard_edited(&sim, false, |text| {
         with_keys(
-            &with_keys(&text, "zendesk", &probe("zendesk")),
+            &with_keys(&text, "zendesk", "verify = \"probe\"\n"),
             "zendesk_liar",
-            &probe("zendesk_liar"),
+            "verify = \"probe\"\n",
         )
     });
     for (name, outcome, dead) in [
@@ -525,7 +518,7 @@ fn the_offboard_config_points_every_call_at_the_simulator() {
         let refresh = keys.get("refresh").map(|p| p["url"].as_str().unwrap());
         let checks: Vec<&str> = introspect.into_iter().chain(probe).collect();
         match dialect {
-            "rfc7009" | "okta" | "keycloak" | "slack" | "google" => {
+            "rfc7009" | "okta" | "keycloak" | "slack" | "google" | "github" | "twitch" | "zendesk" => {
                 assert_eq!(checks, [sim.probe_url(name).unwrap().as_str()], "{name}");
             }
             _ => assert!(checks.is_empty(), "{name}: {checks:?}"),
