@@ -29,4 +29,5 @@ mod simulator_awaiting;
 mod simulator_catalog;
 mod simulator_cli;
 mod storage_contract;
+mod token_sources;
 mod verify;
