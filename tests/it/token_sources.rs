@@ -474,9 +474,7 @@ fn a_bad_identifier_or_mapping_is_refused_naming_the_source_and_key() {
     ];
     for (source, key) in cases {
         let text = format!("[[tokens.source]]\n{source}\n");
-        let e = Config::from_toml(&text, Path::new("test"), Vec::new())
-            .err()
-            .expect(source);
+        let e = Config::from_toml(&text, Path::new("test"), Vec::new()).expect_err(source);
         assert!(e.to_string().starts_with(key), "{e} (wanted {key})");
     }
     let two = "[[tokens.source]]\ntable = \"t\"\nvalue = \"v\"\nprovider_value = \"a\"\ntoken_type_value = \"access_token\"\nsettlement = \"offboard\"\n";
