@@ -11,11 +11,12 @@ use crate::config::{Config, ConfigError};
 use crate::drain::{Worker, WorkerSettings};
 use crate::metrics::Metrics;
 use crate::provider::{ProviderSetupError, Providers};
-use crate::storage::{Store, StoreError};
+use crate::storage::{Sources, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// A provider's secret could not be read; the cause names its key.
+    /// A provider's secret or a decryption key could not be read, or a token source names
+    /// a table or column the database lacks; the cause names the key.
     #[error("invalid configuration")]
     Config(#[source] ConfigError),
     #[error("cannot open the database")]
@@ -58,8 +59,31 @@ impl App {
     pub(crate) async fn open(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<App, AppError> {
         // Secrets first: a missing one stops start-up before the database is touched.
         let providers = Providers::from_config(&config, env)?;
-        let store = Store::open(&config.database).await?;
+        let sources = Sources::build(&config.tokens, env).map_err(AppError::Config)?;
+        let store = Store::open(&config.database).await?.with_sources(sources);
+        App::checked(config, store, providers).await
+    }
+
+    /// Refuses a token source naming a table or column the database does not have.
+    async fn checked(config: Config, store: Store, providers: Providers) -> Result<App, AppError> {
+        if let Some(problem) = store.check_sources().await? {
+            return Err(AppError::Config(problem));
+        }
         Ok(App::assemble(config, store, providers))
+    }
+
+    /// As [`App::with_store`], and checks the token sources against the live database, as
+    /// start-up does.
+    pub async fn with_store_checked(
+        config: Config,
+        store: Store,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<App, AppError> {
+        let app = App::with_store(config, store, env)?;
+        match app.store.check_sources().await? {
+            Some(problem) => Err(AppError::Config(problem)),
+            None => Ok(app),
+        }
     }
 
     /// As [`App::build`] for the daemon: while the database is unreachable, keeps trying
@@ -67,6 +91,7 @@ impl App {
     /// first. Errors that waiting cannot fix (a bad secret, a wrong password) return at once.
     pub async fn build_patiently(config: Config, shutdown: &CancellationToken) -> Result<Option<App>, AppError> {
         let providers = Providers::from_config(&config, &crate::config::process_env)?;
+        let sources = Sources::build(&config.tokens, &crate::config::process_env).map_err(AppError::Config)?;
         let mut backoff = std::time::Duration::from_secs(1);
         loop {
             // A connection attempt can take the pool's whole acquire timeout: shutdown must
@@ -76,7 +101,11 @@ impl App {
                 opened = Store::open(&config.database) => opened,
             };
             match opened {
-                Ok(store) => return Ok(Some(App::assemble(config, store, providers))),
+                Ok(store) => {
+                    return App::checked(config, store.with_sources(sources), providers)
+                        .await
+                        .map(Some);
+                }
                 Err(e) if e.is_outage() => {
                     tracing::warn!(error = %crate::telemetry::error_chain(&e), retry_in = ?backoff, "database unavailable at start-up; retrying");
                     tokio::select! {
@@ -93,7 +122,8 @@ impl App {
     /// Builds on a store that is already open (tests share one between workers).
     pub fn with_store(config: Config, store: Store, env: &dyn Fn(&str) -> Option<String>) -> Result<App, AppError> {
         let providers = Providers::from_config(&config, env)?;
-        Ok(App::assemble(config, store, providers))
+        let sources = Sources::build(&config.tokens, env).map_err(AppError::Config)?;
+        Ok(App::assemble(config, store.with_sources(sources), providers))
     }
 
     fn assemble(config: Config, store: Store, providers: Providers) -> App {

@@ -24,8 +24,6 @@
 pub mod app;
 pub mod cli;
 pub mod config;
-// Not called yet: issue 9's token sources will build a `Decryptor` per encrypted source.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod decrypt;
 pub(crate) mod demo;
 pub mod drain;

@@ -10,6 +10,7 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::provider::Providers;
 use crate::provider::definition::{SecretUse, VerifyMode};
+use crate::storage::{Sources, Store};
 
 /// Prints what the config says, and fails (exit 1) on a secret that cannot be read or an
 /// issuer whose metadata cannot be fetched or used.
@@ -58,6 +59,31 @@ pub(super) async fn check_config(out: &mut impl Write, config: &Config) -> anyho
             writeln!(
                 out,
                 "warning: provider {name} sends nothing, each token is not revocable: {why}"
+            )?;
+        }
+    }
+    if !config.tokens.iter().all(|s| s.is_builtin()) {
+        let sources = Sources::build(&config.tokens, &crate::config::process_env).context("invalid configuration")?;
+        let store = Store::connect(&config.database)
+            .await
+            .context("cannot open the database to check the token sources")?
+            .with_sources(sources);
+        let problem = store.check_sources().await.context("cannot check the token sources")?;
+        store.close().await;
+        if let Some(problem) = problem {
+            return Err(anyhow::Error::new(problem).context("invalid configuration"));
+        }
+        for s in &config.tokens {
+            writeln!(
+                out,
+                "token source {} ({}): table {}, number {}{}",
+                s.name,
+                s.at,
+                s.table.as_written(),
+                s.number,
+                s.encryption
+                    .as_ref()
+                    .map_or(String::new(), |e| format!(", encrypted ({})", e.scheme()))
             )?;
         }
     }

@@ -14,6 +14,7 @@ mod env;
 mod jwt;
 mod providers;
 mod secret;
+pub(crate) mod sources;
 mod values;
 
 use std::collections::BTreeMap;
@@ -69,6 +70,8 @@ pub struct Config {
     pub(crate) log: LogConfig,
     pub(crate) server: ServerConfig,
     pub(crate) providers: BTreeMap<String, ProviderConfig>,
+    /// Where the application's tokens are (`[[tokens.source]]`; default `oauth_tokens`).
+    pub(crate) tokens: Vec<sources::TokenSource>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -261,6 +264,8 @@ struct ConfigFile {
     server: ServerConfig,
     #[serde(default)]
     providers: BTreeMap<String, ProviderFile>,
+    #[serde(default)]
+    tokens: sources::TokensFile,
 }
 
 impl Config {
@@ -337,6 +342,7 @@ impl ConfigFile {
             log: self.log,
             server: self.server,
             providers,
+            tokens: self.tokens.validate()?,
         })
     }
 }

@@ -33,10 +33,8 @@ use crate::config::ConfigError;
 use crate::token::TokenValue;
 pub(crate) use command::CommandError;
 pub(crate) use config::EncryptionConfig;
-use config::SchemeConfig;
-// For the token sources' config, which will deserialize it (issue 9); tests use it now.
-#[cfg_attr(not(test), allow(unused_imports))]
 pub(crate) use config::EncryptionFile;
+use config::SchemeConfig;
 
 /// Longest stored value accepted, and longest plaintext produced (a compressed Rails payload
 /// is inflated no further): tokens are a few kilobytes at most.

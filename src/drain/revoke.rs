@@ -173,7 +173,7 @@ impl RequestRun {
             results: Results {
                 rows: rows.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()),
                 notes: Vec::new(),
-                dead: dead.then(|| (token.id, token.value.clone())).into_iter().collect(),
+                dead: dead.then(|| (token.id, token.stored.clone())).into_iter().collect(),
             },
         }
     }
@@ -221,7 +221,7 @@ impl RequestRun {
             PairedEnd::DiedWith { pair_id } => {
                 let note = format!("revoked with its paired access token {pair_id}");
                 let mut result = self.immediate(token, Outcome::Revoked, true, note);
-                result.results.dead.push((token.id, token.value.clone()));
+                result.results.dead.push((token.id, token.stored.clone()));
                 result
             }
             PairedEnd::NoEvidence { pair_id } => {

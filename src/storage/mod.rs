@@ -76,6 +76,7 @@ mod requests;
 mod results;
 mod rows;
 pub mod seed;
+mod sources;
 mod sqlite;
 mod tokens;
 
@@ -85,6 +86,7 @@ pub use rows::{
     AuditAction, AuditNote, AuditRow, BadToken, ClaimedRequest, Enqueued, Fence, RequestRow, StateCounts, StoredToken,
     UserTokens,
 };
+pub(crate) use sources::Sources;
 
 use crate::config::DatabaseConfig;
 use crate::outcome::RequestState;
@@ -156,6 +158,8 @@ pub(crate) enum Pool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// Where the application's tokens are: `oauth_tokens` unless the config maps others.
+    sources: std::sync::Arc<sources::Sources>,
 }
 
 impl Store {
@@ -174,7 +178,25 @@ impl Store {
         } else {
             Pool::Sqlite(sqlite::connect(config).await?)
         };
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            sources: Default::default(),
+        })
+    }
+
+    /// The same database, reading tokens from `sources`.
+    pub(crate) fn with_sources(&self, sources: std::sync::Arc<sources::Sources>) -> Store {
+        Store {
+            pool: self.pool.clone(),
+            sources,
+        }
+    }
+
+    fn sql(&self) -> sources::Sql {
+        match self.pool {
+            Pool::Postgres(_) => sources::Sql::Postgres,
+            Pool::Sqlite(_) => sources::Sql::Sqlite,
+        }
     }
 
     pub(crate) fn backend(&self) -> &'static str {

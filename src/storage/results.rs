@@ -1,13 +1,15 @@
 //! The one write of a worker's results. Facts first and unfenced: audit rows, and
-//! `revoked_at` on tokens whose value was revoked (only while the row still holds that
+//! `revoked_at` (or a row of `offboard_token_settlements`) for tokens whose value was revoked (only while the row still holds that
 //! value). Then, fenced, the request's state: it changes only while the worker's claim still
 //! holds. A worker that lost its lease still records every call it made; it only learns,
 //! through [`StoreError::LeaseLost`], that it must stop.
 
 use super::requests::millis;
 use super::rows::AuditNote;
+use super::sources;
 use super::tokens;
 use super::{AuditRow, Fence, Pool, Result, Store, StoreError, postgres, sqlite};
+use crate::config::sources::{ID_SPACE, Settlement};
 use crate::outcome::{Decision, RequestState, Unsettled};
 use crate::token::TokenValue;
 
@@ -78,20 +80,56 @@ impl Store {
             let mut tx = pool.begin_with(self.begin_write()).await?;
             super::audit::append(&mut tx, &results.rows, &results.notes).await?;
 
-            for chunk in results.dead.chunks(TOKEN_CHUNK) {
-                let mut update = sqlx::QueryBuilder::<Db>::new(format!(
-                    "UPDATE oauth_tokens SET revoked_at = {now} WHERE revoked_at IS NULL AND (id, token) IN (VALUES "
-                ));
-                let mut pairs = update.separated(", ");
-                for (id, value) in chunk {
-                    pairs.push("(");
-                    pairs.push_bind_unseparated(*id);
-                    pairs.push_unseparated(", ");
-                    pairs.push_bind_unseparated(value.expose().to_owned());
-                    pairs.push_unseparated(")");
+            for source in &self.sources.list {
+                let c = &source.config;
+                let base = c.number * ID_SPACE;
+                let mine: Vec<(i64, &TokenValue)> = results
+                    .dead
+                    .iter()
+                    .filter(|(id, _)| id.div_euclid(ID_SPACE) == c.number)
+                    .map(|(id, v)| (id - base, v))
+                    .collect();
+                let (id, value) = (sources::id_expr(c), sources::value_expr(c, self.sql()));
+                let table = c.table.quoted();
+                match &c.settlement {
+                    // Value-conditional: only while the row still holds the value revoked.
+                    Settlement::Column(column) => {
+                        let column = column.quoted();
+                        for chunk in mine.chunks(TOKEN_CHUNK) {
+                            let mut update = sqlx::QueryBuilder::<Db>::new(format!(
+                                "UPDATE {table} SET {column} = {now} WHERE {column} IS NULL AND ({id}, {value}) IN (VALUES "
+                            ));
+                            let mut pairs = update.separated(", ");
+                            for (row_id, stored) in chunk {
+                                pairs.push("(");
+                                pairs.push_bind_unseparated(*row_id);
+                                pairs.push_unseparated(", ");
+                                pairs.push_bind_unseparated(stored.expose().to_owned());
+                                pairs.push_unseparated(")");
+                            }
+                            update.push(")");
+                            update.build().execute(&mut *tx).await?;
+                        }
+                    }
+                    // offboard's own table; the application's is only read.
+                    Settlement::Offboard => {
+                        for (row_id, stored) in &mine {
+                            sqlx::query(sqlx::AssertSqlSafe(format!(
+                                "INSERT INTO offboard_token_settlements (source, token_key, value_fingerprint, revoked_at)
+                                 SELECT $1, $2, $3, {now}
+                                  WHERE EXISTS (SELECT 1 FROM {table} WHERE {id} = $4 AND {value} = $5)
+                                 ON CONFLICT DO NOTHING"
+                            )))
+                            .bind(c.name.clone())
+                            .bind(base + row_id)
+                            .bind(stored.fingerprint().as_str().to_owned())
+                            .bind(*row_id)
+                            .bind(stored.expose().to_owned())
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
                 }
-                update.push(")");
-                update.build().execute(&mut *tx).await?;
             }
 
             let Some((user_id, decision)) = decision else {
@@ -116,7 +154,7 @@ impl Store {
             let change = match decision {
                 Decision::Cleared { unless } => {
                     let lock = self.lock_tokens();
-                    let tokens = tokens::load::<Db>(&mut tx, user_id, None, lock).await?;
+                    let tokens = tokens::load::<Db>(&mut tx, &self.sources, self.sql(), user_id, None, lock).await?;
                     let unsettled = tokens.tokens.iter().filter(|t| !t.is_settled()).count() + tokens.bad.len();
                     if unsettled == 0 {
                         Change::to(RequestState::Cleared)

@@ -53,11 +53,16 @@ pub struct ClaimedRequest {
 /// A row of `oauth_tokens` with what the audit already says about its current value.
 #[derive(Clone, Debug)]
 pub struct StoredToken {
+    /// Unique across sources: `source number × 2^40 + row id` (`config::sources`).
     pub id: i64,
     pub(crate) provider: String,
     /// The raw `token_type`; [`StoredToken::token_type`] parses it.
     pub(crate) token_type_raw: String,
+    /// The value to send: decrypted in memory for an encrypted source.
     pub value: TokenValue,
+    /// The value as stored (the ciphertext, for an encrypted source): what settlement and
+    /// the clearance re-check compare, through its fingerprint.
+    pub(crate) stored: TokenValue,
     pub(crate) grant_ref: Option<String>,
     pub(crate) expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -82,8 +87,9 @@ impl StoredToken {
         self.settled_as.is_some() || self.revoked_by_application
     }
 
+    /// Of the value as stored (the ciphertext, for an encrypted source).
     pub(crate) fn fingerprint(&self) -> Fingerprint {
-        self.value.fingerprint()
+        self.stored.fingerprint()
     }
 }
 

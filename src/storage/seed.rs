@@ -51,3 +51,8 @@ pub async fn execute(store: &Store, sql: &'static str) -> Result<u64> {
 pub async fn scalar(store: &Store, sql: &'static str) -> Result<i64> {
     on_pool!(store, |pool| Ok(sqlx::query_scalar(sql).fetch_one(pool).await?))
 }
+
+/// Runs one query whose rows are a single text column.
+pub async fn text_rows(store: &Store, sql: &'static str) -> Result<Vec<String>> {
+    on_pool!(store, |pool| Ok(sqlx::query_scalar(sql).fetch_all(pool).await?))
+}

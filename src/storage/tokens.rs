@@ -1,4 +1,5 @@
-//! Reading a user's tokens from the application's `oauth_tokens`, with what the audit says
+//! Reading a user's tokens from every token source (default: the application's
+//! `oauth_tokens`), with what the audit says
 //! about each row's current value. Rows are decoded one by one: a row with a column that
 //! is missing or does not decode is reported as a [`BadToken`] naming the row and column,
 //! and the user's other tokens are still returned.
@@ -7,28 +8,20 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::rows::{BadToken, UserTokens, settlement};
+use super::sources::{self, Sources, Sql};
 use super::{Result, Store, StoredToken};
+use crate::config::sources::TokenSource;
 use crate::outcome::Outcome;
 use crate::token::TokenValue;
 
-/// The columns read, in order. A timestamp outside years 1 to 9999 (PostgreSQL's
-/// `infinity`, a year past 9999) is read as text instead, because the time type cannot
-/// hold it (sqlx would panic decoding it): the row is then reported as unreadable.
-const TOKEN_SQL: &str = "SELECT id, provider, token_type, token, grant_ref,
-        CASE WHEN expires_at BETWEEN '0001-01-01T00:00:00+00:00' AND '9999-12-31T23:59:59.999+00:00'
-             THEN expires_at END,
-        CASE WHEN NOT (expires_at BETWEEN '0001-01-01T00:00:00+00:00' AND '9999-12-31T23:59:59.999+00:00')
-             THEN CAST(expires_at AS TEXT) END,
-        CASE WHEN revoked_at BETWEEN '0001-01-01T00:00:00+00:00' AND '9999-12-31T23:59:59.999+00:00'
-             THEN revoked_at END,
-        CASE WHEN NOT (revoked_at BETWEEN '0001-01-01T00:00:00+00:00' AND '9999-12-31T23:59:59.999+00:00')
-             THEN CAST(revoked_at AS TEXT) END
-   FROM oauth_tokens WHERE user_id = $1 ORDER BY id";
-
-/// Settling audit rows of the user's tokens, from any request.
-const SETTLED_SQL: &str = "SELECT a.token_id, a.token_fingerprint, a.outcome FROM revocation_audit a
-                            WHERE a.settled AND a.action = 'revoke'
-                              AND a.token_id IN (SELECT id FROM oauth_tokens WHERE user_id = $1)";
+/// Settling audit rows of the user's tokens (from every source), from any request.
+fn settled_sql(sources: &Sources, sql: Sql) -> String {
+    format!(
+        "SELECT a.token_id, a.token_fingerprint, a.outcome FROM revocation_audit a
+          WHERE a.settled AND a.action = 'revoke' AND a.token_id IN ({})",
+        sources::user_token_ids_sql(sources, sql)
+    )
+}
 
 /// Attempts already audited in this request, per token, to number the next ones.
 const PRIOR_SQL: &str = "SELECT token_id, count(*) FROM revocation_audit
@@ -40,8 +33,35 @@ impl Store {
     pub async fn tokens_for(&self, request_id: i64, user_id: &str) -> Result<UserTokens> {
         on_pool!(self, |pool| {
             let mut conn = pool.acquire().await?;
-            load::<Db>(&mut conn, user_id, Some(request_id), "").await
+            let mut tokens = load::<Db>(&mut conn, &self.sources, self.sql(), user_id, Some(request_id), "").await?;
+            self.decrypt(&mut tokens).await;
+            Ok(tokens)
         })
+    }
+
+    /// Decrypts the values of encrypted sources in memory. A value that does not decrypt
+    /// makes its row a [`BadToken`] naming the token id and the reason (never the value).
+    async fn decrypt(&self, tokens: &mut UserTokens) {
+        let mut kept = Vec::with_capacity(tokens.tokens.len());
+        for mut token in std::mem::take(&mut tokens.tokens) {
+            let Some(decryptor) = self.sources.of_token(token.id).and_then(|s| s.decryptor.as_ref()) else {
+                kept.push(token);
+                continue;
+            };
+            match decryptor.decrypt(token.stored.expose()).await {
+                Ok(plain) => {
+                    token.value = plain;
+                    kept.push(token);
+                }
+                Err(e) => tokens.bad.push(BadToken {
+                    id: token.id,
+                    column: "token",
+                    reason: format!("cannot be decrypted: {e}"),
+                    fingerprint: Some(token.fingerprint()),
+                }),
+            }
+        }
+        tokens.tokens = kept;
     }
 }
 
@@ -49,6 +69,8 @@ impl Store {
 /// appended to the token query).
 pub(super) async fn load<Db>(
     conn: &mut <Db as sqlx::Database>::Connection,
+    sources: &Sources,
+    sql: Sql,
     user_id: &str,
     request_id: Option<i64>,
     lock: &str,
@@ -66,11 +88,15 @@ where
     for<'q> <Db as sqlx::Database>::Arguments: sqlx::IntoArguments<Db>,
     for<'e> &'e mut <Db as sqlx::Database>::Connection: sqlx::Executor<'e, Database = Db>,
 {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{TOKEN_SQL} {lock}")))
-        .bind(user_id.to_owned())
-        .fetch_all(&mut *conn)
-        .await?;
-    let settled: Vec<(i64, String, String)> = sqlx::query_as(SETTLED_SQL)
+    let mut rows = Vec::new();
+    for source in &sources.list {
+        let found = sqlx::query(sqlx::AssertSqlSafe(sources::token_sql(&source.config, sql, lock)))
+            .bind(user_id.to_owned())
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.extend(found.into_iter().map(|row| (&source.config, row)));
+    }
+    let settled: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(settled_sql(sources, sql)))
         .bind(user_id.to_owned())
         .fetch_all(&mut *conn)
         .await?;
@@ -80,8 +106,8 @@ where
     };
 
     let mut out = UserTokens::default();
-    for row in &rows {
-        match decode(row) {
+    for (source, row) in &rows {
+        match decode(row).and_then(|t| numbered(source, t)) {
             Ok(mut token) => {
                 let rows_of_token: Vec<(String, Outcome)> = settled
                     .iter()
@@ -98,10 +124,31 @@ where
                     .map_or(0, |(_, n)| i32::try_from(*n).unwrap_or(i32::MAX));
                 out.tokens.push(token);
             }
-            Err(bad) => out.bad.push(bad),
+            Err(bad) => out.bad.push(numbered_bad(source, bad)),
         }
     }
     Ok(out)
+}
+
+/// The token with its id as offboard numbers it across sources (see `config::sources`).
+fn numbered(source: &TokenSource, mut token: StoredToken) -> std::result::Result<StoredToken, BadToken> {
+    match source.token_id(token.id) {
+        Some(id) => {
+            token.id = id;
+            Ok(token)
+        }
+        None => Err(BadToken {
+            id: token.id,
+            column: "id",
+            reason: format!("is outside 0 to 2^40, the ids a row of {} may have", source.name),
+            fingerprint: Some(token.fingerprint()),
+        }),
+    }
+}
+
+fn numbered_bad(source: &TokenSource, mut bad: BadToken) -> BadToken {
+    bad.id = source.token_id(bad.id).unwrap_or(bad.id);
+    bad
 }
 
 /// One row, column by column, so that a bad column is named.
@@ -157,6 +204,7 @@ where
         id,
         provider,
         token_type_raw,
+        stored: value.clone(),
         value,
         grant_ref: row.try_get(4).map_err(|e| bad("grant_ref", e))?,
         expires_at: time("expires_at", 5)?,

@@ -30,4 +30,5 @@ mod simulator_catalog_more;
 mod simulator_cli;
 mod simulator_verify;
 mod storage_contract;
+mod token_sources;
 mod verify;

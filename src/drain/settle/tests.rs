@@ -40,6 +40,7 @@ fn token(id: i64, provider: &str, ty: &str, grant: Option<&str>) -> StoredToken 
         provider: provider.into(),
         token_type_raw: ty.into(),
         value: TokenValue::new(format!("value-{id}")),
+        stored: TokenValue::new(format!("value-{id}")),
         grant_ref: grant.map(str::to_owned),
         expires_at: None,
         revoked_at: None,
