@@ -95,6 +95,12 @@ impl Endpoint {
         self.url.0.clone()
     }
 
+    /// `host[:port]/path`, with `{token}` where the token goes: what `offboard plan` says a
+    /// call goes to. No scheme, and no query, which may hold a key.
+    pub(crate) fn host_and_path(&self) -> String {
+        host_and_path(&self.url.0).replace(MARKER, "{token}")
+    }
+
     /// The values of the URL's query, for scrubbing them from provider error text.
     pub(crate) fn query_values(&self) -> Vec<String> {
         self.url.query_values()
@@ -117,6 +123,15 @@ impl Endpoint {
             return Err("not sent: this token would not stay one segment of the URL's path (a '.' or '..' segment)");
         }
         Ok(url)
+    }
+}
+
+/// `host[:port]/path` of `url`, without its scheme, user info, query or fragment.
+pub(crate) fn host_and_path(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("");
+    match url.port() {
+        Some(port) => format!("{host}:{port}{}", url.path()),
+        None => format!("{host}{}", url.path()),
     }
 }
 

@@ -21,6 +21,7 @@ mod end_to_end;
 mod helpers;
 mod oidc;
 mod pg_restart;
+mod plan;
 mod provider_faults;
 mod refresh_then_revoke;
 mod secrets;
