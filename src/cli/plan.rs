@@ -147,7 +147,10 @@ fn describe(config: &Config, token: &StoredToken, all: &[StoredToken], policy: P
         );
     }
     match provider.definition.plan(token_type) {
-        Plan::Call => format!("would call {}", call(provider)),
+        Plan::Call => match call(provider, token) {
+            Ok(call) => format!("would call {call}"),
+            Err(why) => format!("would fail: {why}"),
+        },
         Plan::NotRevocable(why) => format!("not revocable: {why}; {}", policy_says(token, policy)),
         Plan::ViaPairedAccessToken => match pair_of(token, all) {
             Some(pair) => format!(
@@ -174,24 +177,27 @@ fn describe(config: &Config, token: &StoredToken, all: &[StoredToken], policy: P
                 Ok(url) => host_and_path(&url),
                 Err(_) => "its token endpoint".to_owned(),
             };
-            format!(
-                "refresh-then-revoke: would call POST {token_endpoint} for a fresh access token, then {} with it",
-                call(provider)
-            )
+            match call(provider, token) {
+                Ok(call) => format!(
+                    "refresh-then-revoke: would call POST {token_endpoint} for a fresh access token, then {call} with it"
+                ),
+                Err(why) => format!("would fail: {why}"),
+            }
         }
     }
 }
 
-/// `METHOD host/path` of the provider's revocation call.
-fn call(provider: &ProviderConfig) -> String {
+/// `METHOD host/path` of the provider's revocation call for `token` (with its source's URL
+/// variables filled), or why it would not be sent.
+fn call(provider: &ProviderConfig, token: &StoredToken) -> Result<String, String> {
     let method = &provider.definition.method;
-    match &provider.endpoints.revocation {
-        Revocation::Url(endpoint) => format!("{method} {}", endpoint.host_and_path()),
+    Ok(match &provider.endpoints.revocation {
+        Revocation::Url(endpoint) => format!("{method} {}", endpoint.for_token(&token.vars)?.host_and_path()),
         Revocation::Issuer { issuer, .. } => format!(
             "{method} the revocation endpoint in the metadata of {} (not fetched by plan)",
             host_and_path(&issuer.0)
         ),
-    }
+    })
 }
 
 /// What `policy.not_revocable` would make of a token nothing revokes.

@@ -135,6 +135,11 @@ where
     for (source, row) in &rows {
         match decode(row).and_then(|t| numbered(source, t)) {
             Ok(mut token) => {
+                for (at, (name, _)) in source.vars.iter().enumerate() {
+                    if let Ok(Some(value)) = row.try_get::<Option<String>, _>(9 + at) {
+                        token.vars.insert(name.clone(), value);
+                    }
+                }
                 let rows_of_token: Vec<(String, Outcome)> = settled
                     .iter()
                     .filter(|(id, _, _)| *id == token.id)
@@ -238,6 +243,7 @@ where
         settled_as: None,
         revoked_by_application: false,
         prior_attempts: 0,
+        vars: Default::default(),
     })
 }
 

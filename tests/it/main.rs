@@ -30,6 +30,7 @@ mod simulator_catalog;
 mod simulator_catalog_more;
 mod simulator_cli;
 mod simulator_verify;
+mod source_vars;
 mod storage_contract;
 mod token_sources;
 mod verify;
