@@ -33,4 +33,5 @@ mod simulator_verify;
 mod source_vars;
 mod storage_contract;
 mod token_sources;
+mod token_sources_decrypt;
 mod verify;
