@@ -215,24 +215,38 @@ mod tests {
             let text = format!(
                 "[database]\nurl = \"sqlite://x.db\"\n[providers.t]\ndialect = \"rfc7009\"\n{provider}\nclient_id = \"c\"\nclient_secret_env = \"X\"\n\
                  [[tokens.source]]\ntable = \"c\"\nprovider_value = \"t\"\ntoken_type_value = \"access_token\"\n\
-                 value = \"v\"\nrevoked_at = \"r\"\nvars = {{ {var} = \"tenant_col\" }}\n"
+                 value = \"v\"\nrevoked_at = \"r\"\nvars = {{ {var} }}\n"
             );
             crate::config::Config::from_toml(&text, std::path::Path::new("t"), Vec::new())
         };
-        let ok = config("url = \"https://{tenant}.example.com/revoke\"", "tenant").unwrap();
+        let ok = config(
+            "url = \"https://{tenant}.example.com/revoke\"",
+            "tenant = \"tenant_col\"",
+        )
+        .unwrap();
         assert_eq!(ok.tokens[0].vars[0].0, "tenant");
         let err = config(
             "url = \"https://a.example.com/revoke\"\nextra_headers = { x-tenant = \"{tenant}\" }",
-            "tenant",
+            "tenant = \"tenant_col\"",
         )
         .unwrap_err()
         .to_string();
         assert!(err.contains("may stand in url only"), "{err}");
-        let err = config("url = \"https://{tenant}.example.com/revoke\"", "other")
+        let err = config(
+            "url = \"https://{tenant}.example.com/revoke\"",
+            "other = \"tenant_col\"",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("providers.t.tenant: must be set"), "{err}");
+        let err = config("url = \"https://{v}.example.com/revoke\"", "v = \"v\"")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("providers.t.tenant: must be set"), "{err}");
-        let err = config("url = \"https://a.example.com/{token}\"", "token")
+        assert!(
+            err.contains("tokens.source[0].vars.v: must not be the token's own column"),
+            "{err}"
+        );
+        let err = config("url = \"https://a.example.com/{token}\"", "token = \"tenant_col\"")
             .unwrap_err()
             .to_string();
         assert!(err.contains("tokens.source[0].vars.token"), "{err}");

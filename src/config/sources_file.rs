@@ -193,7 +193,16 @@ impl SourceFile {
                     "is filled for each request (client_id, client_secret, token, token_type), not from a column",
                 ));
             }
-            vars.push((name.clone(), Ident::column(&at, column)?));
+            let column = Ident::column(&at, column)?;
+            let value_column = match &value {
+                ValueAt::Column(c) => c,
+                ValueAt::Json { column, .. } => column,
+            };
+            if &column == value_column {
+                // It would put the token in the URL, and in what `offboard plan` prints.
+                return Err(ConfigError::key(at, "must not be the token's own column"));
+            }
+            vars.push((name.clone(), column));
         }
         Ok(TokenSource {
             name,
