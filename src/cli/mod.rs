@@ -28,6 +28,7 @@ use show::status;
 use tools::{demo, simulate};
 
 mod check;
+mod plan;
 mod providers;
 mod report;
 mod show;
@@ -100,6 +101,9 @@ pub(crate) enum Command {
     Migrate,
     /// Validate the config (and read the provider secrets), print a summary, exit
     CheckConfig,
+    /// Show what would be done with each of a user's tokens, from every token source,
+    /// without calling any provider (never prints a token, ciphertext or key)
+    Plan { user: String },
     /// List the built-in provider catalogue, or show one entry (needs no config)
     Providers {
         #[command(subcommand)]
@@ -231,6 +235,7 @@ async fn run(cli: &Cli, config: Config) -> anyhow::Result<ExitCode> {
     let out = &mut std::io::stdout().lock();
     match cli.command {
         Command::CheckConfig => check::check_config(out, &config).await,
+        Command::Plan { ref user } => plan::plan(out, &config, user).await,
         Command::Migrate => {
             open_store(&config).await?;
             writeln!(out, "migrations applied to {}", config.database.url.redacted())?;

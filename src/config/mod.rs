@@ -328,9 +328,16 @@ impl ConfigFile {
                 "must not be below retry.durable_base",
             ));
         }
+        let tokens = self.tokens.validate()?;
+        let mut from_tokens: Vec<String> = tokens
+            .iter()
+            .flat_map(|s| s.vars.iter().map(|(n, _)| n.clone()))
+            .collect();
+        from_tokens.sort();
+        from_tokens.dedup();
         let mut providers = BTreeMap::new();
         for (name, p) in self.providers {
-            let provider = p.validate(&name)?;
+            let provider = p.validate(&name, &from_tokens)?;
             providers.insert(name, provider);
         }
         Ok(Config {
@@ -342,7 +349,7 @@ impl ConfigFile {
             log: self.log,
             server: self.server,
             providers,
-            tokens: self.tokens.validate()?,
+            tokens,
         })
     }
 }

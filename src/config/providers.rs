@@ -154,7 +154,8 @@ impl fmt::Display for Named<'_> {
 }
 
 impl ProviderFile {
-    pub(super) fn validate(self, name: &str) -> Result<ProviderConfig, ConfigError> {
+    /// `from_tokens`: the template variables token sources map from their columns.
+    pub(super) fn validate(self, name: &str, from_tokens: &[String]) -> Result<ProviderConfig, ConfigError> {
         let key = |k: &str| format!("providers.{name}.{k}");
         if name.is_empty() || name.len() > 100 {
             return Err(ConfigError::key(
@@ -197,7 +198,7 @@ impl ProviderFile {
             None => "a provider with no dialect".to_owned(),
         };
         let known = [&PROVIDER_KEYS[..], &jwt::KEYS[..]].concat();
-        let resolved = definition::resolve(table, &what, &known).map_err(|e| {
+        let resolved = definition::resolve_with(table, &what, &known, from_tokens).map_err(|e| {
             let full = if e.key.is_empty() || e.key == "." {
                 format!("providers.{name}")
             } else {

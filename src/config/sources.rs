@@ -126,6 +126,8 @@ pub(crate) struct TokenSource {
     pub(crate) expires_at: Option<Ident>,
     pub(crate) settlement: Settlement,
     pub(crate) encryption: Option<EncryptionConfig>,
+    /// Provider URL template variables filled from the row's columns, by name.
+    pub(crate) vars: Vec<(String, Ident)>,
 }
 
 impl TokenSource {
@@ -146,6 +148,7 @@ impl TokenSource {
             expires_at: Some(c("expires_at")),
             settlement: Settlement::Column(c("revoked_at")),
             encryption: None,
+            vars: Vec::new(),
         }
     }
 
@@ -184,6 +187,9 @@ impl TokenSource {
         if let Settlement::Column(c) = &self.settlement {
             out.push((format!("{}.revoked_at", self.at), c));
         }
+        for (name, c) in &self.vars {
+            out.push((format!("{}.vars.{name}", self.at), c));
+        }
         out
     }
 }
@@ -201,6 +207,49 @@ mod tests {
             assert!(Ident::parse("k", bad).is_err(), "{bad}");
         }
         assert!(Ident::column("k", "s.c").is_err());
+    }
+
+    #[test]
+    fn a_source_variable_may_stand_in_a_providers_url_only() {
+        let config = |provider: &str, var: &str| {
+            let text = format!(
+                "[database]\nurl = \"sqlite://x.db\"\n[providers.t]\ndialect = \"rfc7009\"\n{provider}\nclient_id = \"c\"\nclient_secret_env = \"X\"\n\
+                 [[tokens.source]]\ntable = \"c\"\nprovider_value = \"t\"\ntoken_type_value = \"access_token\"\n\
+                 value = \"v\"\nrevoked_at = \"r\"\nvars = {{ {var} }}\n"
+            );
+            crate::config::Config::from_toml(&text, std::path::Path::new("t"), Vec::new())
+        };
+        let ok = config(
+            "url = \"https://{tenant}.example.com/revoke\"",
+            "tenant = \"tenant_col\"",
+        )
+        .unwrap();
+        assert_eq!(ok.tokens[0].vars[0].0, "tenant");
+        let err = config(
+            "url = \"https://a.example.com/revoke\"\nextra_headers = { x-tenant = \"{tenant}\" }",
+            "tenant = \"tenant_col\"",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("may stand in url only"), "{err}");
+        let err = config(
+            "url = \"https://{tenant}.example.com/revoke\"",
+            "other = \"tenant_col\"",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("providers.t.tenant: must be set"), "{err}");
+        let err = config("url = \"https://{v}.example.com/revoke\"", "v = \"v\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tokens.source[0].vars.v: must not be the token's own column"),
+            "{err}"
+        );
+        let err = config("url = \"https://a.example.com/{token}\"", "token = \"tenant_col\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tokens.source[0].vars.token"), "{err}");
     }
 
     #[test]

@@ -35,6 +35,9 @@ struct SourceFile {
     revoked_at: Option<String>,
     settlement: Option<String>,
     encryption: Option<EncryptionFile>,
+    /// Provider URL template variables from columns: `{ subdomain = "tenant_subdomain" }`.
+    #[serde(default)]
+    vars: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -175,6 +178,32 @@ impl SourceFile {
             }
         };
         let encryption = self.encryption.map(|e| e.validate(&key("encryption"))).transpose()?;
+        let mut vars = Vec::with_capacity(self.vars.len());
+        for (name, column) in &self.vars {
+            let at = key(&format!("vars.{name}"));
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(ConfigError::key(
+                    at,
+                    "a template variable's name is letters, digits and '_'",
+                ));
+            }
+            if crate::provider::template::RUNTIME_NAMES.contains(&name.as_str()) {
+                return Err(ConfigError::key(
+                    at,
+                    "is filled for each request (client_id, client_secret, token, token_type), not from a column",
+                ));
+            }
+            let column = Ident::column(&at, column)?;
+            let value_column = match &value {
+                ValueAt::Column(c) => c,
+                ValueAt::Json { column, .. } => column,
+            };
+            if &column == value_column {
+                // It would put the token in the URL, and in what `offboard plan` prints.
+                return Err(ConfigError::key(at, "must not be the token's own column"));
+            }
+            vars.push((name.clone(), column));
+        }
         Ok(TokenSource {
             name,
             number,
@@ -188,6 +217,7 @@ impl SourceFile {
             expires_at: self.expires_at.map(|c| col("expires_at", &c)).transpose()?,
             settlement,
             encryption,
+            vars,
             at,
         })
     }

@@ -46,6 +46,28 @@ fn the_shipped_default_file_parses_to_the_built_in_defaults() {
     assert_eq!(format!("{shipped:?}"), format!("{defaults:?}"));
 }
 
+/// The commented `[[tokens.source]]` example of the shipped file, uncommented, parses: its
+/// table headers and key lines are valid and fit together (a provider whose url takes the
+/// source's `vars`).
+#[test]
+fn the_shipped_token_source_example_parses() {
+    let shipped = include_str!("../../config/offboard.toml");
+    let example = &shipped[shipped
+        .find("# Where the application keeps its tokens")
+        .expect("the example")..];
+    let text: String = example
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| l.starts_with("[") || l.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let config = parse(&text, &[]).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let source = &config.tokens[0];
+    assert_eq!(source.vars[0].0, "subdomain");
+    assert!(source.encryption.is_some());
+    assert!(config.providers.contains_key("zendesk"));
+}
+
 #[test]
 fn type_errors_name_the_key() {
     let err = parse("[worker]\nconcurrency = \"lots\"", &[]).unwrap_err().to_string();

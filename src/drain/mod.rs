@@ -39,6 +39,7 @@ use crate::storage::{AuditRow, ClaimedRequest, Store, StoreError};
 use crate::telemetry::error_chain;
 pub(crate) use settle::NotRevocablePolicy;
 pub(crate) use settle::Policy;
+pub(crate) use settle::{pair_of, settles};
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {

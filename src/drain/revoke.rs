@@ -117,7 +117,7 @@ impl RequestRun {
             wait_turn(provider, stop).await?;
             let (verdict, duration) = match &via {
                 Via::Direct => {
-                    let call = provider.revoke(&token.value, token_type).await;
+                    let call = provider.revoke_for(&token.value, token_type, &token.vars).await;
                     (call.verdict, call.duration)
                 }
                 Via::Refresh(pair) => {
@@ -129,7 +129,7 @@ impl RequestRun {
                         Some(fresh) => {
                             record(&step.verdict, false, step.duration);
                             wait_turn(provider, stop).await?;
-                            let call = provider.revoke(&fresh, TokenType::AccessToken).await;
+                            let call = provider.revoke_for(&fresh, TokenType::AccessToken, &token.vars).await;
                             (settle::after_refresh(call.verdict), call.duration)
                         }
                     }

@@ -389,7 +389,11 @@ pub(crate) enum SecretUse {
 }
 
 mod read;
-pub(crate) use read::{merge, read, resolve};
+mod resolve;
+pub(crate) use read::{merge, read};
+#[cfg(test)]
+pub(crate) use resolve::resolve;
+pub(crate) use resolve::resolve_with;
 
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,7 @@
 //! provider's own variables are, and likewise may hold only characters that cannot move the
 //! request to another host or path (GitHub's `/applications/{client_id}/token`).
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use reqwest::Url;
@@ -29,9 +30,13 @@ const MARKER: &str = "(offboard-token)";
 /// A provider's URL, with the token's place in its path if it has one.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Endpoint {
-    /// With [`MARKER`] where the token goes.
+    /// With [`MARKER`] where the token goes (and, with per-token variables, a placeholder
+    /// for each, only to check the URL's shape).
     url: ProviderUrl,
     token_in_path: bool,
+    /// With variables from the token's source (`[[tokens.source]] vars`): the template,
+    /// `{client_id}` filled, and those variables' names; the URL is made for each token.
+    per_token: Option<(String, Vec<String>)>,
 }
 
 /// Why a URL template cannot be an endpoint: the key to name (`url` or `client_id`) and what
@@ -61,10 +66,24 @@ impl Endpoint {
                 ),
             ));
         }
+        // Any other name comes from the token's source: a placeholder checks the URL's shape.
         let filled = template.render(|n| match n {
             "client_id" => Some(client_id),
             "token" => Some(MARKER),
-            _ => None,
+            _ => Some("offboard-var"),
+        });
+        let per_token: Vec<String> = names
+            .iter()
+            .filter(|n| !matches!(**n, "client_id" | "token"))
+            .map(|n| (*n).to_owned())
+            .collect();
+        let per_token = (!per_token.is_empty()).then(|| {
+            let braces: Vec<(String, String)> = names.iter().map(|n| (n.to_string(), format!("{{{n}}}"))).collect();
+            let kept = template.render(|n| match n {
+                "client_id" => Some(client_id),
+                _ => braces.iter().find(|(b, _)| b == n).map(|(_, v)| v.as_str()),
+            });
+            (kept, per_token)
         });
         let url: ProviderUrl = filled.parse().map_err(|e| error("url", e))?;
         let token_in_path = names.contains(&"token");
@@ -78,7 +97,11 @@ impl Endpoint {
                 ));
             }
         }
-        Ok(Endpoint { url, token_in_path })
+        Ok(Endpoint {
+            url,
+            token_in_path,
+            per_token,
+        })
     }
 
     /// An endpoint with no place for the token (an issuer's discovered endpoint, a check's).
@@ -86,6 +109,7 @@ impl Endpoint {
         Endpoint {
             url,
             token_in_path: false,
+            per_token: None,
         }
     }
 
@@ -95,6 +119,19 @@ impl Endpoint {
         self.url.0.clone()
     }
 
+    /// `host[:port]/path`, with `{token}` where the token goes: what `offboard plan` says a
+    /// call goes to. No scheme, and no query, which may hold a key.
+    pub(crate) fn host_and_path(&self) -> String {
+        match &self.per_token {
+            // The template as written, from its host to the end of its path.
+            Some((template, _)) => {
+                let rest = template.split_once("://").map_or(template.as_str(), |(_, r)| r);
+                rest.split(['?', '#']).next().unwrap_or(rest).to_owned()
+            }
+            None => host_and_path(&self.url.0).replace(MARKER, "{token}"),
+        }
+    }
+
     /// The values of the URL's query, for scrubbing them from provider error text.
     pub(crate) fn query_values(&self) -> Vec<String> {
         self.url.query_values()
@@ -102,21 +139,75 @@ impl Endpoint {
 
     /// The URL of the request revoking `token`: the endpoint's, with the token in its place
     /// if it has one. An error says why the token cannot go there, never what it is.
-    pub(crate) fn url_for(&self, token: &TokenValue) -> Result<Url, &'static str> {
+    pub(crate) fn url_for(&self, token: &TokenValue) -> Result<Url, String> {
+        self.url_for_token(token, &BTreeMap::new())
+    }
+
+    /// The endpoint for a token whose source maps `vars` (`[[tokens.source]] vars`): each
+    /// variable the URL uses filled with the token's value, which must be letters, digits,
+    /// `-`, `.`, `_` or `~` (the rule for the config's variables) and not a dot segment. An
+    /// error names the variable, never its value (a wrong mapping could name a token column).
+    pub(crate) fn for_token(&self, vars: &BTreeMap<String, String>) -> Result<Endpoint, String> {
+        let Some((template, names)) = &self.per_token else {
+            return Ok(self.clone());
+        };
+        for name in names {
+            match vars.get(name) {
+                None => {
+                    return Err(format!(
+                        "not sent: the URL uses {{{name}}}, and this token's row has no value for it (NULL, or its \
+                         source maps no column to {name})"
+                    ));
+                }
+                Some(v) if !url_safe(v) || v.chars().all(|c| c == '.') => {
+                    return Err(format!(
+                        "not sent: this token's {{{name}}} cannot go in the URL: letters, digits, '-', '.', '_' and \
+                         '~' only, and not '.' or '..'"
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        let filled = Template::parse(template)
+            .map_err(|m| format!("not sent: {m}"))?
+            .render(|n| match n {
+                "token" => Some("{token}"),
+                other => vars.get(other).map(String::as_str),
+            });
+        Endpoint::new(&filled, "")
+            .map_err(|_| "not sent: the URL made with this token's variables is not one offboard may call".to_owned())
+    }
+
+    /// As [`Endpoint::url_for`], for a token whose source maps `vars`.
+    pub(crate) fn url_for_token(&self, token: &TokenValue, vars: &BTreeMap<String, String>) -> Result<Url, String> {
+        if self.per_token.is_some() {
+            return self.for_token(vars)?.url_for(token);
+        }
         let mut url = self.url.0.clone();
         if !self.token_in_path {
             return Ok(url);
         }
         let value = token.expose();
         if value.is_empty() {
-            return Err("not sent: the token is empty, and this provider takes it in the URL's path");
+            return Err("not sent: the token is empty, and this provider takes it in the URL's path".into());
         }
         let path = self.url.0.path().replace(MARKER, &encode_segment(value));
         url.set_path(&path);
         if url.path() != path {
-            return Err("not sent: this token would not stay one segment of the URL's path (a '.' or '..' segment)");
+            return Err(
+                "not sent: this token would not stay one segment of the URL's path (a '.' or '..' segment)".into(),
+            );
         }
         Ok(url)
+    }
+}
+
+/// `host[:port]/path` of `url`, without its scheme, user info, query or fragment.
+pub(crate) fn host_and_path(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("");
+    match url.port() {
+        Some(port) => format!("{host}:{port}{}", url.path()),
+        None => format!("{host}{}", url.path()),
     }
 }
 
@@ -137,7 +228,10 @@ fn encode_segment(value: &str) -> String {
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.url.to_string().replace(MARKER, "{token}"))
+        match &self.per_token {
+            Some((template, _)) => f.write_str(template),
+            None => f.write_str(&self.url.to_string().replace(MARKER, "{token}")),
+        }
     }
 }
 
@@ -153,7 +247,7 @@ mod tests {
 
     const LEGACY: &str = "https://api.hubapi.com/oauth/v1/refresh-tokens/{token}";
 
-    fn url_for(template: &str, token: &str) -> Result<Url, &'static str> {
+    fn url_for(template: &str, token: &str) -> Result<Url, String> {
         Endpoint::new(template, "")
             .unwrap()
             .url_for(&TokenValue::new(token.into()))
@@ -233,6 +327,33 @@ mod tests {
             assert_eq!(err.key, "client_id", "{id}");
             assert!(err.message.contains("cannot go in the URL"), "{}", err.message);
         }
+    }
+
+    #[test]
+    fn a_variable_from_the_token_fills_the_url_when_it_is_url_safe() {
+        let e = Endpoint::new("https://{subdomain}.zendesk.com/api/{token}", "").unwrap();
+        assert_eq!(e.host_and_path(), "{subdomain}.zendesk.com/api/{token}");
+        let vars = |v: &str| BTreeMap::from([("subdomain".to_owned(), v.to_owned())]);
+        let url = e
+            .url_for_token(&TokenValue::new("t/1".into()), &vars("acme-1"))
+            .unwrap();
+        assert_eq!(url.as_str(), "https://acme-1.zendesk.com/api/t%2F1");
+        for bad in ["evil.com/x", "a?b", "", "..", "a b", "x#"] {
+            let err = e.url_for_token(&TokenValue::new("t".into()), &vars(bad)).unwrap_err();
+            assert!(err.starts_with("not sent: this token's {subdomain}"), "{bad:?}: {err}");
+        }
+        let err = e
+            .url_for_token(&TokenValue::new("t".into()), &BTreeMap::new())
+            .unwrap_err();
+        assert!(err.contains("has no value for it"), "{err}");
+        let p = Endpoint::new("http://127.0.0.1:9/{tenant}/revoke", "").unwrap();
+        let err = p.url_for_token(&TokenValue::new("t".into()), &vars("x")).unwrap_err();
+        assert!(err.contains("{tenant}"), "{err}");
+        let ok = BTreeMap::from([("tenant".to_owned(), ".x".to_owned())]);
+        assert_eq!(
+            p.url_for_token(&TokenValue::new("t".into()), &ok).unwrap().path(),
+            "/.x/revoke"
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub(crate) mod gate;
 pub(crate) mod jwt;
 mod refresh;
 mod request;
-mod template;
+pub(crate) mod template;
 mod verify;
 
 use std::collections::{BTreeMap, HashMap};
@@ -165,8 +165,18 @@ impl Provider {
     /// of the pause as its `retry_after`. Sends nothing either when the provider's org-wide
     /// calls are refused (not revocable, with the reason), or when the token cannot go into
     /// the URL's path as one segment (failed, saying why and never what the token is).
-    #[tracing::instrument(level = "debug", skip_all, fields(provider = %self.name))]
     pub async fn revoke(&self, token: &TokenValue, token_type: TokenType) -> Call {
+        self.revoke_for(token, token_type, &BTreeMap::new()).await
+    }
+
+    /// As [`Provider::revoke`], for a token whose source maps URL variables (`vars`).
+    #[tracing::instrument(level = "debug", skip_all, fields(provider = %self.name))]
+    pub(crate) async fn revoke_for(
+        &self,
+        token: &TokenValue,
+        token_type: TokenType,
+        vars: &BTreeMap<String, String>,
+    ) -> Call {
         let not_sent = |verdict: Verdict| Call {
             verdict,
             duration: Duration::ZERO,
@@ -197,7 +207,7 @@ impl Provider {
             }
         };
         let target = &targets.revoke;
-        let url = match target.url.url_for(token) {
+        let url = match target.url.url_for_token(token, vars) {
             Ok(url) => url,
             Err(why) => return not_sent(Verdict::new(Outcome::Failed).with_error(why)),
         };

@@ -75,6 +75,9 @@ pub struct StoredToken {
     pub(crate) revoked_by_application: bool,
     /// Audit rows already written for this token in this request.
     pub prior_attempts: i32,
+    /// Provider URL template variables from the row (its source's `vars`), by name; a NULL
+    /// column gives none.
+    pub(crate) vars: std::collections::BTreeMap<String, String>,
 }
 
 impl StoredToken {

@@ -152,8 +152,14 @@ pub(super) fn token_sql(s: &TokenSource, sql: Sql, lock: &str) -> String {
         // Settled rows live in offboard's table; the audit says which value was settled.
         Settlement::Offboard => None,
     };
+    // The provider URL variables follow, from column 9 on, in the source's order.
+    let vars: String = s
+        .vars
+        .iter()
+        .map(|(_, c)| format!(", CAST({} AS TEXT)", c.quoted()))
+        .collect();
     format!(
-        "SELECT {id}, {provider}, {ty}, {value}, {grant}, {expires}, {revoked}
+        "SELECT {id}, {provider}, {ty}, {value}, {grant}, {expires}, {revoked}{vars}
            FROM {table} WHERE {user} = $1 AND {has} ORDER BY 1 {lock}",
         id = id_expr(s),
         provider = text_or_constant(&s.provider),

@@ -39,6 +39,32 @@ impl Store {
         })
     }
 
+    /// Every token of the user as `offboard plan` shows them, with no request's attempts
+    /// counted: each readable row with why its value does not decrypt (`None` when it does,
+    /// or needs no decryption), and the unreadable rows. The plaintexts are dropped here.
+    pub(crate) async fn planned_tokens(
+        &self,
+        user_id: &str,
+    ) -> Result<(Vec<(StoredToken, Option<String>)>, Vec<BadToken>)> {
+        let tokens = on_pool!(self, |pool| {
+            let mut conn = pool.acquire().await?;
+            load::<Db>(&mut conn, &self.sources, self.sql(), user_id, None, "").await?
+        });
+        let mut out = Vec::with_capacity(tokens.tokens.len());
+        for token in tokens.tokens {
+            let failed = match self.sources.of_token(token.id).and_then(|s| s.decryptor.as_ref()) {
+                Some(decryptor) => decryptor
+                    .decrypt(token.stored.expose())
+                    .await
+                    .err()
+                    .map(|e| e.to_string()),
+                None => None,
+            };
+            out.push((token, failed));
+        }
+        Ok((out, tokens.bad))
+    }
+
     /// Decrypts the values of encrypted sources in memory. A value that does not decrypt
     /// makes its row a [`BadToken`] naming the token id and the reason (never the value).
     async fn decrypt(&self, tokens: &mut UserTokens) {
@@ -109,6 +135,11 @@ where
     for (source, row) in &rows {
         match decode(row).and_then(|t| numbered(source, t)) {
             Ok(mut token) => {
+                for (at, (name, _)) in source.vars.iter().enumerate() {
+                    if let Ok(Some(value)) = row.try_get::<Option<String>, _>(9 + at) {
+                        token.vars.insert(name.clone(), value);
+                    }
+                }
                 let rows_of_token: Vec<(String, Outcome)> = settled
                     .iter()
                     .filter(|(id, _, _)| *id == token.id)
@@ -212,6 +243,7 @@ where
         settled_as: None,
         revoked_by_application: false,
         prior_attempts: 0,
+        vars: Default::default(),
     })
 }
 

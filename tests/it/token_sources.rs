@@ -17,13 +17,13 @@ use offboard::token::TokenType::{AccessToken, RefreshToken};
 use crate::end_to_end::{Fixture, provider};
 use crate::helpers::{TestDb, config_toml, exec_built, on_both_backends};
 
-fn is_pg(db: &TestDb) -> bool {
+pub(crate) fn is_pg(db: &TestDb) -> bool {
     db.url.starts_with("postgres")
 }
 
 /// `CREATE TABLE name (id …, columns)`, with the id and time types of the backend; `{ts}`
 /// in `columns` is the time type, `{json}` the JSON type.
-async fn create(db: &TestDb, name: &str, columns: &str) {
+pub(crate) async fn create(db: &TestDb, name: &str, columns: &str) {
     let (id, ts, json) = if is_pg(db) {
         ("id BIGSERIAL PRIMARY KEY", "TIMESTAMPTZ", "JSONB")
     } else {
@@ -35,12 +35,12 @@ async fn create(db: &TestDb, name: &str, columns: &str) {
         .expect("create table");
 }
 
-async fn sql(f: &Fixture, text: String) {
+pub(crate) async fn sql(f: &Fixture, text: String) {
     exec_built(f.store(), text).await.expect("statement");
 }
 
 /// A fixture whose config adds `sources` (and `env` for keys).
-async fn fixture(db: TestDb, providers: Vec<SimProvider>, sources: &str, env: &[(&str, &str)]) -> Fixture {
+pub(crate) async fn fixture(db: TestDb, providers: Vec<SimProvider>, sources: &str, env: &[(&str, &str)]) -> Fixture {
     let sim = Simulator::start("127.0.0.1:0".parse().unwrap(), providers)
         .await
         .unwrap();
@@ -55,12 +55,12 @@ async fn fixture(db: TestDb, providers: Vec<SimProvider>, sources: &str, env: &[
     Fixture::with_config(db, sim, text, all)
 }
 
-fn acme() -> Vec<SimProvider> {
+pub(crate) fn acme() -> Vec<SimProvider> {
     vec![SimProvider::new("acme", Dialect::Rfc7009)]
 }
 
 /// Rows of a table as text, to show it untouched.
-async fn dump(f: &Fixture, table: &str, columns: &str) -> Vec<String> {
+pub(crate) async fn dump(f: &Fixture, table: &str, columns: &str) -> Vec<String> {
     let order = if table == "offboard_token_settlements" {
         "1"
     } else {

@@ -47,6 +47,7 @@ fn token(id: i64, provider: &str, ty: &str, grant: Option<&str>) -> StoredToken 
         settled_as: None,
         revoked_by_application: false,
         prior_attempts: 0,
+        vars: Default::default(),
     }
 }
 

@@ -1,5 +1,5 @@
-//! Reading a definition: merging a provider's keys over its catalogue entry, filling the
-//! templates, and checking the rules between keys, every error naming its key.
+//! Reading a definition: merging a provider's keys over its catalogue entry and checking the
+//! rules between keys, every error naming its key (`resolve.rs` fills the templates).
 
 use super::*;
 
@@ -15,77 +15,9 @@ pub(crate) fn merge(base: &mut toml::Table, over: toml::Table) {
     }
 }
 
-/// Reads a definition from `table` (a catalogue entry with a provider's keys laid over it,
-/// or a provider's keys alone). `what` names it in messages: "the rfc7009 entry".
-/// `known` are keys the caller reads itself, offered as close names of a typo. The URL comes
-/// back with its variables filled and `{client_id}` and `{token}` left for `Endpoint`.
-pub(crate) fn resolve(table: toml::Table, what: &str, known: &[&str]) -> Result<Resolved, DefinitionError> {
-    let (definition, vars) = read(table, what, known)?;
-    let used = used_names(&definition);
-    for (name, template_key) in &used {
-        let runtime = RUNTIME_NAMES.contains(&name.as_str())
-            || template_key.starts_with("refresh.") && REFRESH_NAMES.contains(&name.as_str());
-        if !runtime && !vars.contains_key(name) {
-            return Err(DefinitionError::new(
-                name.clone(),
-                format!("must be set: {template_key} of {what} uses {{{name}}}"),
-            ));
-        }
-    }
-    if let Some(refresh) = &definition.refresh {
-        for name in refresh.url.names() {
-            if !url_safe(&vars[name]) {
-                return Err(DefinitionError::new(
-                    name,
-                    format!(
-                        "'{}' cannot go in the refresh URL: letters, digits, '-', '.', '_' and '~' only",
-                        vars[name]
-                    ),
-                ));
-            }
-        }
-        let url = refresh.url.render(|n| vars.get(n).map(String::as_str));
-        url.parse::<crate::config::ProviderUrl>()
-            .map_err(|m| DefinitionError::new("refresh.url", m))?;
-    }
-    let url = match &definition.url {
-        None => None,
-        Some(template) => {
-            for name in template.names() {
-                // The client id (public, RFC 6749 §2.2) and the token (in the path, encoded)
-                // are filled by `Endpoint`; the secret and the token type never go in a URL.
-                if URL_RUNTIME_NAMES.contains(&name) {
-                    continue;
-                }
-                if RUNTIME_NAMES.contains(&name) {
-                    return Err(DefinitionError::new(
-                        "url",
-                        format!("'{template}' uses {{{name}}}, which cannot go in the URL"),
-                    ));
-                }
-                if !url_safe(&vars[name]) {
-                    return Err(DefinitionError::new(
-                        name,
-                        format!(
-                            "'{}' cannot go in the URL: letters, digits, '-', '.', '_' and '~' only",
-                            vars[name]
-                        ),
-                    ));
-                }
-            }
-            Some(template.render(|n| match n {
-                "client_id" => Some("{client_id}"),
-                "token" => Some("{token}"),
-                _ => vars.get(n).map(String::as_str),
-            }))
-        }
-    };
-    Ok(Resolved { definition, url, vars })
-}
-
 /// Reads the definition in `table` without filling its templates: the definition, and its
 /// template variables (the keys that are not definition keys, each used by a template;
-/// [`resolve`] checks that every name a template uses is given).
+/// [`super::resolve_with`] checks that every name a template uses is given).
 pub(crate) fn read(
     mut table: toml::Table,
     what: &str,
@@ -159,7 +91,7 @@ fn file_template_names(f: &DefinitionFile) -> Vec<String> {
 }
 
 /// Every name the definition's templates use, with the key of the template.
-fn used_names(d: &Definition) -> Vec<(String, String)> {
+pub(super) fn used_names(d: &Definition) -> Vec<(String, String)> {
     let mut used = Vec::new();
     let mut add = |t: &Template, key: String| {
         for n in t.names() {
