@@ -130,6 +130,55 @@ revoked_at = "refresh_revoked_at"
     );
 }
 
+/// Invariants 1 and 3 on a mapped source settled in offboard's own table: a value rotated
+/// in place after its revocation is not settled by it (the next request sends the new
+/// value, and only that one), and a settled value is never sent again.
+async fn a_value_rotated_in_place_in_a_mapped_source_is_sent_again(db: TestDb) {
+    create(&db, "connections", "owner TEXT, token TEXT").await;
+    let sources = r#"
+[[tokens.source]]
+number = 3
+table = "connections"
+user_id = "owner"
+provider_value = "acme"
+token_type_value = "refresh_token"
+value = "token"
+settlement = "offboard"
+"#;
+    let f = fixture(db, acme(), sources, &[]).await;
+    let first = f.sim.issue("acme", RefreshToken, None);
+    sql(
+        &f,
+        format!("INSERT INTO connections (owner, token) VALUES ('u7', '{first}')"),
+    )
+    .await;
+    f.enqueue("u7").await;
+    f.drain_until_settled().await;
+    assert_eq!(f.state("u7").await, RequestState::Cleared);
+    assert_eq!(f.sim.is_revoked(&first), Some(true));
+
+    // The application reconnects the user: a new value in the same row.
+    let second = f.sim.issue("acme", RefreshToken, None);
+    sql(
+        &f,
+        format!("UPDATE connections SET token = '{second}' WHERE owner = 'u7'"),
+    )
+    .await;
+    f.enqueue("u7").await;
+    f.drain_until_settled().await;
+    assert_eq!(f.state("u7").await, RequestState::Cleared);
+    assert_eq!(f.sim.is_revoked(&second), Some(true), "the rotated value was not sent");
+    let audit = f.store().audit_rows(None, Some("u7")).await.unwrap();
+    let sent: Vec<&str> = audit.iter().map(|r| r.token_fingerprint.as_str()).collect();
+    let first_fp = offboard::token::TokenValue::new(first.clone()).fingerprint();
+    let second_fp = offboard::token::TokenValue::new(second.clone()).fingerprint();
+    assert_eq!(
+        sent,
+        [first_fp.as_str(), second_fp.as_str()],
+        "each value sent once, the settled one never again"
+    );
+}
+
 /// python-social-auth: tokens inside a JSON column, the application's table left untouched
 /// (settlement = "offboard"), its user id an integer.
 async fn a_json_column_settles_in_offboards_own_table(db: TestDb) {
@@ -404,6 +453,7 @@ on_both_backends!(
     every_source_must_settle_before_clearance,
     the_clearance_recheck_covers_every_source,
     encrypted_columns_are_decrypted_in_memory,
+    a_value_rotated_in_place_in_a_mapped_source_is_sent_again,
     a_mapping_naming_a_missing_column_stops_start_up,
 );
 
@@ -482,4 +532,48 @@ fn a_bad_identifier_or_mapping_is_refused_naming_the_source_and_key() {
         .err()
         .unwrap();
     assert!(e.to_string().starts_with("tokens.source[0].number"), "{e}");
+}
+
+/// `offboard check-config` checks every source's mapping against the live database: a
+/// column the table lacks stops it (exit 1) naming the source and key and listing the
+/// columns there are; with the mapping fixed it passes.
+#[tokio::test]
+async fn check_config_checks_the_mapping_against_the_live_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let text = |value: &str| {
+        format!(
+            "[database]\nurl = \"sqlite://{}\"\n\n[[tokens.source]]\nnumber = 1\ntable = \"connections\"\n\
+             user_id = \"owner\"\nprovider_value = \"acme\"\ntoken_type_value = \"refresh_token\"\n\
+             value = \"{value}\"\nsettlement = \"offboard\"\n\n[providers.acme]\ndialect = \"rfc7009\"\n\
+             url = \"https://auth.acme.example/revoke\"\nclient_id = \"c\"\nclient_secret_env = \"ACME_SECRET\"\n",
+            db.display()
+        )
+    };
+    let run = |config: &str| {
+        let path = dir.path().join("offboard.toml");
+        std::fs::write(&path, config).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_offboard"))
+            .args(["--config", path.to_str().unwrap(), "check-config"])
+            .env("ACME_SECRET", "x")
+            .output()
+            .unwrap()
+    };
+    // The application's table, in the database offboard will use.
+    let store = crate::helpers::open_store(&format!("sqlite://{}", db.display())).await;
+    crate::helpers::exec(
+        &store,
+        "CREATE TABLE connections (id INTEGER PRIMARY KEY, owner TEXT, token TEXT)",
+    )
+    .await
+    .unwrap();
+    let bad = run(&text("tokn"));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("tokens.source[0].value: no column tokn in connections (it has: id, owner, token)"),
+        "{err}"
+    );
+    let good = run(&text("token"));
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
 }
