@@ -211,8 +211,7 @@ impl Provider {
             Ok(url) => url,
             Err(why) => return not_sent(Verdict::new(Outcome::Failed).with_error(why)),
         };
-        // A signed client secret is taken now (signed anew when close to its expiry).
-        let secret = match self.client_secret.as_ref().map(ClientSecret::current).transpose() {
+        let secret = match self.secret_now() {
             Ok(secret) => secret,
             Err(error) => return not_sent(Verdict::new(Outcome::Transient).with_error(format!("not sent: {error}"))),
         };
@@ -265,6 +264,12 @@ impl Provider {
             verdict,
             duration: started.elapsed(),
         }
+    }
+
+    /// The client secret to send now: a stored one, or a signed one (signed anew when close
+    /// to its expiry); `None` for a public client. An error says why a JWT could not be signed.
+    fn secret_now(&self) -> Result<Option<secrecy::SecretString>, String> {
+        self.client_secret.as_ref().map(ClientSecret::current).transpose()
     }
 
     /// Classifies an answer. A success whose body was cut at `http.max_body_bytes` is not

@@ -11,7 +11,6 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use reqwest::header::{ACCEPT, AUTHORIZATION};
 use secrecy::ExposeSecret;
 use serde_json::Value as Json;
@@ -19,7 +18,8 @@ use serde_json::Value as Json;
 use super::Provider;
 use super::classify::{classify, describe, is_portal_page};
 use super::definition::{Auth, BodyEncoding, Refresh};
-use crate::config::{ClientSecret, ProviderUrl};
+use super::request::form_encoded_basic;
+use crate::config::ProviderUrl;
 use crate::outcome::{Outcome, Verdict};
 use crate::token::TokenValue;
 
@@ -51,8 +51,7 @@ impl Provider {
                 fresh: None,
             };
         };
-        // A signed client secret is taken now (signed anew when close to its expiry).
-        let secret = match self.client_secret.as_ref().map(ClientSecret::current).transpose() {
+        let secret = match self.secret_now() {
             Ok(secret) => secret,
             Err(error) => {
                 return Refreshed {
@@ -131,12 +130,7 @@ impl Provider {
             .map(|(name, t)| (name.as_str(), t.render(value)))
             .collect();
         request = match &refresh.auth {
-            Auth::ClientSecretBasic => {
-                let encode = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
-                let pair = format!("{}:{}", encode(&self.client_id), encode(secret));
-                let header = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
-                request.header(AUTHORIZATION, header)
-            }
+            Auth::ClientSecretBasic => request.header(AUTHORIZATION, form_encoded_basic(&self.client_id, secret)),
             Auth::ClientSecretPost => {
                 fields.push(("client_id", self.client_id.clone()));
                 if self.client_secret.is_some() {

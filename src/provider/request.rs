@@ -56,9 +56,7 @@ impl Definition {
         request = match &self.auth {
             // RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
             Auth::ClientSecretBasic if self.basic_form_encoded => {
-                let pair = format!("{}:{}", form_encode(creds.client_id), form_encode(secret));
-                let header = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
-                request.header(AUTHORIZATION, header)
+                request.header(AUTHORIZATION, form_encoded_basic(creds.client_id, secret))
             }
             Auth::ClientSecretBasic => request.basic_auth(creds.client_id, Some(secret)),
             Auth::ClientSecretPost => {
@@ -98,6 +96,12 @@ impl Definition {
             BodyEncoding::None => request,
         }
     }
+}
+
+/// `Authorization: Basic` as RFC 6749 §2.3.1 asks: id and secret form-encoded first.
+pub(super) fn form_encoded_basic(client_id: &str, secret: &str) -> String {
+    let pair = format!("{}:{}", form_encode(client_id), form_encode(secret));
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
 }
 
 /// `application/x-www-form-urlencoded` encoding of one value.

@@ -43,7 +43,6 @@ use super::gate::Paused;
 use super::request::Credentials;
 use super::template::Template;
 use super::{Provider, transport_verdict};
-use crate::config::ClientSecret;
 use crate::config::ProviderUrl;
 use crate::outcome::{Outcome, Verdict, Verification};
 use crate::token::{TokenType, TokenValue};
@@ -189,8 +188,7 @@ impl Provider {
             let why = format!("the provider asked for quiet, {}s of it left", left.as_secs());
             return Said::Unproven(Outcome::Transient, why, Some(left));
         }
-        // A signed client secret is taken now (signed anew when close to its expiry).
-        let secret = match self.client_secret.as_ref().map(ClientSecret::current).transpose() {
+        let secret = match self.secret_now() {
             Ok(secret) => secret,
             Err(error) => return Said::Unproven(Outcome::Transient, format!("not asked: {error}"), None),
         };
