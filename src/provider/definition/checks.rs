@@ -74,8 +74,7 @@ pub(crate) struct Answer {
 
 impl Answer {
     pub(crate) fn matches(&self, status: u16, json: Option<&serde_json::Value>) -> bool {
-        (self.status.is_empty() || self.status.iter().any(|p| p.matches(status)))
-            && self.body.as_ref().is_none_or(|c| c.test(json) == super::Test::Holds)
+        super::rules::answer_matches(&self.status, self.body.as_ref(), status, json)
     }
 }
 

@@ -49,15 +49,7 @@ pub(crate) fn resolve_with(
     }
     if let Some(refresh) = &definition.refresh {
         for name in refresh.url.names() {
-            if !url_safe(&vars[name]) {
-                return Err(DefinitionError::new(
-                    name,
-                    format!(
-                        "'{}' cannot go in the refresh URL: letters, digits, '-', '.', '_' and '~' only",
-                        vars[name]
-                    ),
-                ));
-            }
+            url_safe_var(&vars, name, "the refresh URL")?;
         }
         let url = refresh.url.render(|n| vars.get(n).map(String::as_str));
         url.parse::<crate::config::ProviderUrl>()
@@ -82,15 +74,7 @@ pub(crate) fn resolve_with(
                         format!("'{template}' uses {{{name}}}, which cannot go in the URL"),
                     ));
                 }
-                if !url_safe(&vars[name]) {
-                    return Err(DefinitionError::new(
-                        name,
-                        format!(
-                            "'{}' cannot go in the URL: letters, digits, '-', '.', '_' and '~' only",
-                            vars[name]
-                        ),
-                    ));
-                }
+                url_safe_var(&vars, name, "the URL")?;
             }
             Some(template.render(|n| {
                 match n {
@@ -105,4 +89,17 @@ pub(crate) fn resolve_with(
         }
     };
     Ok(Resolved { definition, url, vars })
+}
+
+/// Checks that variable `name` (given: `resolve_with` checked every name first) may go into
+/// `which` URL: only characters that cannot move the request to another host or path.
+fn url_safe_var(vars: &BTreeMap<String, String>, name: &str, which: &str) -> Result<(), DefinitionError> {
+    let value = &vars[name];
+    if url_safe(value) {
+        return Ok(());
+    }
+    Err(DefinitionError::new(
+        name,
+        format!("'{value}' cannot go in {which}: letters, digits, '-', '.', '_' and '~' only"),
+    ))
 }

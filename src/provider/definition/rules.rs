@@ -177,9 +177,20 @@ pub(crate) struct Rule {
 
 impl Rule {
     pub(crate) fn matches(&self, status: u16, json: Option<&Json>) -> bool {
-        (self.status.is_empty() || self.status.iter().any(|p| p.matches(status)))
-            && self.body.as_ref().is_none_or(|c| c.test(json) == Test::Holds)
+        answer_matches(&self.status, self.body.as_ref(), status, json)
     }
+}
+
+/// Whether an answer (`status`, its body as `json`) is one a rule or a check describes: a
+/// status among `statuses` (any, if none listed) and a body meeting `body`, if given.
+pub(super) fn answer_matches(
+    statuses: &[StatusPattern],
+    body: Option<&BodyCondition>,
+    status: u16,
+    json: Option<&Json>,
+) -> bool {
+    (statuses.is_empty() || statuses.iter().any(|p| p.matches(status)))
+        && body.is_none_or(|c| c.test(json) == Test::Holds)
 }
 
 #[derive(Deserialize)]
