@@ -143,7 +143,7 @@ pub(super) fn user_name(i: usize) -> String {
 /// provider for every other user, so that providers get different numbers of calls.
 pub(super) fn tokens_of(sim: &Simulator, i: usize, providers: &[&str]) -> Vec<NewToken> {
     let mut at: Vec<&str> = providers.to_vec();
-    if i % 2 == 0
+    if i.is_multiple_of(2)
         && let Some(second) = providers.get(1)
     {
         at.push(second);
