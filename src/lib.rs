@@ -16,12 +16,14 @@
 //! - [`decrypt`]: encrypted token values (Fernet, AES-256-GCM, Rails Active Record
 //!   Encryption, an external command), decrypted in memory with keys read once.
 //! - [`simulate`]: local providers of every dialect for the demo and the tests.
+//! - `bench`: `offboard bench`, named scenarios measured against simulated providers.
 //! - [`demo`]: `offboard demo`, the whole job on SQLite against simulated providers.
 //! - [`outcome`], [`token`]: the vocabulary: outcomes, decisions, states, secret tokens.
 //! - [`server`], [`metrics`]: `/healthz`, `/readyz` and Prometheus `/metrics` for `run`.
 //! - [`telemetry`]: tracing set-up.
 
 pub mod app;
+pub(crate) mod bench;
 pub mod cli;
 pub mod config;
 pub(crate) mod decrypt;

@@ -1,4 +1,4 @@
-//! The commands that need no config: `offboard demo` and `offboard simulate`, so that a
+//! The commands that need no config: `offboard demo`, `offboard simulate` and `offboard bench`, so that a
 //! newcomer can see the whole job with nothing set up, and a broken config cannot stop them.
 
 use std::io::Write;
@@ -19,6 +19,17 @@ pub(super) async fn demo(users: u32, dir: &std::path::Path, every_provider: bool
     };
     let result = crate::demo::run(&options).await.context("the demo failed")?;
     crate::demo::print_summary(&mut std::io::stdout().lock(), &result, &this_command())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn bench(options: &crate::bench::BenchOptions) -> anyhow::Result<ExitCode> {
+    crate::telemetry::init(&crate::config::LogConfig {
+        level: "error".into(),
+        ..Default::default()
+    });
+    crate::bench::run(&mut std::io::stdout().lock(), options)
+        .await
+        .context("the benchmark failed")?;
     Ok(ExitCode::SUCCESS)
 }
 
