@@ -141,6 +141,10 @@ pub enum Decision {
     /// Shutdown stopped the run before it finished: back to `pending` at once, and the
     /// claim does not count as an attempt.
     Release,
+    /// Every token left was never sent because its provider's backlog was too long to wait
+    /// for in process: back to `pending` for `after`, and the claim does not count as an
+    /// attempt (nothing was tried).
+    Defer { after: Duration, reason: String },
 }
 
 /// Where a request goes when the clearing transaction finds a token of the user still

@@ -109,6 +109,10 @@ pub(crate) struct WorkerConfig {
     /// While requests are in flight, how often to look for newly due ones (on PostgreSQL a
     /// notification wakes the worker sooner).
     pub(crate) poll_interval: HumanDuration<10, MINUTE>,
+    /// Longest a token waits in process for its provider's turn (a pause, or the callers
+    /// ahead of it at the provider's rate); past that its request is deferred, no attempt
+    /// spent, instead of holding a slot while other providers idle.
+    pub(crate) max_queue_wait: HumanDuration<0, HOUR>,
     /// How long a finished run keeps retrying its write through a database outage before
     /// it gives up (its calls are then lost to the audit, and the request runs again).
     pub(crate) write_patience: HumanDuration<SECOND, DAY>,
@@ -126,6 +130,7 @@ impl Default for WorkerConfig {
             batch_size: Count(32),
             shutdown_grace: HumanDuration(Duration::from_secs(30)),
             poll_interval: HumanDuration(Duration::from_secs(1)),
+            max_queue_wait: HumanDuration(Duration::from_secs(10)),
             write_patience: HumanDuration(Duration::from_secs(600)),
             id: None,
         }

@@ -51,6 +51,8 @@ pub struct WorkerSettings {
     pub(crate) shutdown_grace: Duration,
     /// How often a drain with work in flight looks for newly due requests.
     pub(crate) poll: Duration,
+    /// Longest in-process wait for a provider's turn before the request is deferred.
+    pub(crate) max_queue_wait: Duration,
     /// How long a worker keeps retrying a write through a database outage.
     pub(crate) write_patience: Duration,
     pub(crate) retry: RetryPolicy,
@@ -68,6 +70,7 @@ impl WorkerSettings {
             max_attempts: i32::try_from(w.max_attempts.get()).unwrap_or(i32::MAX),
             shutdown_grace: w.shutdown_grace.0,
             poll: w.poll_interval.0,
+            max_queue_wait: w.max_queue_wait.0,
             write_patience: w.write_patience.0,
             retry: RetryPolicy::from(&config.retry),
             policy: Policy {
@@ -100,6 +103,7 @@ pub struct DrainReport {
     pub(crate) failed: u64,
     pub retrying: u64,
     pub released: u64,
+    pub deferred: u64,
     pub lease_lost: u64,
     pub(crate) errors: u64,
 }
@@ -112,6 +116,9 @@ enum RunEnd {
     /// Shutdown stopped the run; the request went back to `pending` without spending an
     /// attempt.
     Released,
+    /// Deferred: its tokens left were never sent, their providers too busy to wait for; back
+    /// to `pending` without spending an attempt.
+    Deferred,
     /// Another worker holds the request now (or an operator moved it); nothing was written.
     LeaseLost,
     /// A database error; the lease will expire and another claim retries.
@@ -125,6 +132,7 @@ impl DrainReport {
             RunEnd::Written(RequestState::Failed) => self.failed += 1,
             RunEnd::Written(_) => self.retrying += 1,
             RunEnd::Released => self.released += 1,
+            RunEnd::Deferred => self.deferred += 1,
             RunEnd::LeaseLost => self.lease_lost += 1,
             RunEnd::Error => self.errors += 1,
         }
@@ -267,6 +275,7 @@ impl Worker {
         let fence = request.fence.clone();
         let end = match self.clone().run(request, &stop).await {
             Ok((_, Decision::Release)) => RunEnd::Released,
+            Ok((_, Decision::Defer { .. })) => RunEnd::Deferred,
             Ok((state, _)) => RunEnd::Written(state),
             Err(StoreError::LeaseLost(_)) => RunEnd::LeaseLost,
             Err(e) => {
@@ -283,6 +292,10 @@ impl Worker {
             RunEnd::Released => {
                 self.metrics.record_run("released");
                 info!(state = %RequestState::Pending, "request done");
+            }
+            RunEnd::Deferred => {
+                self.metrics.record_run("deferred");
+                info!(state = %RequestState::Pending, "request deferred: its providers are too busy to wait for");
             }
             RunEnd::LeaseLost => {
                 self.metrics.record_lease_lost();

@@ -38,12 +38,23 @@ enum Via {
 
 /// Waits for the provider's turn (its rate limit), unless shutdown comes first. A provider
 /// paused for longer than is worth waiting here is not called at all; the request comes
-/// back when the pause is over.
-async fn wait_turn(provider: &Provider, stop: &Stop) -> Result<(), TryError> {
+/// back when the pause is over. With `max_queue_wait`, a provider whose backlog (its pause
+/// and the callers ahead) is longer than that is not waited for either: the token is
+/// deferred, so a slow, paused or rate-limited provider holds up only its own tokens and
+/// its requests do not sit in slots other providers' tokens could use.
+async fn wait_turn(provider: &Provider, stop: &Stop, max_queue_wait: Option<Duration>) -> Result<(), TryError> {
+    if let Some(max) = max_queue_wait {
+        let backlog = provider.gate.backlog();
+        if backlog > max {
+            return Err(TryError::Deferred(backlog));
+        }
+    }
     tokio::select! {
         biased;
         _ = stop.stopped() => Err(TryError::Stopped),
-        ready = provider.gate.ready() => ready.map_err(|Paused(left)| TryError::Paused(left)),
+        ready = provider.gate.ready_within(max_queue_wait.unwrap_or(Duration::MAX)) => {
+            ready.map_err(|Paused(left)| TryError::Paused(left))
+        }
     }
 }
 
@@ -53,6 +64,8 @@ enum TryError {
     Stopped,
     /// The provider is paused for longer than the in-process wait allows.
     Paused(Duration),
+    /// The provider's backlog is longer than `worker.max_queue_wait`.
+    Deferred(Duration),
 }
 
 impl RequestRun {
@@ -113,8 +126,9 @@ impl RequestRun {
                 .expect("rows lock")
                 .push(self.row(token, number, verdict, settled, duration));
         };
+        let max_queue_wait = Some(self.worker.settings.max_queue_wait);
         let one_try = || async {
-            wait_turn(provider, stop).await?;
+            wait_turn(provider, stop, max_queue_wait).await?;
             let (verdict, duration) = match &via {
                 Via::Direct => {
                     let call = provider.revoke_for(&token.value, token_type, &token.vars).await;
@@ -128,7 +142,9 @@ impl RequestRun {
                         None => (step.verdict, step.duration),
                         Some(fresh) => {
                             record(&step.verdict, false, step.duration);
-                            wait_turn(provider, stop).await?;
+                            // The fresh access token is revoked now or never (it is not
+                            // stored): no deferral between the two calls.
+                            wait_turn(provider, stop, None).await?;
                             let call = provider.revoke_for(&fresh, TokenType::AccessToken, &token.vars).await;
                             (settle::after_refresh(call.verdict), call.duration)
                         }
@@ -149,13 +165,26 @@ impl RequestRun {
             .adjust(|e, scheduled| {
                 let retry_after = match e {
                     TryError::Transient(v) => v.retry_after,
-                    TryError::Stopped | TryError::Paused(_) => None,
+                    TryError::Stopped | TryError::Paused(_) | TryError::Deferred(_) => None,
                 };
                 retry.next_delay(scheduled, retry_after, fastrand::f64())
             })
             .await;
+        // A token never sent in this run spends no attempt when its provider is too busy
+        // or paused to wait for; one that was answered (a 429, say) and then found the
+        // backlog too long is a transient end like any other, so a provider that keeps
+        // throttling still fails its requests once their attempts are used up.
+        let sent = !rows.lock().expect("rows lock").is_empty();
         let end = match result {
             Ok(verdict) => settle::end_of(&verdict, token.expires_at, policy, self.now),
+            Err(TryError::Deferred(wait) | TryError::Paused(wait)) if !sent => TokenEnd::Deferred { not_before: wait },
+            Err(TryError::Deferred(wait)) => TokenEnd::Transient {
+                reason: format!(
+                    "provider busy for {}s (its pause and the calls queued ahead)",
+                    wait.as_secs()
+                ),
+                not_before: Some(wait),
+            },
             Err(TryError::Transient(verdict)) => TokenEnd::Transient {
                 reason: verdict.error.unwrap_or_else(|| "transient error".into()),
                 not_before: provider.gate.pause_left(),

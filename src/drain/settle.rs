@@ -55,6 +55,13 @@ pub(crate) enum TokenEnd {
     Stopped,
     /// Waits on another token (a OneLogin refresh token whose access token did not die).
     Blocked,
+    /// Never sent in this run: its provider's backlog (a pause, or the callers ahead of it
+    /// at the provider's rate) was longer than `worker.max_queue_wait`, so the token did not
+    /// hold its request's slot waiting for it. Comes back after `not_before`; no attempt is
+    /// spent, since nothing was tried.
+    Deferred {
+        not_before: Duration,
+    },
 }
 
 /// Whether `outcome` settles a token that expires at `expires_at`, under `policy`.
@@ -210,8 +217,10 @@ pub(crate) struct Limits<'a> {
 }
 
 /// Where the request goes: failed on a permanent error or spent attempts, released on
-/// shutdown, cleared when nothing is left, and otherwise pending again after a durable
-/// backoff. `ends` pairs each token's label (for reasons) with how it ended.
+/// shutdown, cleared when nothing is left, pending again after a durable backoff when a
+/// token met a transient error, and deferred (pending again when the slowest backlog is
+/// through, no attempt spent) when the only tokens left were never sent. `ends` pairs each
+/// token's label (for reasons) with how it ended.
 pub(crate) fn decide<'e>(
     ends: impl IntoIterator<Item = (String, &'e TokenEnd)>,
     limits: &Limits<'_>,
@@ -221,6 +230,8 @@ pub(crate) fn decide<'e>(
     let mut transient = Vec::new();
     let mut not_before: Option<Duration> = None;
     let mut stopped = false;
+    let mut deferred = Vec::new();
+    let mut defer_for = Duration::ZERO;
     for (label, end) in ends {
         match end {
             TokenEnd::Settled(_) | TokenEnd::Blocked => {}
@@ -233,6 +244,10 @@ pub(crate) fn decide<'e>(
                 not_before = not_before.max(*wait);
             }
             TokenEnd::Stopped => stopped = true,
+            TokenEnd::Deferred { not_before: wait } => {
+                deferred.push(label);
+                defer_for = defer_for.max(*wait);
+            }
         }
     }
     if !failures.is_empty() {
@@ -243,6 +258,21 @@ pub(crate) fn decide<'e>(
     if stopped {
         return Decision::Release;
     }
+    if transient.is_empty() && !deferred.is_empty() {
+        // As a durable backoff, never later than `durable_cap`: a backlog estimated at a
+        // very low rate comes round again, and is deferred again if still long.
+        let after = defer_for.min(limits.retry.durable_cap);
+        return Decision::Defer {
+            after,
+            reason: clip(format!(
+                "deferred, no attempt spent: {} waited on a provider busy for {}s",
+                deferred.join(", "),
+                after.as_secs()
+            )),
+        };
+    }
+    // Deferred tokens beside transient ones come back with them, after the longer wait.
+    not_before = not_before.max((!deferred.is_empty()).then_some(defer_for));
     if transient.is_empty() {
         // Blocked tokens only wait on a pair that failed or went transient, and those were
         // caught above; the clearing transaction re-checks every token anyway, and if it

@@ -10,6 +10,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Jitter, Quota, RateLimiter};
@@ -25,6 +26,27 @@ pub struct Gate {
     /// The longest pause a caller of [`Gate::ready`] waits out (`retry.retry_after_cap`).
     max_wait: Duration,
     paused_until: Mutex<Option<Instant>>,
+    /// One call's share of the rate: the limiter lets one caller through per period.
+    period: Duration,
+    /// Callers inside [`Gate::ready`] now: the queue in front of the next one.
+    waiting: AtomicUsize,
+}
+
+/// Counts a caller as waiting for as long as it is inside [`Gate::ready`], however it
+/// leaves (answered, paused, or dropped by shutdown).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a AtomicUsize) -> Waiting<'a> {
+        count.fetch_add(1, Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// [`Gate::ready`] did not wait: the provider is paused for `.0` more, longer than a caller
@@ -45,7 +67,19 @@ impl Gate {
             max_pause,
             max_wait,
             paused_until: Mutex::new(None),
+            period,
+            waiting: AtomicUsize::new(0),
         }
+    }
+
+    /// How long a caller arriving now would wait, as far as the gate can tell: what is
+    /// left of a pause, plus one period for each caller already waiting. A caller that
+    /// finds this longer than it is worth holding its request for goes elsewhere
+    /// (issue 10: no head-of-line blocking).
+    pub(crate) fn backlog(&self) -> Duration {
+        let queued = u32::try_from(self.waiting.load(Ordering::Relaxed)).unwrap_or(u32::MAX);
+        let queue = self.period.checked_mul(queued).unwrap_or(Duration::MAX);
+        self.pause_left().unwrap_or_default().saturating_add(queue)
     }
 
     /// The longest pause a caller of [`Gate::ready`] waits out.
@@ -77,9 +111,18 @@ impl Gate {
     /// when the provider is paused for longer than a caller waits out (a pause may also
     /// begin while the caller waits for the limiter), returns at once with what is left.
     pub(crate) async fn ready(&self) -> Result<(), Paused> {
+        self.ready_within(self.max_wait).await
+    }
+
+    /// As [`Gate::ready`], waiting out a pause only while it is no longer than `max_wait`
+    /// (at most the gate's own): a caller that would rather defer its token than hold its
+    /// request's slot through a pause says how long it is willing to wait.
+    pub(crate) async fn ready_within(&self, max_wait: Duration) -> Result<(), Paused> {
+        let max_wait = max_wait.min(self.max_wait);
+        let _waiting = Waiting::enter(&self.waiting);
         loop {
             if let Some(left) = self.pause_left() {
-                if left > self.max_wait {
+                if left > max_wait {
                     return Err(Paused(left));
                 }
                 tokio::time::sleep(left).await;
@@ -107,6 +150,36 @@ mod tests {
             HOUR,
             Duration::from_secs(60),
         )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_backlog_counts_the_pause_and_the_callers_waiting() {
+        let gate = std::sync::Arc::new(Gate::new(
+            "2/s".parse().unwrap(),
+            NonZeroU32::new(1).unwrap(),
+            HOUR,
+            Duration::from_secs(60),
+        ));
+        assert_eq!(gate.backlog(), Duration::ZERO);
+        assert_eq!(gate.ready().await, Ok(()));
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let gate = gate.clone();
+                tokio::spawn(async move { gate.ready().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        assert_eq!(gate.backlog(), Duration::from_secs(2), "4 callers at 2/s");
+        gate.pause(Duration::from_secs(10));
+        assert!(gate.backlog() > Duration::from_secs(11), "{:?}", gate.backlog());
+        for w in waiters {
+            w.abort();
+        }
+        tokio::task::yield_now().await;
+        assert!(
+            gate.backlog() <= Duration::from_secs(10),
+            "dropped callers leave the queue"
+        );
     }
 
     #[test]

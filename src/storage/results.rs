@@ -187,6 +187,12 @@ impl Store {
                     attempts_delta: -1,
                     ..Change::to(RequestState::Pending)
                 },
+                Decision::Defer { after, reason } => Change {
+                    next_after_ms: Some(millis(*after)),
+                    error: Some(reason.clone()),
+                    attempts_delta: -1,
+                    ..Change::to(RequestState::Pending)
+                },
             };
             let later = self.later_sql("$2");
             let written = sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -277,6 +277,36 @@ fn shutdown_releases_the_request_before_transient_errors_count() {
     assert_eq!(decide_for(&ends, 3, 3, 0.5), Decision::Release);
 }
 
+/// Issue 10: a token never sent because its provider's backlog was too long defers its
+/// request without spending an attempt, even on the last one; beside a transient error it
+/// comes back with it (an attempt spent, never before the backlog is through).
+#[test]
+fn tokens_never_sent_defer_the_request_without_spending_an_attempt() {
+    let deferred = |secs| TokenEnd::Deferred {
+        not_before: Duration::from_secs(secs),
+    };
+    let ends = [TokenEnd::Settled(Outcome::Revoked), deferred(40), deferred(90)];
+    let Decision::Defer { after, reason } = decide_for(&ends, 3, 3, 0.5) else {
+        panic!("expected a deferral on the last attempt");
+    };
+    assert_eq!(after, Duration::from_secs(90));
+    assert!(reason.contains("token 1, token 2"), "{reason}");
+    // Capped like a durable backoff.
+    let Decision::Defer { after, .. } = decide_for(&[deferred(1_000_000)], 1, 3, 0.5) else {
+        panic!("expected a deferral");
+    };
+    assert_eq!(after, retry().durable_cap);
+    // Beside a transient error: a retry, not before the backlog is through.
+    let mixed = [transient("HTTP 500", None), deferred(3000)];
+    let Decision::Retry { after, .. } = decide_for(&mixed, 1, 3, 0.0) else {
+        panic!("expected a retry");
+    };
+    assert_eq!(after, Duration::from_secs(3000).min(retry().durable_cap));
+    // A failure still wins.
+    let failed = [deferred(10), TokenEnd::Failed("HTTP 401".into())];
+    assert!(matches!(decide_for(&failed, 1, 3, 0.5), Decision::Failed { .. }));
+}
+
 #[test]
 fn transient_errors_retry_after_a_durable_backoff_until_attempts_run_out() {
     let ends = [TokenEnd::Settled(Outcome::Revoked), transient("HTTP 500", None)];

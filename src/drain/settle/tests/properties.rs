@@ -19,6 +19,9 @@ fn end() -> impl Strategy<Value = TokenEnd> {
         }),
         Just(TokenEnd::Stopped),
         Just(TokenEnd::Blocked),
+        (0u64..100_000_000).prop_map(|ms| TokenEnd::Deferred {
+            not_before: Duration::from_millis(ms)
+        }),
     ]
 }
 
@@ -41,9 +44,14 @@ proptest! {
         let failed = ends.iter().any(|e| matches!(e, TokenEnd::Failed(_)));
         let stopped = ends.iter().any(|e| matches!(e, TokenEnd::Stopped));
         let transient = ends.iter().any(|e| matches!(e, TokenEnd::Transient { .. }));
+        let deferred = ends.iter().any(|e| matches!(e, TokenEnd::Deferred { .. }));
         match &decision {
             Decision::Cleared { .. } => {
-                prop_assert!(!failed && !stopped && !transient);
+                prop_assert!(!failed && !stopped && !transient && !deferred);
+            }
+            Decision::Defer { after, .. } => {
+                prop_assert!(deferred && !failed && !stopped && !transient);
+                prop_assert!(*after <= retry().durable_cap);
             }
             Decision::Failed { reason } => {
                 prop_assert!(failed || (transient && !stopped && attempt >= max_attempts));
