@@ -2,6 +2,7 @@
 //! in-process retries with backoff while the provider's gate paces every call, and one
 //! audit row per answer. What the answers mean is decided in [`super::settle`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -233,12 +234,12 @@ impl RequestRun {
     pub(super) async fn settle_via_pair(
         &self,
         token: &StoredToken,
-        all: &[StoredToken],
-        ends: &[(i64, TokenEnd)],
+        pairs: &settle::Pairs<'_>,
+        ends: &HashMap<i64, &TokenEnd>,
         stop: &Stop,
     ) -> TokenResult {
-        let pair = settle::pair_of(token, all);
-        let pair_end = pair.and_then(|p| ends.iter().find(|(id, _)| *id == p.id).map(|(_, end)| end));
+        let pair = pairs.of(token);
+        let pair_end = pair.and_then(|p| ends.get(&p.id).copied());
         match settle::paired_end(pair, pair_end) {
             PairedEnd::Unpaired => {
                 let provider = self.worker.providers.get(&token.provider);

@@ -2,6 +2,7 @@
 //! provider's pace, concurrently), write finished tokens' results as the run goes on, decide
 //! where the request goes, and write that in the fenced transaction.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -84,15 +85,21 @@ impl RequestRun {
             pending.append(result.results);
         }
 
+        // At most `concurrency` of one user's tokens in flight: a user with 100,000 tokens
+        // does not make 100,000 tasks at once.
+        let most = self.worker.settings.concurrency.max(1);
+        let mut direct = direct.into_iter();
         let mut set = JoinSet::new();
-        for token in direct {
-            let run = Arc::clone(self);
-            let token = token.clone();
-            let stop = stop.clone();
-            let span = info_span!("token", token_id = token.id, provider = %token.provider, fingerprint = %token.fingerprint());
-            set.spawn(async move { run.revoke_one(&token, &stop).await }.instrument(span));
-        }
-        while let Some(joined) = set.join_next().await {
+        loop {
+            while set.len() < most {
+                let Some(token) = direct.next() else { break };
+                let run = Arc::clone(self);
+                let token = token.clone();
+                let stop = stop.clone();
+                let span = info_span!("token", token_id = token.id, provider = %token.provider, fingerprint = %token.fingerprint());
+                set.spawn(async move { run.revoke_one(&token, &stop).await }.instrument(span));
+            }
+            let Some(joined) = set.join_next().await else { break };
             match joined {
                 Ok(result) => {
                     ends.push((result.token_id, result.end));
@@ -100,7 +107,7 @@ impl RequestRun {
                     // Other tokens are still in flight: write what is finished now, so a
                     // crash later loses none of it. The last results wait for the
                     // transaction that sets the request's state.
-                    if !set.is_empty() && !pending.is_empty() {
+                    if (!set.is_empty() || direct.len() > 0) && !pending.is_empty() {
                         let fence = &self.request.fence;
                         match self.worker.write(|store| store.record_progress(fence, &pending)).await {
                             Err(e) if !matches!(e, StoreError::LeaseLost(_)) => {
@@ -121,11 +128,15 @@ impl RequestRun {
                 Err(e) => warn!(error = %e, "token task failed"),
             }
         }
+        let pairs = settle::Pairs::index(&tokens.tokens);
+        let ended: HashMap<i64, &TokenEnd> = ends.iter().map(|(id, end)| (*id, end)).collect();
+        let mut paired_ends = Vec::new();
         for token in paired {
-            let result = self.settle_via_pair(token, &tokens.tokens, &ends, stop).await;
-            ends.push((result.token_id, result.end));
+            let result = self.settle_via_pair(token, &pairs, &ended, stop).await;
+            paired_ends.push((result.token_id, result.end));
             pending.append(result.results);
         }
+        ends.extend(paired_ends);
         (pending, ends)
     }
 
@@ -136,8 +147,9 @@ impl RequestRun {
             max_attempts: s.max_attempts,
             retry: &s.retry,
         };
+        let by_id: HashMap<i64, &StoredToken> = tokens.tokens.iter().map(|t| (t.id, t)).collect();
         let labelled = ends.iter().map(|(id, end)| {
-            let label = match tokens.tokens.iter().find(|t| t.id == *id) {
+            let label = match by_id.get(id) {
                 Some(t) => settle::label(t),
                 None => format!("token {id}"),
             };

@@ -7,6 +7,7 @@
 //! only when no token ended failed, transient or stopped (and the database re-checks that
 //! inside the clearing transaction).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -170,6 +171,39 @@ pub(crate) fn pair_of<'a>(token: &StoredToken, all: &'a [StoredToken]) -> Option
             && t.token_type() == Some(TokenType::AccessToken)
             && t.grant_ref.as_ref() == Some(grant)
     })
+}
+
+/// The access tokens refresh tokens die with, indexed by provider and `grant_ref`, so that
+/// finding the pairs of a user's many tokens takes linear time. The first of several
+/// access tokens with one grant is the pair, as [`pair_of`] finds it.
+pub(crate) struct Pairs<'a> {
+    /// The first two access tokens of each grant: a token's pair is never itself.
+    by_grant: HashMap<(&'a str, &'a str), Vec<&'a StoredToken>>,
+}
+
+impl<'a> Pairs<'a> {
+    pub(crate) fn index(all: &'a [StoredToken]) -> Pairs<'a> {
+        let mut by_grant = HashMap::new();
+        for t in all {
+            if let (Some(grant), Some(TokenType::AccessToken)) = (t.grant_ref.as_deref(), t.token_type()) {
+                let first: &mut Vec<&StoredToken> = by_grant.entry((t.provider.as_str(), grant)).or_default();
+                if first.len() < 2 {
+                    first.push(t);
+                }
+            }
+        }
+        Pairs { by_grant }
+    }
+
+    /// The same as `pair_of(token, all)`.
+    pub(crate) fn of(&self, token: &StoredToken) -> Option<&'a StoredToken> {
+        let grant = token.grant_ref.as_deref()?;
+        self.by_grant
+            .get(&(token.provider.as_str(), grant))?
+            .iter()
+            .find(|t| t.id != token.id)
+            .copied()
+    }
 }
 
 /// What a token revoked through its pair comes to.

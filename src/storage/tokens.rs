@@ -4,6 +4,8 @@
 //! is missing or does not decode is reported as a [`BadToken`] naming the row and column,
 //! and the user's other tokens are still returned.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
@@ -131,6 +133,15 @@ where
         None => Vec::new(),
     };
 
+    // Indexed by token id: a user with 100,000 tokens is read in linear time.
+    let mut settled_of: HashMap<i64, Vec<(String, Outcome)>> = HashMap::new();
+    for (id, fingerprint, outcome) in settled {
+        if let Some(outcome) = Outcome::parse(&outcome) {
+            settled_of.entry(id).or_default().push((fingerprint, outcome));
+        }
+    }
+    let prior: HashMap<i64, i64> = prior.into_iter().collect();
+
     let mut out = UserTokens::default();
     for (source, row) in &rows {
         match decode(row).and_then(|t| numbered(source, t)) {
@@ -140,19 +151,14 @@ where
                         token.vars.insert(name.clone(), value);
                     }
                 }
-                let rows_of_token: Vec<(String, Outcome)> = settled
-                    .iter()
-                    .filter(|(id, _, _)| *id == token.id)
-                    .filter_map(|(_, fp, outcome)| Some((fp.clone(), Outcome::parse(outcome)?)))
-                    .collect();
+                let rows_of_token = settled_of.get(&token.id).map_or(&[][..], Vec::as_slice);
                 let (settled_as, by_application) =
-                    settlement(&token.fingerprint(), token.revoked_at.is_some(), &rows_of_token);
+                    settlement(&token.fingerprint(), token.revoked_at.is_some(), rows_of_token);
                 token.settled_as = settled_as;
                 token.revoked_by_application = by_application;
                 token.prior_attempts = prior
-                    .iter()
-                    .find(|(id, _)| *id == token.id)
-                    .map_or(0, |(_, n)| i32::try_from(*n).unwrap_or(i32::MAX));
+                    .get(&token.id)
+                    .map_or(0, |n| i32::try_from(*n).unwrap_or(i32::MAX));
                 out.tokens.push(token);
             }
             Err(bad) => out.bad.push(numbered_bad(source, bad)),

@@ -72,3 +72,25 @@ fn a_pair_that_was_not_revoked_by_the_provider_is_no_evidence() {
         PairedEnd::NoEvidence { pair_id: 5 }
     );
 }
+
+proptest::proptest! {
+    /// The index finds the same pair as the linear search, for any mix of providers, types
+    /// and grants (issue 10: a user with many tokens is paired in linear time).
+    #[test]
+    fn the_pair_index_agrees_with_the_search(
+        specs in proptest::collection::vec((0usize..2, 0usize..3, proptest::option::of(0usize..4)), 0..40),
+    ) {
+        let providers = ["onelogin", "other"];
+        let types = ["access_token", "refresh_token", "bogus"];
+        let grants = ["g0", "g1", "g2", "g3"];
+        let all: Vec<StoredToken> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, (p, ty, g))| token(i as i64, providers[*p], types[*ty], g.map(|g| grants[g])))
+            .collect();
+        let pairs = Pairs::index(&all);
+        for t in &all {
+            proptest::prop_assert_eq!(pairs.of(t).map(|p| p.id), pair_of(t, &all).map(|p| p.id));
+        }
+    }
+}
