@@ -26,6 +26,10 @@ impl Stop {
         self.token.cancelled().await
     }
 
+    pub(super) fn is_stopped(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
     /// The lease is gone: nothing more may be sent for this request.
     pub(super) fn lease_lost(&self) {
         self.token.cancel();

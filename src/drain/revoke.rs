@@ -102,6 +102,15 @@ impl RequestRun {
         }
     }
 
+    /// Whether this token may be the pair a refresh token is revoked through: an access
+    /// token with a grant, at a provider whose refresh tokens die with their pair.
+    pub(super) fn may_be_a_pair(&self, token: &StoredToken) -> bool {
+        let provider = self.worker.providers.get(&token.provider);
+        token.grant_ref.is_some()
+            && token.token_type() == Some(TokenType::AccessToken)
+            && provider.is_some_and(|p| p.plan(TokenType::RefreshToken) == Plan::ViaPairedAccessToken)
+    }
+
     /// Whether this token is revoked through its paired access token, settled after it.
     pub(super) fn goes_with_pair(&self, token: &StoredToken) -> bool {
         let provider = self.worker.providers.get(&token.provider);

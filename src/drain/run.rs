@@ -2,7 +2,7 @@
 //! provider's pace, concurrently), write finished tokens' results as the run goes on, decide
 //! where the request goes, and write that in the fenced transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -12,7 +12,7 @@ use tracing::{Instrument, info_span, warn};
 use super::settle::{self, TokenEnd};
 use super::{Worker, lease};
 use crate::outcome::{Decision, RequestState};
-use crate::storage::{AuditAction, AuditNote, ClaimedRequest, Results, StoreError, StoredToken, UserTokens};
+use crate::storage::{AuditAction, AuditNote, ClaimedRequest, Cursor, Results, StoreError, StoredToken};
 use crate::telemetry::error_chain;
 
 impl Worker {
@@ -30,18 +30,15 @@ impl Worker {
                 .await?;
             return Ok((state, decision));
         }
-        let tokens = self
-            .write(|store| store.tokens_for(request.id, &request.user_id))
-            .await?;
         let run = Arc::new(RequestRun {
             worker: self,
             request,
             now: Utc::now(),
         });
-        let (mut results, ends) = run.revoke_all(&tokens, stop).await;
-        let decision = run.decide(&tokens, &ends);
+        let (mut results, ends) = run.revoke_all(stop).await?;
+        let decision = run.decide(&ends);
         let worker = &run.worker;
-        if tokens.tokens.is_empty() && tokens.bad.is_empty() {
+        if ends.seen == 0 {
             results.notes.push(AuditNote {
                 request_id: run.request.id,
                 user_id: run.request.user_id.clone(),
@@ -67,47 +64,126 @@ pub(super) struct RequestRun {
     pub(super) now: DateTime<Utc>,
 }
 
-impl RequestRun {
-    /// Revokes every unsettled token: tokens at different providers (and of one user at one
-    /// provider) go concurrently, each call waiting on its own provider's gate; tokens that
-    /// die with a pair are settled after it. Each finished token's results are written
-    /// while others are still in flight; if that write finds the lease lost, every token not
-    /// yet sent stops. Returns what is left to write and how each token ended.
-    async fn revoke_all(self: &Arc<Self>, tokens: &UserTokens, stop: &lease::Stop) -> (Results, Vec<(i64, TokenEnd)>) {
-        let unsettled = tokens.tokens.iter().filter(|t| !t.is_settled());
-        let (paired, direct): (Vec<&StoredToken>, Vec<&StoredToken>) = unsettled.partition(|t| self.goes_with_pair(t));
+/// How a run's tokens ended, kept small: a user with 100,000 tokens is read a page at a
+/// time, and only what the decision needs stays.
+#[derive(Default)]
+struct Ends {
+    /// Token rows seen, readable or not.
+    seen: usize,
+    /// Tokens that did not settle, labelled for the request's reason.
+    unsettled: Vec<(String, TokenEnd)>,
+    /// How the access tokens that refresh tokens die with ended, by id.
+    of_pairs: HashMap<i64, TokenEnd>,
+}
 
-        let mut pending = Results::default();
-        let mut ends = Vec::new();
-        for bad in &tokens.bad {
-            let result = self.unreadable(bad);
-            ends.push((result.token_id, result.end));
-            pending.append(result.results);
+impl Ends {
+    fn add(&mut self, label: impl FnOnce() -> String, id: i64, end: TokenEnd, pair: bool) {
+        if pair {
+            self.of_pairs.insert(id, end.clone());
         }
+        if !matches!(end, TokenEnd::Settled(_) | TokenEnd::Blocked) {
+            self.unsettled.push((label(), end));
+        }
+    }
+}
 
-        // At most `concurrency` of one user's tokens in flight: a user with 100,000 tokens
-        // does not make 100,000 tasks at once.
+impl RequestRun {
+    /// Revokes every unsettled token, reading the user's tokens a page at a time: tokens
+    /// at different providers (and of one user at one provider) go concurrently, at most
+    /// `concurrency` at once, each call waiting on its own provider's gate; tokens that die
+    /// with a pair are settled after every other. Each finished token's results are written
+    /// while others are still in flight or to be read; if that write finds the lease lost,
+    /// every token not yet sent stops. Returns what is left to write and how tokens ended.
+    async fn revoke_all(self: &Arc<Self>, stop: &lease::Stop) -> Result<(Results, Ends), StoreError> {
+        let mut pending = Results::default();
+        let mut ends = Ends::default();
+        // The refresh tokens revoked through their pair, and the access tokens that may be
+        // their pairs: only at providers that pair tokens, so a user's other tokens pass.
+        let mut paired: Vec<StoredToken> = Vec::new();
+        let mut pair_candidates: Vec<StoredToken> = Vec::new();
+        let mut candidate_ids: HashSet<i64> = HashSet::new();
+        // Labels of the tokens in flight, for the reasons of those that do not settle.
+        let mut labels: HashMap<i64, String> = HashMap::new();
         let most = self.worker.settings.concurrency.max(1);
-        let mut direct = direct.into_iter();
+        let mut queue: VecDeque<StoredToken> = VecDeque::new();
+        let mut cursor = Some(Cursor::default());
         let mut set = JoinSet::new();
         loop {
             while set.len() < most {
-                let Some(token) = direct.next() else { break };
-                let run = Arc::clone(self);
-                let token = token.clone();
-                let stop = stop.clone();
-                let span = info_span!("token", token_id = token.id, provider = %token.provider, fingerprint = %token.fingerprint());
-                set.spawn(async move { run.revoke_one(&token, &stop).await }.instrument(span));
+                if let Some(token) = queue.pop_front() {
+                    labels.insert(token.id, settle::label(&token));
+                    let run = Arc::clone(self);
+                    let stop = stop.clone();
+                    let span = info_span!("token", token_id = token.id, provider = %token.provider, fingerprint = %token.fingerprint());
+                    set.spawn(async move { run.revoke_one(&token, &stop).await }.instrument(span));
+                    continue;
+                }
+                let Some(at) = cursor else { break };
+                if stop.is_stopped() {
+                    // Shutdown or a lost lease: the pages not read are not sent either.
+                    ends.unsettled.push(("tokens not read yet".into(), TokenEnd::Stopped));
+                    cursor = None;
+                    break;
+                }
+                let (id, user) = (self.request.id, &self.request.user_id);
+                let (page, next) = match self.worker.write(|store| store.tokens_page(id, user, at)).await {
+                    Ok(read) => read,
+                    Err(e) => {
+                        // What finished is written before the error ends the run.
+                        if !pending.is_empty() {
+                            let fence = &self.request.fence;
+                            if self
+                                .worker
+                                .write(|store| store.record_progress(fence, &pending))
+                                .await
+                                .is_ok()
+                            {
+                                self.worker.record_metrics(&pending.rows);
+                            }
+                        }
+                        return Err(e);
+                    }
+                };
+                cursor = next;
+                ends.seen += page.tokens.len() + page.bad.len();
+                for bad in &page.bad {
+                    let result = self.unreadable(bad);
+                    ends.add(|| format!("token {}", bad.id), result.token_id, result.end, false);
+                    pending.append(result.results);
+                }
+                for token in page.tokens {
+                    if self.may_be_a_pair(&token) {
+                        candidate_ids.insert(token.id);
+                        pair_candidates.push(token.clone());
+                    }
+                    if token.is_settled() {
+                        continue;
+                    }
+                    if self.goes_with_pair(&token) {
+                        paired.push(token);
+                    } else {
+                        queue.push_back(token);
+                    }
+                }
             }
             let Some(joined) = set.join_next().await else { break };
             match joined {
                 Ok(result) => {
-                    ends.push((result.token_id, result.end));
+                    let token_id = result.token_id;
+                    let label = labels.remove(&token_id);
+                    let pair = candidate_ids.contains(&token_id);
+                    ends.add(
+                        || label.unwrap_or_else(|| format!("token {token_id}")),
+                        token_id,
+                        result.end,
+                        pair,
+                    );
                     pending.append(result.results);
-                    // Other tokens are still in flight: write what is finished now, so a
-                    // crash later loses none of it. The last results wait for the
-                    // transaction that sets the request's state.
-                    if (!set.is_empty() || direct.len() > 0) && !pending.is_empty() {
+                    // Other tokens are still in flight or to be read: write what is
+                    // finished now, so a crash later loses none of it. The last results
+                    // wait for the transaction that sets the request's state.
+                    let more = !set.is_empty() || !queue.is_empty() || cursor.is_some() || !paired.is_empty();
+                    if more && !pending.is_empty() {
                         let fence = &self.request.fence;
                         match self.worker.write(|store| store.record_progress(fence, &pending)).await {
                             Err(e) if !matches!(e, StoreError::LeaseLost(_)) => {
@@ -128,33 +204,28 @@ impl RequestRun {
                 Err(e) => warn!(error = %e, "token task failed"),
             }
         }
-        let pairs = settle::Pairs::index(&tokens.tokens);
-        let ended: HashMap<i64, &TokenEnd> = ends.iter().map(|(id, end)| (*id, end)).collect();
+        let pairs = settle::Pairs::index(&pair_candidates);
+        let of_pairs: HashMap<i64, &TokenEnd> = ends.of_pairs.iter().map(|(id, end)| (*id, end)).collect();
         let mut paired_ends = Vec::new();
-        for token in paired {
-            let result = self.settle_via_pair(token, &pairs, &ended, stop).await;
-            paired_ends.push((result.token_id, result.end));
+        for token in &paired {
+            let result = self.settle_via_pair(token, &pairs, &of_pairs, stop).await;
+            paired_ends.push((settle::label(token), result.end));
             pending.append(result.results);
         }
-        ends.extend(paired_ends);
-        (pending, ends)
+        for (label, end) in paired_ends {
+            ends.add(|| label, 0, end, false);
+        }
+        Ok((pending, ends))
     }
 
-    fn decide(&self, tokens: &UserTokens, ends: &[(i64, TokenEnd)]) -> Decision {
+    fn decide(&self, ends: &Ends) -> Decision {
         let s = &self.worker.settings;
         let limits = settle::Limits {
             attempt: self.request.attempt,
             max_attempts: s.max_attempts,
             retry: &s.retry,
         };
-        let by_id: HashMap<i64, &StoredToken> = tokens.tokens.iter().map(|t| (t.id, t)).collect();
-        let labelled = ends.iter().map(|(id, end)| {
-            let label = match by_id.get(id) {
-                Some(t) => settle::label(t),
-                None => format!("token {id}"),
-            };
-            (label, end)
-        });
+        let labelled = ends.unsettled.iter().map(|(label, end)| (label.clone(), end));
         settle::decide(labelled, &limits, fastrand::f64())
     }
 }

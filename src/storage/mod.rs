@@ -87,6 +87,7 @@ pub use rows::{
     UserTokens,
 };
 pub(crate) use sources::Sources;
+pub use tokens::Cursor;
 
 use crate::config::DatabaseConfig;
 use crate::outcome::RequestState;

@@ -154,8 +154,8 @@ impl Store {
             let change = match decision {
                 Decision::Cleared { unless } => {
                     let lock = self.lock_tokens();
-                    let tokens = tokens::load::<Db>(&mut tx, &self.sources, self.sql(), user_id, None, lock).await?;
-                    let unsettled = tokens.tokens.iter().filter(|t| !t.is_settled()).count() + tokens.bad.len();
+                    let unsettled =
+                        tokens::count_unsettled::<Db>(&mut tx, &self.sources, self.sql(), user_id, lock).await?;
                     if unsettled == 0 {
                         Change::to(RequestState::Cleared)
                     } else {

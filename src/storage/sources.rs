@@ -139,8 +139,10 @@ fn time_exprs(column: Option<String>, sql: Sql) -> String {
     }
 }
 
-/// The user's rows of `s`, `$1` the user id, with `lock` appended (FOR SHARE on
-/// PostgreSQL in the clearing transaction).
+/// One page of the user's rows of `s`, in id order, with `lock` appended (FOR SHARE on
+/// PostgreSQL in the clearing transaction): `$1` the user id, `$2` the last row id read,
+/// `$3` whether this is the source's first page (which also holds any rows whose id is
+/// missing, so that they are reported, never skipped), `$4` the page size.
 pub(super) fn token_sql(s: &TokenSource, sql: Sql, lock: &str) -> String {
     let value = value_expr(s, sql);
     let grant = match &s.grant_ref {
@@ -160,7 +162,9 @@ pub(super) fn token_sql(s: &TokenSource, sql: Sql, lock: &str) -> String {
         .collect();
     format!(
         "SELECT {id}, {provider}, {ty}, {value}, {grant}, {expires}, {revoked}{vars}
-           FROM {table} WHERE {user} = $1 AND {has} ORDER BY 1 {lock}",
+           FROM {table} WHERE {user} = $1 AND {has}
+            AND ({id} > $2 OR ($3 AND {id} IS NULL))
+          ORDER BY 1 NULLS FIRST LIMIT $4 {lock}",
         id = id_expr(s),
         provider = text_or_constant(&s.provider),
         ty = text_or_constant(&s.token_type),

@@ -12,32 +12,68 @@ use sqlx::Row;
 use super::rows::{BadToken, UserTokens, settlement};
 use super::sources::{self, Sources, Sql};
 use super::{Result, Store, StoredToken};
-use crate::config::sources::TokenSource;
 use crate::outcome::Outcome;
-use crate::token::TokenValue;
 
-/// Settling audit rows of the user's tokens (from every source), from any request.
+/// Settling audit rows of the user's tokens (from every source), from any request, for
+/// the token ids from `$2` to `$3` (one page).
 fn settled_sql(sources: &Sources, sql: Sql) -> String {
     format!(
         "SELECT a.token_id, a.token_fingerprint, a.outcome FROM revocation_audit a
-          WHERE a.settled AND a.action = 'revoke' AND a.token_id IN ({})",
+          WHERE a.settled AND a.action = 'revoke' AND a.token_id BETWEEN $2 AND $3
+            AND a.token_id IN ({})",
         sources::user_token_ids_sql(sources, sql)
     )
 }
 
-/// Attempts already audited in this request, per token, to number the next ones.
+/// Attempts already audited in this request, per token, to number the next ones, for the
+/// token ids from `$2` to `$3` (one page).
 const PRIOR_SQL: &str = "SELECT token_id, count(*) FROM revocation_audit
-                          WHERE request_id = $1 AND action = 'revoke' GROUP BY token_id";
+                          WHERE request_id = $1 AND action = 'revoke' AND token_id BETWEEN $2 AND $3
+                          GROUP BY token_id";
+
+/// Token rows read at once: a user with 100,000 tokens is read, revoked and re-checked a
+/// page at a time, never held in memory whole.
+pub(crate) const PAGE: i64 = 1000;
+
+/// Where a paged read of a user's tokens stands: the source (by its place in the list)
+/// and the last row id read in it (`None` before its first page).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cursor {
+    source: usize,
+    after: Option<i64>,
+}
 
 impl Store {
     /// Every token of the user, with what settled its current value (in any request) and
-    /// how many attempts this request already made at it; unreadable rows apart.
+    /// how many attempts this request already made at it; unreadable rows apart. For
+    /// tests and tools: the drain reads a page at a time ([`Store::tokens_page`]).
     pub async fn tokens_for(&self, request_id: i64, user_id: &str) -> Result<UserTokens> {
+        let mut all = UserTokens::default();
+        let mut cursor = Some(Cursor::default());
+        while let Some(at) = cursor {
+            let (page, next) = self.tokens_page(request_id, user_id, at).await?;
+            all.tokens.extend(page.tokens);
+            all.bad.extend(page.bad);
+            cursor = next;
+        }
+        Ok(all)
+    }
+
+    /// One page of the user's tokens from `at` (start from `Cursor::default()`), as
+    /// [`Store::tokens_for`] reads them, values decrypted; and where the next page starts,
+    /// `None` after the last.
+    pub async fn tokens_page(
+        &self,
+        request_id: i64,
+        user_id: &str,
+        at: Cursor,
+    ) -> Result<(UserTokens, Option<Cursor>)> {
         on_pool!(self, |pool| {
             let mut conn = pool.acquire().await?;
-            let mut tokens = load::<Db>(&mut conn, &self.sources, self.sql(), user_id, Some(request_id), "").await?;
+            let (mut tokens, next) =
+                load_page::<Db>(&mut conn, &self.sources, self.sql(), user_id, Some(request_id), "", at).await?;
             self.decrypt(&mut tokens).await;
-            Ok(tokens)
+            Ok((tokens, next))
         })
     }
 
@@ -50,7 +86,15 @@ impl Store {
     ) -> Result<(Vec<(StoredToken, Option<String>)>, Vec<BadToken>)> {
         let tokens = on_pool!(self, |pool| {
             let mut conn = pool.acquire().await?;
-            load::<Db>(&mut conn, &self.sources, self.sql(), user_id, None, "").await?
+            let mut all = UserTokens::default();
+            let mut cursor = Some(Cursor::default());
+            while let Some(at) = cursor {
+                let (page, next) = load_page::<Db>(&mut conn, &self.sources, self.sql(), user_id, None, "", at).await?;
+                all.tokens.extend(page.tokens);
+                all.bad.extend(page.bad);
+                cursor = next;
+            }
+            all
         });
         let mut out = Vec::with_capacity(tokens.tokens.len());
         for token in tokens.tokens {
@@ -93,19 +137,57 @@ impl Store {
     }
 }
 
-/// Reads the user's tokens on `conn` (a pooled connection, or a transaction's, with `lock`
-/// appended to the token query).
-pub(super) async fn load<Db>(
+/// How many of the user's tokens are unsettled or unreadable, read a page at a time on
+/// `conn` with `lock` appended (the clearing transaction's re-check: FOR SHARE on
+/// PostgreSQL, so a row cannot change under the decision).
+pub(super) async fn count_unsettled<Db>(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    sources: &Sources,
+    sql: Sql,
+    user_id: &str,
+    lock: &str,
+) -> Result<usize>
+where
+    Db: sqlx::Database,
+    for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> bool: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> String: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'r> i64: sqlx::Decode<'r, Db>,
+    for<'r> String: sqlx::Decode<'r, Db>,
+    for<'r> Option<String>: sqlx::Decode<'r, Db>,
+    for<'r> Option<DateTime<Utc>>: sqlx::Decode<'r, Db>,
+    DateTime<Utc>: sqlx::Type<Db>,
+    usize: sqlx::ColumnIndex<<Db as sqlx::Database>::Row>,
+    for<'q> <Db as sqlx::Database>::Arguments: sqlx::IntoArguments<Db>,
+    for<'e> &'e mut <Db as sqlx::Database>::Connection: sqlx::Executor<'e, Database = Db>,
+{
+    let mut unsettled = 0;
+    let mut cursor = Some(Cursor::default());
+    while let Some(at) = cursor {
+        let (page, next) = load_page::<Db>(&mut *conn, sources, sql, user_id, None, lock, at).await?;
+        unsettled += page.tokens.iter().filter(|t| !t.is_settled()).count() + page.bad.len();
+        cursor = next;
+    }
+    Ok(unsettled)
+}
+
+/// Reads one page of the user's tokens (at most [`PAGE`] rows, across sources in order)
+/// on `conn` (a pooled connection, or a transaction's, with `lock` appended to the token
+/// query), from `at`; returns it and where the next page starts, `None` after the last.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn load_page<Db>(
     conn: &mut <Db as sqlx::Database>::Connection,
     sources: &Sources,
     sql: Sql,
     user_id: &str,
     request_id: Option<i64>,
     lock: &str,
-) -> Result<UserTokens>
+    at: Cursor,
+) -> Result<(UserTokens, Option<Cursor>)>
 where
     Db: sqlx::Database,
     for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> bool: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'q> String: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'r> i64: sqlx::Decode<'r, Db>,
     for<'r> String: sqlx::Decode<'r, Db>,
@@ -117,30 +199,37 @@ where
     for<'e> &'e mut <Db as sqlx::Database>::Connection: sqlx::Executor<'e, Database = Db>,
 {
     let mut rows = Vec::new();
-    for source in &sources.list {
+    let mut at = at;
+    let mut next = None;
+    while let Some(source) = sources.list.get(at.source) {
+        let want = PAGE - i64::try_from(rows.len()).unwrap_or(PAGE);
         let found = sqlx::query(sqlx::AssertSqlSafe(sources::token_sql(&source.config, sql, lock)))
             .bind(user_id.to_owned())
+            .bind(at.after.unwrap_or(i64::MIN))
+            .bind(at.after.is_none())
+            .bind(want)
             .fetch_all(&mut *conn)
             .await?;
+        let full = i64::try_from(found.len()).unwrap_or(i64::MAX) >= want;
+        let last = found
+            .iter()
+            .rev()
+            .find_map(|row| row.try_get::<Option<i64>, _>(0).ok().flatten());
         rows.extend(found.into_iter().map(|row| (&source.config, row)));
-    }
-    let settled: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(settled_sql(sources, sql)))
-        .bind(user_id.to_owned())
-        .fetch_all(&mut *conn)
-        .await?;
-    let prior: Vec<(i64, i64)> = match request_id {
-        Some(id) => sqlx::query_as(PRIOR_SQL).bind(id).fetch_all(&mut *conn).await?,
-        None => Vec::new(),
-    };
-
-    // Indexed by token id: a user with 100,000 tokens is read in linear time.
-    let mut settled_of: HashMap<i64, Vec<(String, Outcome)>> = HashMap::new();
-    for (id, fingerprint, outcome) in settled {
-        if let Some(outcome) = Outcome::parse(&outcome) {
-            settled_of.entry(id).or_default().push((fingerprint, outcome));
+        if full {
+            // Rows whose id is missing come first on a source's first page; past them the
+            // cursor moves on from the last id read.
+            next = Some(Cursor {
+                source: at.source,
+                after: Some(last.or(at.after).unwrap_or(i64::MIN)),
+            });
+            break;
         }
+        at = Cursor {
+            source: at.source + 1,
+            after: None,
+        };
     }
-    let prior: HashMap<i64, i64> = prior.into_iter().collect();
 
     let mut out = UserTokens::default();
     for (source, row) in &rows {
@@ -151,120 +240,53 @@ where
                         token.vars.insert(name.clone(), value);
                     }
                 }
-                let rows_of_token = settled_of.get(&token.id).map_or(&[][..], Vec::as_slice);
-                let (settled_as, by_application) =
-                    settlement(&token.fingerprint(), token.revoked_at.is_some(), rows_of_token);
-                token.settled_as = settled_as;
-                token.revoked_by_application = by_application;
-                token.prior_attempts = prior
-                    .get(&token.id)
-                    .map_or(0, |n| i32::try_from(*n).unwrap_or(i32::MAX));
                 out.tokens.push(token);
             }
             Err(bad) => out.bad.push(numbered_bad(source, bad)),
         }
     }
-    Ok(out)
-}
-
-/// The token with its id as offboard numbers it across sources (see `config::sources`).
-fn numbered(source: &TokenSource, mut token: StoredToken) -> std::result::Result<StoredToken, BadToken> {
-    match source.token_id(token.id) {
+    let (Some(low), Some(high)) = (
+        out.tokens.iter().map(|t| t.id).min(),
+        out.tokens.iter().map(|t| t.id).max(),
+    ) else {
+        return Ok((out, next));
+    };
+    let settled: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(settled_sql(sources, sql)))
+        .bind(user_id.to_owned())
+        .bind(low)
+        .bind(high)
+        .fetch_all(&mut *conn)
+        .await?;
+    let prior: Vec<(i64, i64)> = match request_id {
         Some(id) => {
-            token.id = id;
-            Ok(token)
+            sqlx::query_as(PRIOR_SQL)
+                .bind(id)
+                .bind(low)
+                .bind(high)
+                .fetch_all(&mut *conn)
+                .await?
         }
-        None => Err(BadToken {
-            id: token.id,
-            column: "id",
-            reason: format!("is outside 0 to 2^40, the ids a row of {} may have", source.name),
-            fingerprint: Some(token.fingerprint()),
-        }),
+        None => Vec::new(),
+    };
+    // Indexed by token id: a page is read in linear time.
+    let mut settled_of: HashMap<i64, Vec<(String, Outcome)>> = HashMap::new();
+    for (id, fingerprint, outcome) in settled {
+        if let Some(outcome) = Outcome::parse(&outcome) {
+            settled_of.entry(id).or_default().push((fingerprint, outcome));
+        }
     }
-}
-
-fn numbered_bad(source: &TokenSource, mut bad: BadToken) -> BadToken {
-    bad.id = source.token_id(bad.id).unwrap_or(bad.id);
-    bad
-}
-
-/// One row, column by column, so that a bad column is named.
-fn decode<R>(row: &R) -> std::result::Result<StoredToken, BadToken>
-where
-    R: Row,
-    usize: sqlx::ColumnIndex<R>,
-    for<'r> i64: sqlx::Decode<'r, R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
-    for<'r> Option<DateTime<Utc>>: sqlx::Decode<'r, R::Database>,
-    i64: sqlx::Type<R::Database>,
-    String: sqlx::Type<R::Database>,
-    DateTime<Utc>: sqlx::Type<R::Database>,
-{
-    let id: i64 = row.try_get(0).map_err(|e| BadToken {
-        id: 0,
-        column: "id",
-        reason: reason(&e),
-        fingerprint: None,
-    })?;
-    let value: Option<TokenValue> = row.try_get::<String, _>(3).ok().map(TokenValue::new);
-    let fingerprint = value.as_ref().map(TokenValue::fingerprint);
-    let bad = |column: &'static str, e: sqlx::Error| BadToken {
-        id,
-        column,
-        reason: reason(&e),
-        fingerprint: fingerprint.clone(),
-    };
-    let provider: String = row.try_get(1).map_err(|e| bad("provider", e))?;
-    let token_type_raw: String = row.try_get(2).map_err(|e| bad("token_type", e))?;
-    let value = match value {
-        Some(v) => v,
-        None => {
-            return Err(bad(
-                "token",
-                row.try_get::<String, _>(3).err().unwrap_or(sqlx::Error::RowNotFound),
-            ));
-        }
-    };
-    let time = |column: &'static str, at: usize| -> std::result::Result<Option<DateTime<Utc>>, BadToken> {
-        if let Ok(Some(raw)) = row.try_get::<Option<String>, _>(at + 1) {
-            return Err(BadToken {
-                id,
-                column,
-                reason: format!("'{}' is not a time offboard can use", crate::token::redact(&raw, &[])),
-                fingerprint: fingerprint.clone(),
-            });
-        }
-        row.try_get(at).map_err(|e| bad(column, e))
-    };
-    Ok(StoredToken {
-        id,
-        provider,
-        token_type_raw,
-        stored: value.clone(),
-        value,
-        grant_ref: row.try_get(4).map_err(|e| bad("grant_ref", e))?,
-        expires_at: time("expires_at", 5)?,
-        revoked_at: time("revoked_at", 7)?,
-        settled_as: None,
-        revoked_by_application: false,
-        prior_attempts: 0,
-        vars: Default::default(),
-    })
-}
-
-/// What went wrong with a column, without the value (a token must never reach a message).
-fn reason(e: &sqlx::Error) -> String {
-    match e {
-        sqlx::Error::ColumnDecode { source, .. } => {
-            let text = source.to_string();
-            if text.contains("NULL") || text.contains("null") {
-                "is NULL".to_owned()
-            } else {
-                format!("cannot be read ({})", crate::token::redact(&text, &[]))
-            }
-        }
-        sqlx::Error::ColumnNotFound(_) => "is missing".to_owned(),
-        other => format!("cannot be read ({other})"),
+    let prior: HashMap<i64, i64> = prior.into_iter().collect();
+    for token in &mut out.tokens {
+        let rows_of_token = settled_of.get(&token.id).map_or(&[][..], Vec::as_slice);
+        let (settled_as, by_application) = settlement(&token.fingerprint(), token.revoked_at.is_some(), rows_of_token);
+        token.settled_as = settled_as;
+        token.revoked_by_application = by_application;
+        token.prior_attempts = prior
+            .get(&token.id)
+            .map_or(0, |n| i32::try_from(*n).unwrap_or(i32::MAX));
     }
+    Ok((out, next))
 }
+
+mod decode;
+use decode::{decode, numbered, numbered_bad};
