@@ -109,6 +109,9 @@ pub(crate) struct WorkerConfig {
     /// While requests are in flight, how often to look for newly due ones (on PostgreSQL a
     /// notification wakes the worker sooner).
     pub(crate) poll_interval: HumanDuration<10, MINUTE>,
+    /// Between drains, on a database that cannot notify (SQLite), how often `offboard run`
+    /// looks for due requests (one cheap query), besides the schedule.
+    pub(crate) idle_poll: HumanDuration<10, HOUR>,
     /// How long a finished run keeps retrying its write through a database outage before
     /// it gives up (its calls are then lost to the audit, and the request runs again).
     pub(crate) write_patience: HumanDuration<SECOND, DAY>,
@@ -126,6 +129,7 @@ impl Default for WorkerConfig {
             batch_size: Count(32),
             shutdown_grace: HumanDuration(Duration::from_secs(30)),
             poll_interval: HumanDuration(Duration::from_secs(1)),
+            idle_poll: HumanDuration(Duration::from_millis(200)),
             write_patience: HumanDuration(Duration::from_secs(600)),
             id: None,
         }

@@ -20,6 +20,7 @@ mod dialects;
 mod discovery;
 mod end_to_end;
 mod helpers;
+mod idle_poll;
 mod oidc;
 mod pg_restart;
 mod plan;
