@@ -31,8 +31,9 @@ pub(super) async fn run(out: &mut impl Write, options: &BenchOptions) -> anyhow:
     let bed = Bed::set_up(options.database.as_deref(), &providers, 1, quotas::WORKER, users).await?;
     writeln!(
         out,
-        "scenario workers: {users} users, {} tokens, 4 providers, quota scale {scale}, rates at the quotas, burst 1, {n} `offboard run` processes (concurrency 64 each), durable backoff 1s to 10s",
-        bed.tokens
+        "scenario workers: {users} users, {} tokens, 4 providers, quota scale {scale}, rates at the quotas, burst 1, {n} `offboard run` {} (concurrency 64 each), durable backoff 1s to 10s",
+        bed.tokens,
+        if n == 1 { "process" } else { "processes" }
     )?;
     let mut workers = Workers::start(&bed, n).await?;
     let enqueued = Instant::now();
