@@ -171,7 +171,8 @@ impl App {
         if let Some(bound) = self.serve(&shutdown).await? {
             tracing::info!(address = %bound, "serving /healthz, /readyz and /metrics");
         }
-        crate::drain::daemon::run(self.worker.clone(), self.config.worker.schedule.0.clone(), shutdown).await;
+        let schedule = self.config.worker.schedule.0.clone();
+        crate::drain::daemon::run(self.worker.clone(), schedule, self.config.worker.idle_poll.0, shutdown).await;
         Ok(())
     }
 

@@ -1,10 +1,9 @@
 //! `idle-latency`: a running worker (`offboard run`'s loop, in process) with nothing to do;
 //! one user with four tokens is enqueued at a time, and the time from the enqueue's return
-//! to the request being cleared is measured, `--samples` times. On PostgreSQL the schedule
-//! fires once a day, so only LISTEN/NOTIFY can wake the worker; on SQLite, which has no
-//! notifications, the schedule is every second (the finest cron), so the figure there is
-//! that tick. Enqueues come at random moments (up to 0.5 s apart on SQLite, 50 ms on
-//! PostgreSQL), not in step with the schedule.
+//! to the request being cleared is measured, `--samples` times. The schedule fires once a
+//! day on both backends, so what wakes the worker is LISTEN/NOTIFY on PostgreSQL and the
+//! idle poll (`worker.idle_poll`, default 200 ms) on SQLite. Enqueues come at random
+//! moments (up to 0.5 s apart on SQLite, 50 ms on PostgreSQL), not in step with the poll.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -18,7 +17,8 @@ use crate::outcome::RequestState;
 
 pub(super) async fn run(out: &mut impl Write, options: &BenchOptions) -> anyhow::Result<()> {
     let postgres = options.database.is_some();
-    let schedule = if postgres { "0 0 3 * * *" } else { "* * * * * *" };
+    let schedule = "0 0 3 * * *";
+    let idle_poll = crate::config::WorkerConfig::default().idle_poll.0;
     let worker = format!("[worker]\nschedule = \"{schedule}\"\n");
     let providers: Vec<BenchProvider> = ["l1", "l2", "l3", "l4"]
         .into_iter()
@@ -33,9 +33,12 @@ pub(super) async fn run(out: &mut impl Write, options: &BenchOptions) -> anyhow:
     let users = 2 * samples;
     let bed = Bed::set_up(options.database.as_deref(), &providers, 10, &worker, users).await?;
     let wake = if postgres {
-        "LISTEN/NOTIFY, schedule once a day"
+        "LISTEN/NOTIFY, schedule once a day".to_owned()
     } else {
-        "schedule every second (no notifications on SQLite)"
+        format!(
+            "idle poll every {}ms (no notifications on SQLite), schedule once a day",
+            idle_poll.as_millis()
+        )
     };
     writeln!(
         out,
@@ -46,6 +49,7 @@ pub(super) async fn run(out: &mut impl Write, options: &BenchOptions) -> anyhow:
     let daemon = tokio::spawn(crate::drain::daemon::run(
         bed.app.worker().clone(),
         cron,
+        idle_poll,
         shutdown.clone(),
     ));
     // Let the daemon's first drain finish and its listener connect.

@@ -53,6 +53,12 @@ pub(super) fn peak_rss_kib() -> Option<u64> {
     field_kib(&text, "VmHWM:")
 }
 
+/// Peak resident set size of process `pid` so far (`VmHWM`), in KiB.
+pub(super) fn peak_rss_kib_of(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    field_kib(&text, "VmHWM:")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,7 @@ use report::write_report;
 use show::status;
 use tools::{demo, simulate};
 
+mod bench;
 mod check;
 mod plan;
 mod providers;
@@ -133,23 +134,10 @@ pub(crate) enum Command {
         #[arg(long, value_name = "SET", default_value = "seed", value_parser = ["seed", "all"])]
         providers: String,
     },
-    /// Measure offboard against simulated providers in process: drain time against quotas,
-    /// throughput, idle latency (needs no config; SQLite in a temporary folder by default)
-    Bench {
-        /// Scenarios to run: quotas, overconfigured, unlimited, idle-latency [default: all]
-        #[arg(value_name = "SCENARIO", value_parser = crate::bench::SCENARIOS)]
-        scenarios: Vec<String>,
-        /// Users in each scenario's backlog (each with four or five tokens)
-        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-        users: u32,
-        /// Enqueue-to-cleared samples taken by idle-latency
-        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-        samples: u32,
-        /// A PostgreSQL server (postgres://…) to create each scenario's database on, and drop
-        /// it afterwards [default: SQLite in a temporary folder]
-        #[arg(long, value_name = "URL")]
-        database: Option<String>,
-    },
+    /// Measure offboard against simulated providers: drain time against quotas, throughput,
+    /// idle latency, worker processes sharing quotas, memory against queue length (needs no
+    /// config; SQLite in a temporary folder by default)
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,20 +213,7 @@ pub(crate) async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             ref providers,
         } => return demo(users, dir, providers == "all").await,
         Command::Simulate { listen, ref providers } => return simulate(listen, providers.as_deref()).await,
-        Command::Bench {
-            ref scenarios,
-            users,
-            samples,
-            ref database,
-        } => {
-            let options = crate::bench::BenchOptions {
-                scenarios: scenarios.clone(),
-                users: users as usize,
-                samples: samples as usize,
-                database: database.clone(),
-            };
-            return tools::bench(&options).await;
-        }
+        Command::Bench(ref args) => return tools::bench(&args.options()).await,
         Command::Providers { ref action } => {
             let out = &mut std::io::stdout().lock();
             return match action {
@@ -366,7 +341,7 @@ async fn run(cli: &Cli, config: Config) -> anyhow::Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { .. } | Command::Simulate { .. } | Command::Providers { .. } | Command::Bench { .. } => {
+        Command::Demo { .. } | Command::Simulate { .. } | Command::Providers { .. } | Command::Bench(_) => {
             unreachable!("handled before the config is read")
         }
         Command::Report {

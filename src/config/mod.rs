@@ -113,6 +113,9 @@ pub(crate) struct WorkerConfig {
     /// ahead of it at the provider's rate); past that its request is deferred, no attempt
     /// spent, instead of holding a slot while other providers idle.
     pub(crate) max_queue_wait: HumanDuration<0, HOUR>,
+    /// Between drains, on a database that cannot notify (SQLite), how often `offboard run`
+    /// looks for due requests (one cheap query), besides the schedule.
+    pub(crate) idle_poll: HumanDuration<10, HOUR>,
     /// How long a finished run keeps retrying its write through a database outage before
     /// it gives up (its calls are then lost to the audit, and the request runs again).
     pub(crate) write_patience: HumanDuration<SECOND, DAY>,
@@ -131,6 +134,7 @@ impl Default for WorkerConfig {
             shutdown_grace: HumanDuration(Duration::from_secs(30)),
             poll_interval: HumanDuration(Duration::from_secs(1)),
             max_queue_wait: HumanDuration(Duration::from_secs(10)),
+            idle_poll: HumanDuration(Duration::from_millis(200)),
             write_patience: HumanDuration(Duration::from_secs(600)),
             id: None,
         }

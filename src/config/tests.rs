@@ -87,10 +87,11 @@ fn type_errors_name_the_key() {
 
 /// Every duration key outside `[providers]`, with its upper bound as messages write it
 /// (the same bounds are listed in `config/offboard.toml`).
-pub(super) const DURATION_KEYS: [(&str, &str, &str); 11] = [
+pub(super) const DURATION_KEYS: [(&str, &str, &str); 12] = [
     ("database", "busy_timeout", "5m"),
     ("worker", "lease", "1h"),
     ("worker", "shutdown_grace", "1h"),
+    ("worker", "idle_poll", "1h"),
     ("retry", "base", "1m"),
     ("retry", "cap", "10m"),
     ("retry", "retry_after_cap", "10m"),
@@ -134,6 +135,8 @@ fn every_duration_key_has_an_upper_bound_named_in_its_error() {
 fn durations_that_must_not_be_zero_say_so() {
     let err = parse("[worker]\nlease = \"1s\"", &[]).unwrap_err().to_string();
     assert_eq!(err, "worker.lease: must be at least 2s, got 1s");
+    let err = parse("[worker]\nidle_poll = \"0s\"", &[]).unwrap_err().to_string();
+    assert_eq!(err, "worker.idle_poll: must be at least 10ms, got 0s");
     let err = parse("[retry]\nmax_provider_pause = \"0s\"", &[])
         .unwrap_err()
         .to_string();

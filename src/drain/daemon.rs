@@ -1,7 +1,8 @@
 //! `offboard run`: drain at start, then on every tick of the cron `schedule`, and on
 //! PostgreSQL also when a request is inserted (LISTEN `offboard_requests`), until `shutdown`
 //! fires. Notifications only wake the loop early; the schedule is the fallback that catches
-//! anything a dropped connection missed.
+//! anything a dropped connection missed. SQLite cannot notify, so there the idle loop also
+//! asks every `idle_poll` whether a request is due (one read, no lock) and drains when one is.
 //!
 //! The daemon outlives its database: a drain stopped by an outage is retried with backoff
 //! (not only at the next tick, which may be a day away), and the listener reconnects on
@@ -13,7 +14,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::Worker;
 use crate::telemetry::error_chain;
@@ -21,8 +22,10 @@ use crate::telemetry::error_chain;
 /// Longest wait between tries while the database is away.
 const MAX_OUTAGE_BACKOFF: Duration = Duration::from_secs(30);
 
-pub(crate) async fn run(worker: Worker, schedule: cron::Schedule, shutdown: CancellationToken) {
+pub(crate) async fn run(worker: Worker, schedule: cron::Schedule, idle_poll: Duration, shutdown: CancellationToken) {
     let wake = Arc::new(Notify::new());
+    // PostgreSQL's listener wakes the loop; on SQLite nothing would until the next tick.
+    let polls = worker.store().backend() == "sqlite";
     let listener = tokio::spawn(listen(worker.clone(), wake.clone(), shutdown.clone()));
     info!(worker = %worker.settings().id, backend = worker.store().backend(), "offboard worker started");
     let mut outage_backoff = Duration::from_secs(1);
@@ -49,10 +52,24 @@ pub(crate) async fn run(worker: Worker, schedule: cron::Schedule, shutdown: Canc
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
             _ = wake.notified() => {}
+            _ = until_due(&worker, idle_poll), if polls => {}
         }
     }
     let _ = listener.await;
     info!("offboard worker stopped");
+}
+
+/// Returns once a poll every `every` finds a request due. A failed poll is only logged at
+/// debug level: the drain that follows a tick reports outages, with its own backoff.
+async fn until_due(worker: &Worker, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        match worker.store().any_due().await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => debug!(error = %error_chain(&e), "idle poll failed"),
+        }
+    }
 }
 
 fn until_next_tick(schedule: &cron::Schedule) -> Duration {
@@ -64,7 +81,7 @@ fn until_next_tick(schedule: &cron::Schedule) -> Duration {
 }
 
 /// Wakes the daemon on each notification (PostgreSQL); on SQLite there are none and the
-/// drain's poll does the work. Reconnects with backoff for as long as the daemon runs.
+/// idle poll ([`until_due`]) does the work. Reconnects with backoff for as long as the daemon runs.
 async fn listen(worker: Worker, wake: Arc<Notify>, shutdown: CancellationToken) {
     let mut backoff = Duration::from_secs(1);
     while !shutdown.is_cancelled() {

@@ -71,6 +71,7 @@ macro_rules! on_pool {
 }
 
 mod audit;
+mod due;
 mod postgres;
 mod requests;
 mod results;

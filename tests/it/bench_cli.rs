@@ -2,7 +2,33 @@
 //! figures. No assertion on how fast: only that the numbers are there and sane (a drain
 //! cannot beat the providers' quotas, so `T / T_min` is at least about 1).
 
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
+
+use crate::helpers::PG_URL_VAR;
+
+/// Runs `offboard bench ARGS` with no config or log filter from the caller.
+fn bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_offboard"))
+        .arg("bench")
+        .args(args)
+        .env_remove("OFFBOARD_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Stdout, after checking that the command succeeded.
+fn succeeded(out: &Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
 
 /// The number after `key` (up to the next space, comma or unit) in `line`.
 fn number_after(line: &str, key: &str) -> Option<f64> {
@@ -72,6 +98,107 @@ fn bench_quotas_and_unlimited_print_well_formed_figures() {
         number_after(unlimited, "tokens/s, ").is_some_and(|n| n >= 0.0),
         "CPU per 1000 tokens: {unlimited}"
     );
+}
+
+/// `--quota-scale` multiplies the quotas and rates; `idle-latency` runs on a daily
+/// schedule (the idle poll wakes the worker on SQLite); `rss` measures `offboard run`
+/// children at a tiny size.
+#[test]
+fn bench_scaled_quotas_idle_latency_and_rss_print_well_formed_figures() {
+    let text = succeeded(&bench(&[
+        "quotas",
+        "idle-latency",
+        "rss",
+        "--users",
+        "20",
+        "--quota-scale",
+        "5",
+        "--samples",
+        "3",
+        "--tokens",
+        "1000",
+        "--user-tokens",
+        "1000",
+        "--run-seconds",
+        "2",
+    ]));
+    assert!(text.contains("quota scale 5"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("q20: quota 100/s, configured 100.0/s")),
+        "{text}"
+    );
+    let quotas = result_line(&text, "quotas");
+    assert!(number_after(quotas, "T/T_min ").is_some_and(|r| r >= 0.9), "{quotas}");
+    assert!(text.contains("  requests: 20 cleared, 0 failed"), "{text}");
+
+    assert!(text.contains("schedule once a day"), "{text}");
+    let latency = result_line(&text, "idle-latency");
+    for key in ["p50 ", "p99 ", "max "] {
+        assert!(number_after(latency, key).is_some_and(|ms| ms > 0.0), "{latency}");
+    }
+    assert_eq!(number_after(latency, "n "), Some(3.0), "{latency}");
+
+    let rss = result_line(&text, "rss");
+    for key in ["queue 1000 tokens ", "one user of 1000 tokens "] {
+        assert!(number_after(rss, key).is_some_and(|mib| mib > 1.0), "{rss}");
+    }
+    assert!(number_after(rss, "ratio ").is_some_and(|r| r > 0.0), "{rss}");
+    assert_eq!(text.matches("peak RSS ").count(), 4, "{text}");
+}
+
+/// `workers` needs PostgreSQL: on SQLite it says so and fails before doing anything.
+#[test]
+fn bench_workers_on_sqlite_is_refused_clearly() {
+    let out = bench(&["workers", "--users", "5"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("scenario workers needs PostgreSQL"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).is_empty());
+}
+
+/// `workers` with two `offboard run` processes on PostgreSQL (only when the test server is
+/// given): drain figures, the busiest second of every provider, each process's peak RSS.
+#[test]
+fn bench_workers_on_postgres_prints_well_formed_figures() {
+    let Ok(server) = std::env::var(PG_URL_VAR) else {
+        eprintln!("{PG_URL_VAR} is not set: bench workers (PostgreSQL only) not run");
+        return;
+    };
+    let text = succeeded(&bench(&[
+        "workers",
+        "--users",
+        "20",
+        "--workers",
+        "2",
+        "--database",
+        &server,
+    ]));
+    assert!(text.lines().next().unwrap().contains(" build, postgres"), "{text}");
+    assert!(text.contains("2 `offboard run` processes"), "{text}");
+    for provider in ["q40", "q80", "q20", "q30"] {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{provider}: quota ")))
+            .unwrap_or_else(|| panic!("no line for {provider} in:\n{text}"));
+        assert!(
+            number_after(line, "most calls in one second ").is_some_and(|n| n >= 1.0),
+            "{line}"
+        );
+    }
+    assert!(text.contains("  requests: 20 cleared, 0 failed"), "{text}");
+    let rss_line = text
+        .lines()
+        .find(|l| l.contains("peak RSS of each process: "))
+        .expect("peak RSS");
+    assert!(
+        number_after(rss_line, "process: ").is_some_and(|mib| mib > 1.0),
+        "{rss_line}"
+    );
+    let workers = result_line(&text, "workers");
+    assert!(number_after(workers, "T/T_min ").is_some_and(|r| r >= 0.9), "{workers}");
+    assert!(number_after(workers, "429s ").is_some(), "{workers}");
+    assert!(number_after(workers, "at most ").is_some_and(|r| r > 0.0), "{workers}");
 }
 
 #[test]

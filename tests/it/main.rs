@@ -21,6 +21,7 @@ mod discovery;
 mod end_to_end;
 mod head_of_line;
 mod helpers;
+mod idle_poll;
 mod many_tokens;
 mod oidc;
 mod pg_restart;
