@@ -50,9 +50,31 @@ async fn wait_turn(provider: &Provider, stop: &Stop) -> Result<(), TryError> {
 /// Why an in-process try did not give a final answer.
 enum TryError {
     Transient(Verdict),
+    /// The provider said to slow down (429, or 503 with `Retry-After`), for no longer than
+    /// is waited out here: the gate has slowed and paused, so the token tries again through
+    /// it without spending its backoff budget (see [`throttled_tries`]).
+    Throttled(Verdict),
     Stopped,
     /// The provider is paused for longer than the in-process wait allows.
     Paused(Duration),
+}
+
+/// Whether an answer is the provider asking to slow down (429, or 503 with `Retry-After`)
+/// for no longer than a caller waits out in process.
+fn is_throttle(verdict: &Verdict, cap: Duration) -> bool {
+    let asked = match verdict.http_status {
+        Some(429) => true,
+        Some(503) => verdict.retry_after.is_some(),
+        _ => false,
+    };
+    asked && verdict.retry_after.is_none_or(|wait| wait <= cap)
+}
+
+/// How many throttles one token goes through in process before it is left to the durable
+/// backoff: four times its tries, so a throttle costs a wait at the (slower) gate rather than
+/// a trip through the queue, and still a bounded number of attempts, each audited.
+fn throttled_tries(attempts: u32) -> u32 {
+    attempts.saturating_mul(4)
 }
 
 impl RequestRun {
@@ -138,25 +160,34 @@ impl RequestRun {
             let settled = settle::settles(verdict.outcome, token.expires_at, policy, self.now);
             record(&verdict, settled, duration);
             match verdict.outcome {
+                Outcome::Transient if is_throttle(&verdict, retry.retry_after_cap) => Err(TryError::Throttled(verdict)),
                 Outcome::Transient | Outcome::StillActive => Err(TryError::Transient(verdict)),
                 _ => Ok(verdict),
             }
         };
-        let result = one_try
-            .retry(retry.backoff())
-            .sleep(tokio::time::sleep)
-            .when(|e| matches!(e, TryError::Transient(_)))
-            .adjust(|e, scheduled| {
-                let retry_after = match e {
-                    TryError::Transient(v) => v.retry_after,
-                    TryError::Stopped | TryError::Paused(_) => None,
-                };
-                retry.next_delay(scheduled, retry_after, fastrand::f64())
-            })
-            .await;
+        let mut throttles = 0;
+        let result = loop {
+            let result = (&one_try)
+                .retry(retry.backoff())
+                .sleep(tokio::time::sleep)
+                .when(|e| matches!(e, TryError::Transient(_)))
+                .adjust(|e, scheduled| {
+                    let retry_after = match e {
+                        TryError::Transient(v) => v.retry_after,
+                        TryError::Throttled(_) | TryError::Stopped | TryError::Paused(_) => None,
+                    };
+                    retry.next_delay(scheduled, retry_after, fastrand::f64())
+                })
+                .await;
+            match result {
+                Err(TryError::Throttled(_)) if throttles < throttled_tries(retry.attempts) => throttles += 1,
+                Err(TryError::Throttled(verdict)) => break Err(TryError::Transient(verdict)),
+                other => break other,
+            }
+        };
         let end = match result {
             Ok(verdict) => settle::end_of(&verdict, token.expires_at, policy, self.now),
-            Err(TryError::Transient(verdict)) => TokenEnd::Transient {
+            Err(TryError::Transient(verdict) | TryError::Throttled(verdict)) => TokenEnd::Transient {
                 reason: verdict.error.unwrap_or_else(|| "transient error".into()),
                 not_before: provider.gate.pause_left(),
             },

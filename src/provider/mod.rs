@@ -276,6 +276,9 @@ impl Provider {
     /// taken as a revocation: what was not read may have said error.
     fn verdict_of(&self, response: &RawResponse, cut: bool, secrets: &[&str]) -> Verdict {
         let verdict = self.definition.classify(response, secrets, self.max_pause);
+        let names = &self.definition.rate_limit_headers;
+        self.gate
+            .answered(response.status, &response.headers, names, verdict.retry_after);
         if cut && verdict.outcome == Outcome::Revoked {
             return Verdict {
                 outcome: Outcome::Transient,
@@ -374,6 +377,10 @@ impl Providers {
 
     pub fn get(&self, name: &str) -> Option<&Arc<Provider>> {
         self.by_name.get(name)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &Arc<Provider>)> {
+        self.by_name.iter()
     }
 }
 

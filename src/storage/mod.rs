@@ -72,6 +72,7 @@ macro_rules! on_pool {
 
 mod audit;
 mod postgres;
+mod rates;
 mod requests;
 mod results;
 mod rows;
@@ -81,6 +82,7 @@ mod sqlite;
 mod tokens;
 
 pub(crate) use postgres::RequestListener;
+pub(crate) use rates::MyPace;
 pub use results::Results;
 pub use rows::{
     AuditAction, AuditNote, AuditRow, BadToken, ClaimedRequest, Enqueued, Fence, RequestRow, StateCounts, StoredToken,

@@ -21,6 +21,7 @@ mod discovery;
 mod end_to_end;
 mod helpers;
 mod oidc;
+mod pacing;
 mod pg_restart;
 mod plan;
 mod provider_faults;
