@@ -106,6 +106,7 @@ async fn renew(worker: &Worker, pushed: &mut HashMap<String, u64>) -> bool {
             rate: shared.rate,
             ceiling: shared.ceiling,
             decreased: pushed.get(name).is_some_and(|seen| seen != decreases),
+            fresh: !pushed.contains_key(name),
         })
         .collect();
     let id = &worker.settings.id;

@@ -19,6 +19,9 @@ pub(crate) struct MyPace {
     pub(crate) ceiling: f64,
     /// Whether this worker lowered the rate since its last renewal.
     pub(crate) decreased: bool,
+    /// The drain's first renewal: this worker's rate may be stale (it was idle, or is a new
+    /// process at the configured rate), so it adopts the shared rate without raising it.
+    pub(crate) fresh: bool,
 }
 
 /// What the database says back about one provider.
@@ -38,10 +41,13 @@ pub(crate) struct ProviderShare {
 /// One renewal. A worker's own expired row is remade with a fresh `joined_at` (the others
 /// counted it out, so it must wait for them again), never deleted in the same statement (a
 /// row may change only once per statement). While a decrease is younger than `guard`, no
-/// worker's higher rate overrides it: each has a renewal to adopt it first.
+/// worker's higher rate overrides it: each has a renewal to adopt it first; nor does the
+/// rate of a worker renewing for the first time in its drain (marked by an `updated_at` of
+/// `-infinity` in the row it proposes).
 const RENEW_SQL: &str = "
 WITH mine AS (
-    SELECT * FROM unnest($1::text[], $2::float8[], $3::float8[], $4::bool[]) AS m(provider, rate, ceiling, decreased)
+    SELECT * FROM unnest($1::text[], $2::float8[], $3::float8[], $4::bool[], $8::bool[])
+        AS m(provider, rate, ceiling, decreased, fresh)
 ), shares AS (
     INSERT INTO offboard_rate_shares AS s (provider, worker, joined_at, lease_until)
     SELECT provider, $5, now(), now() + $6::bigint * interval '1 millisecond' FROM mine
@@ -53,10 +59,13 @@ WITH mine AS (
     DELETE FROM offboard_rate_shares WHERE lease_until < now() AND worker <> $5
 ), pacing AS (
     INSERT INTO offboard_provider_pacing AS p (provider, rate_per_sec, ceiling, updated_at, decreased_at)
-    SELECT provider, rate, ceiling, now(), CASE WHEN decreased THEN now() END FROM mine
+    SELECT provider, rate, ceiling, CASE WHEN fresh THEN '-infinity' ELSE now() END,
+           CASE WHEN decreased THEN now() END
+      FROM mine
     ON CONFLICT (provider) DO UPDATE
        SET rate_per_sec = CASE
                WHEN excluded.decreased_at IS NOT NULL THEN LEAST(p.rate_per_sec, excluded.rate_per_sec)
+               WHEN excluded.updated_at = '-infinity' THEN p.rate_per_sec
                WHEN p.decreased_at > now() - $7::bigint * interval '1 millisecond' THEN p.rate_per_sec
                ELSE GREATEST(p.rate_per_sec, excluded.rate_per_sec)
            END,
@@ -103,6 +112,7 @@ impl Store {
             .bind(worker)
             .bind(millis(lease))
             .bind(millis(guard))
+            .bind(mine.iter().map(|m| m.fresh).collect::<Vec<_>>())
             .fetch_all(pool)
             .await?;
         Ok(Some(rows))
