@@ -77,7 +77,13 @@ impl Provider {
             }
         };
         let (verdict, fresh) = match tokio::time::timeout(self.timeout, self.send(request)).await {
-            Ok(Ok((response, cut))) => read_answer(refresh, &response, cut, &secrets, self.max_pause),
+            Ok(Ok((response, cut))) => {
+                let answer = read_answer(refresh, &response, cut, &secrets, self.max_pause);
+                let names = &self.definition.rate_limit_headers;
+                self.gate
+                    .answered(response.status, &response.headers, names, answer.0.retry_after);
+                answer
+            }
             Ok(Err(error)) => (super::transport_verdict(&error, self.timeout, &secrets), None),
             Err(_elapsed) => (
                 Verdict::new(Outcome::Transient)

@@ -232,6 +232,11 @@ impl Provider {
                 return Said::Unproven(Outcome::Transient, why, None);
             }
         };
+        // A check counts for pacing like a revocation: it spends the same rate.
+        let retry_after = response.retry_after(self.max_pause);
+        let names = &self.definition.rate_limit_headers;
+        self.gate
+            .answered(response.status, &response.headers, names, retry_after);
         if cut {
             let why = format!("HTTP {} with a body longer than http.max_body_bytes", response.status);
             return Said::Unproven(Outcome::Transient, why, None);
