@@ -25,10 +25,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use governor::{DefaultDirectRateLimiter, Jitter, Quota, RateLimiter};
-use reqwest::header::HeaderMap;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::classify::RawResponse;
 use crate::config::Rate;
 pub(crate) use pace::{DECREASE_EVERY, Pace};
 
@@ -228,10 +228,11 @@ impl Gate {
     /// rate-limit headers that leave fewer calls than the rate until their reset lower it to
     /// that, and a window with none left pauses the provider until its reset, as a
     /// `Retry-After` would. Other answers count as accepted.
-    pub(crate) fn answered(&self, status: u16, headers: &HeaderMap, names: &[String], retry_after: Option<Duration>) {
+    pub(crate) fn answered(&self, response: &RawResponse, names: &[String]) {
         let now = Instant::now();
-        let throttled = status == 429 || (status == 503 && retry_after.is_some());
-        let limits = ratelimit::read(headers, names, SystemTime::now(), self.max_pause);
+        let status = response.status;
+        let throttled = status == 429 || (status == 503 && response.retry_after(self.max_pause).is_some());
+        let limits = ratelimit::read(&response.headers, names, SystemTime::now(), self.max_pause);
         let mut t = self.tuning();
         while t
             .accepted

@@ -276,9 +276,7 @@ impl Provider {
     /// taken as a revocation: what was not read may have said error.
     fn verdict_of(&self, response: &RawResponse, cut: bool, secrets: &[&str]) -> Verdict {
         let verdict = self.definition.classify(response, secrets, self.max_pause);
-        let names = &self.definition.rate_limit_headers;
-        self.gate
-            .answered(response.status, &response.headers, names, verdict.retry_after);
+        self.gate.answered(response, self.rate_limit_headers());
         if cut && verdict.outcome == Outcome::Revoked {
             return Verdict {
                 outcome: Outcome::Transient,

@@ -78,11 +78,8 @@ impl Provider {
         };
         let (verdict, fresh) = match tokio::time::timeout(self.timeout, self.send(request)).await {
             Ok(Ok((response, cut))) => {
-                let answer = read_answer(refresh, &response, cut, &secrets, self.max_pause);
-                let names = &self.definition.rate_limit_headers;
-                self.gate
-                    .answered(response.status, &response.headers, names, answer.0.retry_after);
-                answer
+                self.gate.answered(&response, self.rate_limit_headers());
+                read_answer(refresh, &response, cut, &secrets, self.max_pause)
             }
             Ok(Err(error)) => (super::transport_verdict(&error, self.timeout, &secrets), None),
             Err(_elapsed) => (

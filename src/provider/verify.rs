@@ -233,10 +233,7 @@ impl Provider {
             }
         };
         // A check counts for pacing like a revocation: it spends the same rate.
-        let retry_after = response.retry_after(self.max_pause);
-        let names = &self.definition.rate_limit_headers;
-        self.gate
-            .answered(response.status, &response.headers, names, retry_after);
+        self.gate.answered(&response, self.rate_limit_headers());
         if cut {
             let why = format!("HTTP {} with a body longer than http.max_body_bytes", response.status);
             return Said::Unproven(Outcome::Transient, why, None);

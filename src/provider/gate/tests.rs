@@ -1,4 +1,18 @@
+use reqwest::header::HeaderMap;
+
 use super::*;
+
+fn answer(status: u16, headers: &[(&'static str, &'static str)]) -> RawResponse {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        map.insert(*name, value.parse().unwrap());
+    }
+    RawResponse {
+        status,
+        headers: map,
+        body: Vec::new(),
+    }
+}
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -94,18 +108,18 @@ async fn a_caller_waiting_for_the_limiter_gives_up_when_a_long_pause_begins() {
 #[test]
 fn a_throttle_lowers_the_rate_to_what_was_accepted() {
     let g = gate();
-    let none = HeaderMap::new();
     for _ in 0..60 {
-        g.answered(200, &none, &[], None);
+        g.answered(&answer(200, &[]), &[]);
     }
-    g.answered(429, &none, &[], Some(Duration::from_secs(1)));
+    let throttle = answer(429, &[("retry-after", "1")]);
+    g.answered(&throttle, &[]);
     assert!((g.effective_rate() - 58.2).abs() < 1e-9, "{}", g.effective_rate());
     // A flurry of 429s within the second does not cut again.
-    g.answered(429, &none, &[], Some(Duration::from_secs(1)));
+    g.answered(&throttle, &[]);
     assert!((g.effective_rate() - 58.2).abs() < 1e-9);
     // A 503 without Retry-After is an outage, not a throttle.
     let other = gate();
-    other.answered(503, &none, &[], None);
+    other.answered(&answer(503, &[]), &[]);
     assert_eq!(other.effective_rate(), 100.0);
 }
 
@@ -113,10 +127,10 @@ fn a_throttle_lowers_the_rate_to_what_was_accepted() {
 #[test]
 fn an_empty_window_pauses_until_its_reset() {
     let gate = gate();
-    let mut headers = HeaderMap::new();
-    headers.insert("ratelimit-remaining", "0".parse().unwrap());
-    headers.insert("ratelimit-reset", "30".parse().unwrap());
-    gate.answered(200, &headers, &[], None);
+    gate.answered(
+        &answer(200, &[("ratelimit-remaining", "0"), ("ratelimit-reset", "30")]),
+        &[],
+    );
     let left = gate.pause_left().expect("paused");
     assert!(
         left > Duration::from_secs(29) && left <= Duration::from_secs(30),
