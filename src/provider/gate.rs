@@ -66,6 +66,8 @@ struct Tuning {
     /// Decreases so far, so the coordinator knows whether one happened while it talked to
     /// the database.
     decreases: u64,
+    /// The limiter put aside while the share is zero, with its (rate, burst) and jitter.
+    parked: Option<((f64, u32), Arc<DefaultDirectRateLimiter>, Duration)>,
 }
 
 /// The most answers remembered for measuring (a second's worth at the highest rate).
@@ -127,6 +129,7 @@ impl Gate {
                 last_decrease: None,
                 last_change: Instant::now(),
                 decreases: 0,
+                parked: None,
             }),
             max_pause,
             max_wait,
@@ -191,31 +194,43 @@ impl Gate {
     }
 
     /// Rebuilds the limiter when rate × share moved by more than half a percent, or the
-    /// local burst changed.
+    /// local burst changed. Closing (a share of zero) parks the limiter; reopening with the
+    /// same rate and burst (the next drain of a worker alone) takes it back as it was, so a
+    /// new drain neither waits a period for its first call nor gets a burst afresh.
     fn apply(&self, t: &mut Tuning) {
+        let same = |a: (f64, u32), b: (f64, u32)| a.1 == b.1 && (a.0 - b.0).abs() <= b.0 * 0.005;
         if t.share <= 0.0 {
             if t.applied.1 != 0 {
-                t.applied = (0.0, 0);
+                let applied = std::mem::replace(&mut t.applied, (0.0, 0));
                 self.limiter.send_modify(|l| {
-                    l.limiter = None;
+                    t.parked = l.limiter.take().map(|limiter| (applied, limiter, l.jitter));
                     l.generation += 1;
                 });
             }
             return;
         }
-        let (rate, burst) = local(t.pace.rate, self.burst, t.share);
-        let (old_rate, old_burst) = t.applied;
-        if burst == old_burst && (rate - old_rate).abs() <= old_rate * 0.005 {
+        let wanted = local(t.pace.rate, self.burst, t.share);
+        if same(wanted, t.applied) {
             return;
         }
-        t.applied = (rate, burst);
-        let fresh = build(rate, burst);
-        if let Some(limiter) = &fresh.limiter {
-            // Spend the new limiter's burst: the old one's budget is what callers had.
-            for _ in 0..burst {
-                let _ = limiter.check();
+        t.applied = wanted;
+        let fresh = match t.parked.take() {
+            Some((parked, limiter, jitter)) if same(wanted, parked) => Limiter {
+                limiter: Some(limiter),
+                jitter,
+                generation: 0,
+            },
+            _ => {
+                let fresh = build(wanted.0, wanted.1);
+                if let Some(limiter) = &fresh.limiter {
+                    // Spend the new limiter's burst: the old one's budget is what callers had.
+                    for _ in 0..wanted.1 {
+                        let _ = limiter.check();
+                    }
+                }
+                fresh
             }
-        }
+        };
         self.limiter.send_modify(|l| {
             l.limiter = fresh.limiter;
             l.jitter = fresh.jitter;

@@ -168,3 +168,23 @@ fn shares_split_rate_and_burst() {
     assert!((3.0 * (rate + 1.0) - 21.0).abs() < 1e-9, "{rate}");
     assert_eq!(local(20.0, 5, 1.0), (20.0, 5));
 }
+
+/// A worker alone that closes its gate between drains takes its limiter back as it was:
+/// its next drain's first call does not wait a period, and no burst comes afresh.
+#[tokio::test]
+async fn reopening_with_the_same_share_takes_the_parked_limiter_back() {
+    let gate = Gate::new(
+        "1/s".parse().unwrap(),
+        NonZeroU32::new(1).unwrap(),
+        HOUR,
+        Duration::from_secs(60),
+    );
+    gate.set_share(0.0);
+    gate.set_share(1.0);
+    let first = tokio::time::timeout(Duration::from_millis(500), gate.ready()).await;
+    assert_eq!(first, Ok(Ok(())), "the first call waited for a rebuilt limiter");
+    gate.set_share(0.0);
+    gate.set_share(1.0);
+    let second = tokio::time::timeout(Duration::from_millis(300), gate.ready()).await;
+    assert!(second.is_err(), "reopening gave a burst afresh");
+}
