@@ -72,7 +72,9 @@ fn is_throttle(verdict: &Verdict, cap: Duration) -> bool {
 
 /// How many throttles one token goes through in process before it is left to the durable
 /// backoff: four times its tries, so a throttle costs a wait at the (slower) gate rather than
-/// a trip through the queue, and still a bounded number of attempts, each audited.
+/// a trip through the queue, and still a bounded number of attempts, each audited (and no
+/// longer than `retry.retry_after_cap` of waiting on throttles in all, so a provider that
+/// keeps throttling does not hold the request's slot for long: invariant 10).
 fn throttled_tries(attempts: u32) -> u32 {
     attempts.saturating_mul(4)
 }
@@ -166,6 +168,7 @@ impl RequestRun {
             }
         };
         let mut throttles = 0;
+        let throttled_since = std::cell::OnceCell::new();
         let result = loop {
             let result = (&one_try)
                 .retry(retry.backoff())
@@ -179,8 +182,14 @@ impl RequestRun {
                     retry.next_delay(scheduled, retry_after, fastrand::f64())
                 })
                 .await;
+            // Waiting out throttles holds the request's slot: at most `retry_after_cap` in all.
+            let waited = throttled_since.get_or_init(tokio::time::Instant::now).elapsed();
             match result {
-                Err(TryError::Throttled(_)) if throttles < throttled_tries(retry.attempts) => throttles += 1,
+                Err(TryError::Throttled(_))
+                    if throttles < throttled_tries(retry.attempts) && waited <= retry.retry_after_cap =>
+                {
+                    throttles += 1
+                }
                 Err(TryError::Throttled(verdict)) => break Err(TryError::Transient(verdict)),
                 other => break other,
             }
