@@ -194,3 +194,44 @@ async fn a_worker_configured_above_the_real_limit_settles_near_it(db: TestDb) {
 }
 
 on_both_backends!(a_worker_configured_above_the_real_limit_settles_near_it);
+
+/// Three workers on one PostgreSQL database against a provider that accepts 60% of the
+/// configured rate: the decrease one of them makes reaches the others through the shared
+/// rate, so together they too settle under the real limit with few 429s and no failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_share_the_adapted_rate() {
+    let limited = Behaviour {
+        limit_per_sec: Some(30),
+        ..Behaviour::default()
+    };
+    let f = fixture(TestDb::postgres().await, limited, "50/s", 3).await;
+    backlog(&f, 300).await;
+    let workers = [f.worker.clone(), f.another_worker(""), f.another_worker("")];
+    for _ in 0..20 {
+        let mut drains = tokio::task::JoinSet::new();
+        for worker in workers.clone() {
+            drains.spawn(async move { worker.drain(&CancellationToken::new()).await.expect("drain") });
+        }
+        while let Some(report) = drains.join_next().await {
+            report.unwrap();
+        }
+        if open_requests(&f).await == 0 {
+            break;
+        }
+    }
+    assert_eq!(f.cleared().await, 300);
+    let stats = &f.sim.stats()["p"];
+    assert!(
+        stats.rejected_429 * 10 <= stats.calls,
+        "{} of {} calls answered 429",
+        stats.rejected_429,
+        stats.calls
+    );
+    let shared = offboard::storage::seed::scalar(
+        f.store(),
+        "SELECT CAST(rate_per_sec AS BIGINT) FROM offboard_provider_pacing WHERE provider = 'p'",
+    )
+    .await
+    .unwrap();
+    assert!(shared < 50, "the shared rate was lowered: {shared}/s");
+}
