@@ -8,8 +8,9 @@
 //! One file per table or concern: `requests.rs` (the queue: enqueue, claims, leases,
 //! operator commands), `results.rs` (the one fenced write of a worker's results),
 //! `tokens.rs` (reading a user's tokens), `audit.rs` (appending and reading audit rows),
-//! `rows.rs` (the row types), `seed.rs` (writing the application's tables, for the demo and
-//! the tests only).
+//! `rows.rs` (the row types), `rates.rs` (the workers' shares of the providers' rates and
+//! the adaptive rates they share, PostgreSQL only), `seed.rs` (writing the application's
+//! tables, for the demo and the tests only).
 //!
 //! Rules every write keeps:
 //! - Claims commit at once; no transaction is open during an HTTP call.
