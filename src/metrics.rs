@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -40,6 +42,7 @@ pub struct Metrics {
     leases_lost: Counter,
     database_errors: Counter,
     queue: Family<StateLabels, Gauge>,
+    effective_rate: Family<ProviderLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -98,8 +101,15 @@ impl Default for Metrics {
             "Requests in the database by state, read at scrape time",
             queue.clone(),
         );
+        let effective_rate = Family::<ProviderLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "provider_effective_rate",
+            "Calls a second each provider is paced at now, for all workers together: the configured rate, lowered while the provider throttles",
+            effective_rate.clone(),
+        );
         Metrics {
             registry,
+            effective_rate,
             attempts,
             throttled,
             latency,
@@ -159,6 +169,15 @@ impl Metrics {
         }
     }
 
+    /// Sets a provider's adaptive rate (calls a second, all workers together).
+    pub(crate) fn set_effective_rate(&self, provider: &str, rate: f64) {
+        self.effective_rate
+            .get_or_create(&ProviderLabels {
+                provider: provider.to_owned(),
+            })
+            .set(rate);
+    }
+
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -179,6 +198,7 @@ mod tests {
         m.record_attempt("acme", "not_revocable", None, Duration::ZERO);
         m.record_run("cleared");
         m.set_queue(&StateCounts::new(vec![(RequestState::Pending, 3)]));
+        m.set_effective_rate("acme", 12.5);
         let text = m.render();
         assert!(
             text.contains(r#"offboard_revocation_attempts_total{provider="acme",outcome="revoked"} 1"#),
@@ -198,5 +218,9 @@ mod tests {
         );
         assert!(text.contains(r#"offboard_requests{state="pending"} 3"#), "{text}");
         assert!(text.contains(r#"offboard_requests{state="failed"} 0"#), "{text}");
+        assert!(
+            text.contains(r#"offboard_provider_effective_rate{provider="acme"} 12.5"#),
+            "{text}"
+        );
     }
 }

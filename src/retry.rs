@@ -92,6 +92,29 @@ impl RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// Whether an answer is the provider asking to slow down (429, or 503 with
+    /// `Retry-After`) for no longer than a caller waits out in process.
+    pub(crate) fn is_throttle(&self, verdict: &crate::outcome::Verdict) -> bool {
+        let asked = match verdict.http_status {
+            Some(429) => true,
+            Some(503) => verdict.retry_after.is_some(),
+            _ => false,
+        };
+        asked && verdict.retry_after.is_none_or(|wait| wait <= self.retry_after_cap)
+    }
+
+    /// How many throttles one token goes through in process before it is left to the
+    /// durable backoff: four times its tries, so a throttle costs a wait at the (slower)
+    /// gate rather than a trip through the queue, and still a bounded number of attempts,
+    /// each audited (and no longer than `retry_after_cap` of waiting on throttles in all, so
+    /// a provider that keeps throttling does not hold the request's slot for long:
+    /// invariant 10).
+    pub(crate) fn throttled_tries(&self) -> u32 {
+        self.attempts.saturating_mul(4)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use backon::BackoffBuilder;

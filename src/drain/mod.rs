@@ -7,6 +7,7 @@
 //! - `revoke.rs`: one token at its provider, with retries, pacing and audit rows;
 //! - `settle.rs`: pure rules for a token's end and the request's next state;
 //! - `lease.rs`: the requests in flight and the lease renewer;
+//! - `shares.rs`: this worker's shares of the providers' rates, and their adaptive rates;
 //! - `daemon.rs`: `offboard run`, draining on a schedule and on notifications.
 //!
 //! Shape of one drain: claim up to `batch_size` due requests while fewer than `concurrency`
@@ -21,6 +22,7 @@ mod lease;
 mod revoke;
 mod run;
 mod settle;
+mod shares;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -201,6 +203,11 @@ impl Worker {
         // If this future is dropped mid-drain, the renewer must stop too, or it would keep
         // the abandoned requests' leases alive forever and no worker could take them over.
         let _stop_renewer_on_drop = renewer_stop.clone().drop_guard();
+        // This worker's shares of the providers' rates, held while the drain runs.
+        shares::close(self);
+        let pacer_stop = CancellationToken::new();
+        let pacer = tokio::spawn(shares::run(self.clone(), pacer_stop.clone()));
+        let _stop_pacer_on_drop = pacer_stop.clone().drop_guard();
 
         let outcome = loop {
             if shutdown.is_cancelled() {
@@ -265,7 +272,9 @@ impl Worker {
             collect(&mut in_flight, &mut report).await;
         }
         renewer_stop.cancel();
+        pacer_stop.cancel();
         let _ = renewer.await;
+        let _ = pacer.await;
         outcome.map(|()| report)
     }
 

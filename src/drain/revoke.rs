@@ -62,6 +62,10 @@ async fn wait_turn(provider: &Provider, stop: &Stop, max_queue_wait: Option<Dura
 /// Why an in-process try did not give a final answer.
 enum TryError {
     Transient(Verdict),
+    /// The provider said to slow down (429, or 503 with `Retry-After`), for no longer than
+    /// is waited out here: the gate has slowed and paused, so the token tries again through
+    /// it without spending its backoff budget (see [`throttled_tries`]).
+    Throttled(Verdict),
     Stopped,
     /// The provider is paused for longer than the in-process wait allows.
     Paused(Duration),
@@ -164,22 +168,40 @@ impl RequestRun {
             let settled = settle::settles(verdict.outcome, token.expires_at, policy, self.now);
             record(&verdict, settled, duration);
             match verdict.outcome {
+                Outcome::Transient if retry.is_throttle(&verdict) => Err(TryError::Throttled(verdict)),
                 Outcome::Transient | Outcome::StillActive => Err(TryError::Transient(verdict)),
                 _ => Ok(verdict),
             }
         };
-        let result = one_try
-            .retry(retry.backoff())
-            .sleep(tokio::time::sleep)
-            .when(|e| matches!(e, TryError::Transient(_)))
-            .adjust(|e, scheduled| {
-                let retry_after = match e {
-                    TryError::Transient(v) => v.retry_after,
-                    TryError::Stopped | TryError::Paused(_) | TryError::Deferred(_) => None,
-                };
-                retry.next_delay(scheduled, retry_after, fastrand::f64())
-            })
-            .await;
+        let mut throttles = 0;
+        let throttled_since = std::cell::OnceCell::new();
+        let result = loop {
+            let result = (&one_try)
+                .retry(retry.backoff())
+                .sleep(tokio::time::sleep)
+                .when(|e| matches!(e, TryError::Transient(_)))
+                .adjust(|e, scheduled| {
+                    let retry_after = match e {
+                        TryError::Transient(v) => v.retry_after,
+                        TryError::Throttled(_) | TryError::Stopped | TryError::Paused(_) | TryError::Deferred(_) => {
+                            None
+                        }
+                    };
+                    retry.next_delay(scheduled, retry_after, fastrand::f64())
+                })
+                .await;
+            // Waiting out throttles holds the request's slot: at most `retry_after_cap` in all.
+            let waited = throttled_since.get_or_init(tokio::time::Instant::now).elapsed();
+            match result {
+                Err(TryError::Throttled(_))
+                    if throttles < retry.throttled_tries() && waited <= retry.retry_after_cap =>
+                {
+                    throttles += 1
+                }
+                Err(TryError::Throttled(verdict)) => break Err(TryError::Transient(verdict)),
+                other => break other,
+            }
+        };
         // A token never sent in this run spends no attempt when its provider is too busy
         // or paused to wait for; one that was answered (a 429, say) and then found the
         // backlog too long is a transient end like any other, so a provider that keeps
@@ -195,7 +217,7 @@ impl RequestRun {
                 ),
                 not_before: Some(wait),
             },
-            Err(TryError::Transient(verdict)) => TokenEnd::Transient {
+            Err(TryError::Transient(verdict) | TryError::Throttled(verdict)) => TokenEnd::Transient {
                 reason: verdict.error.unwrap_or_else(|| "transient error".into()),
                 not_before: provider.gate.pause_left(),
             },

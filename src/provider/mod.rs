@@ -276,6 +276,7 @@ impl Provider {
     /// taken as a revocation: what was not read may have said error.
     fn verdict_of(&self, response: &RawResponse, cut: bool, secrets: &[&str]) -> Verdict {
         let verdict = self.definition.classify(response, secrets, self.max_pause);
+        self.gate.answered(response, self.rate_limit_headers());
         if cut && verdict.outcome == Outcome::Revoked {
             return Verdict {
                 outcome: Outcome::Transient,
@@ -374,6 +375,10 @@ impl Providers {
 
     pub fn get(&self, name: &str) -> Option<&Arc<Provider>> {
         self.by_name.get(name)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &Arc<Provider>)> {
+        self.by_name.iter()
     }
 }
 

@@ -77,7 +77,10 @@ impl Provider {
             }
         };
         let (verdict, fresh) = match tokio::time::timeout(self.timeout, self.send(request)).await {
-            Ok(Ok((response, cut))) => read_answer(refresh, &response, cut, &secrets, self.max_pause),
+            Ok(Ok((response, cut))) => {
+                self.gate.answered(&response, self.rate_limit_headers());
+                read_answer(refresh, &response, cut, &secrets, self.max_pause)
+            }
             Ok(Err(error)) => (super::transport_verdict(&error, self.timeout, &secrets), None),
             Err(_elapsed) => (
                 Verdict::new(Outcome::Transient)

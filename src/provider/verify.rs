@@ -232,6 +232,8 @@ impl Provider {
                 return Said::Unproven(Outcome::Transient, why, None);
             }
         };
+        // A check counts for pacing like a revocation: it spends the same rate.
+        self.gate.answered(&response, self.rate_limit_headers());
         if cut {
             let why = format!("HTTP {} with a body longer than http.max_body_bytes", response.status);
             return Said::Unproven(Outcome::Transient, why, None);

@@ -8,8 +8,9 @@
 //! One file per table or concern: `requests.rs` (the queue: enqueue, claims, leases,
 //! operator commands), `results.rs` (the one fenced write of a worker's results),
 //! `tokens.rs` (reading a user's tokens), `audit.rs` (appending and reading audit rows),
-//! `rows.rs` (the row types), `seed.rs` (writing the application's tables, for the demo and
-//! the tests only).
+//! `rows.rs` (the row types), `rates.rs` (the workers' shares of the providers' rates and
+//! the adaptive rates they share, PostgreSQL only), `seed.rs` (writing the application's
+//! tables, for the demo and the tests only).
 //!
 //! Rules every write keeps:
 //! - Claims commit at once; no transaction is open during an HTTP call.
@@ -73,6 +74,7 @@ macro_rules! on_pool {
 mod audit;
 mod due;
 mod postgres;
+mod rates;
 mod requests;
 mod results;
 mod rows;
@@ -82,6 +84,7 @@ mod sqlite;
 mod tokens;
 
 pub(crate) use postgres::RequestListener;
+pub(crate) use rates::MyPace;
 pub use results::Results;
 pub use rows::{
     AuditAction, AuditNote, AuditRow, BadToken, ClaimedRequest, Enqueued, Fence, RequestRow, StateCounts, StoredToken,

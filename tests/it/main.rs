@@ -24,6 +24,7 @@ mod helpers;
 mod idle_poll;
 mod many_tokens;
 mod oidc;
+mod pacing;
 mod pg_restart;
 mod plan;
 mod provider_faults;
