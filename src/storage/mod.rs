@@ -8,7 +8,8 @@
 //! One file per table or concern: `requests.rs` (the queue: enqueue, claims, leases,
 //! operator commands), `results.rs` (the one fenced write of a worker's results),
 //! `tokens.rs` (reading a user's tokens), `audit.rs` (appending and reading audit rows),
-//! `rows.rs` (the row types), `seed.rs` (writing the application's tables, for the demo and
+//! `batch.rs` (many requests' writes of results in one transaction, which the single write
+//! is a batch of one of), `rows.rs` (the row types), `seed.rs` (writing the application's tables, for the demo and
 //! the tests only).
 //!
 //! Rules every write keeps:
@@ -71,6 +72,7 @@ macro_rules! on_pool {
 }
 
 mod audit;
+mod batch;
 mod postgres;
 mod requests;
 mod results;
@@ -80,6 +82,7 @@ mod sources;
 mod sqlite;
 mod tokens;
 
+pub use batch::Write;
 pub(crate) use postgres::RequestListener;
 pub use results::Results;
 pub use rows::{
@@ -114,6 +117,8 @@ pub enum StoreError {
     },
     #[error("no request with id {0}")]
     NoSuchRequest(i64),
+    #[error("the group committer stopped before answering: whether the results were written is unknown")]
+    CommitterStopped,
 }
 
 impl StoreError {
