@@ -110,7 +110,9 @@ impl Worker {
     }
 
     async fn write_alone(&self, write: Write<'_>) -> Result<RequestState, StoreError> {
-        let answers = self.write(|store| store.write_batch(std::slice::from_ref(&write))).await;
+        let answers = self
+            .write(|store| store.write_batch(std::slice::from_ref(&write)))
+            .await;
         self.commits.transactions.fetch_add(1, Ordering::Relaxed);
         self.commits.writes.fetch_add(1, Ordering::Relaxed);
         answers?
@@ -137,10 +139,7 @@ async fn run(worker: Worker, mut receiver: mpsc::UnboundedReceiver<Job>) {
             match batch {
                 Ok(answers) => {
                     worker.commits.transactions.fetch_add(1, Ordering::Relaxed);
-                    worker
-                        .commits
-                        .writes
-                        .fetch_add(writes.len() as u64, Ordering::Relaxed);
+                    worker.commits.writes.fetch_add(writes.len() as u64, Ordering::Relaxed);
                     answers
                 }
                 Err(e) if writes.len() == 1 => vec![Err(e)],

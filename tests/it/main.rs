@@ -19,6 +19,7 @@ mod defects;
 mod dialects;
 mod discovery;
 mod end_to_end;
+mod group_commit;
 mod helpers;
 mod oidc;
 mod pg_restart;
