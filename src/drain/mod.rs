@@ -4,6 +4,7 @@
 //! The pieces, after River's producer, executor and completer:
 //! - this file: the claim loop, shutdown, and retrying writes through database outages;
 //! - `run.rs`: one request's run (read its tokens, revoke them concurrently, decide, write);
+//! - `commit.rs`: the group commit writing every run's results, many per transaction;
 //! - `revoke.rs`: one token at its provider, with retries, pacing and audit rows;
 //! - `settle.rs`: pure rules for a token's end and the request's next state;
 //! - `lease.rs`: the requests in flight and the lease renewer;
@@ -17,6 +18,7 @@
 //! stops claiming, lets in-flight requests release themselves, and after `shutdown_grace`
 //! abandons what is left to lease expiry.
 
+mod commit;
 pub(crate) mod daemon;
 mod lease;
 mod revoke;
@@ -151,6 +153,9 @@ pub struct Worker {
     /// The requests this process is working on now: only these have their leases renewed,
     /// and each can be told to stop when its lease is found lost.
     in_flight: lease::InFlight,
+    /// Where runs send their writes during a drain (`None` outside one: written alone).
+    committer: Option<commit::Committer>,
+    commits: commit::Counts,
 }
 
 impl Worker {
@@ -161,6 +166,8 @@ impl Worker {
             settings: Arc::new(settings),
             metrics,
             in_flight: lease::InFlight::default(),
+            committer: None,
+            commits: Default::default(),
         }
     }
 
@@ -170,6 +177,12 @@ impl Worker {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// `(transactions, writes)`: how many transactions wrote runs' results so far and how
+    /// many requests' writes they carried, to show that group commit gathers them.
+    pub fn commit_counts(&self) -> (u64, u64) {
+        self.commits.get()
     }
 
     fn record_metrics(&self, rows: &[AuditRow]) {
@@ -208,6 +221,12 @@ impl Worker {
         let pacer_stop = CancellationToken::new();
         let pacer = tokio::spawn(shares::run(self.clone(), pacer_stop.clone()));
         let _stop_pacer_on_drop = pacer_stop.clone().drop_guard();
+        // Runs write through one committer; it ends once they and `runner` are gone.
+        let (committer, committer_task) = commit::Committer::start(self.clone());
+        let runner = Worker {
+            committer: Some(committer),
+            ..self.clone()
+        };
 
         let outcome = loop {
             if shutdown.is_cancelled() {
@@ -247,7 +266,7 @@ impl Worker {
             report.claimed += claimed.len() as u64;
             for request in claimed {
                 let stop = self.in_flight.start(&request.fence, shutdown);
-                let worker = self.clone();
+                let worker = runner.clone();
                 let span = info_span!("request", request_id = request.id, user_id = %request.user_id, attempt = request.attempt);
                 in_flight.spawn(async move { worker.process(request, stop).await }.instrument(span));
             }
@@ -275,6 +294,8 @@ impl Worker {
         pacer_stop.cancel();
         let _ = renewer.await;
         let _ = pacer.await;
+        drop(runner);
+        let _ = committer_task.await;
         outcome.map(|()| report)
     }
 

@@ -25,10 +25,10 @@ impl Worker {
         let max_attempts = self.settings.max_attempts;
         if let Some(decision) = settle::over_budget(request.attempt, max_attempts, request.last_error.as_deref()) {
             let nothing = Results::default();
-            let state = self
-                .write(|store| store.complete(&request.fence, &request.user_id, &nothing, &decision))
-                .await?;
-            return Ok((state, decision));
+            let (state, _) = self
+                .commit(&request.fence, nothing, Some((&request.user_id, &decision)))
+                .await;
+            return Ok((state?, decision));
         }
         let run = Arc::new(RequestRun {
             worker: self,
@@ -49,10 +49,10 @@ impl Worker {
             });
         }
         worker.record_metrics(&results.rows);
-        let state = worker
-            .write(|store| store.complete(&run.request.fence, &run.request.user_id, &results, &decision))
-            .await?;
-        Ok((state, decision))
+        let (state, _) = worker
+            .commit(&run.request.fence, results, Some((&run.request.user_id, &decision)))
+            .await;
+        Ok((state?, decision))
     }
 }
 
@@ -131,14 +131,9 @@ impl RequestRun {
                     Err(e) => {
                         // What finished is written before the error ends the run.
                         if !pending.is_empty() {
-                            let fence = &self.request.fence;
-                            if self
-                                .worker
-                                .write(|store| store.record_progress(fence, &pending))
-                                .await
-                                .is_ok()
-                            {
-                                self.worker.record_metrics(&pending.rows);
+                            let sent = std::mem::take(&mut pending);
+                            if let (Ok(_), sent) = self.worker.commit(&self.request.fence, sent, None).await {
+                                self.worker.record_metrics(&sent.rows);
                             }
                         }
                         return Err(e);
@@ -185,15 +180,16 @@ impl RequestRun {
                     let more = !set.is_empty() || !queue.is_empty() || cursor.is_some() || !paired.is_empty();
                     if more && !pending.is_empty() {
                         let fence = &self.request.fence;
-                        match self.worker.write(|store| store.record_progress(fence, &pending)).await {
-                            Err(e) if !matches!(e, StoreError::LeaseLost(_)) => {
-                                warn!(error = %error_chain(&e), "results kept for the request's final write")
+                        let sent = std::mem::take(&mut pending);
+                        match self.worker.commit(fence, sent, None).await {
+                            (Err(e), kept) if !matches!(e, StoreError::LeaseLost(_)) => {
+                                warn!(error = %error_chain(&e), "results kept for the request's final write");
+                                pending = kept;
                             }
-                            written => {
+                            (written, sent) => {
                                 // Written either way (facts are not fenced); a lost lease
                                 // stops the sending.
-                                self.worker.record_metrics(&pending.rows);
-                                pending = Results::default();
+                                self.worker.record_metrics(&sent.rows);
                                 if written.is_err() {
                                     stop.lease_lost();
                                 }

@@ -10,7 +10,7 @@ use super::{AuditRow, Result, Store};
 const AUDIT_CHUNK: usize = 500;
 
 /// One audit row to insert: an attempt at a token, or a note about the request.
-enum Entry<'a> {
+pub(super) enum Entry<'a> {
     Attempt(&'a AuditRow),
     Note(&'a AuditNote),
 }
@@ -42,6 +42,27 @@ where
         .map(Entry::Attempt)
         .chain(notes.iter().map(Entry::Note))
         .collect();
+    append_entries(tx, &entries).await
+}
+
+/// Appends `entries` within `tx`, in chunks: the rows of many requests in one statement when
+/// a group commit gathered them.
+pub(super) async fn append_entries<'c, Db>(tx: &mut sqlx::Transaction<'c, Db>, entries: &[Entry<'_>]) -> Result<()>
+where
+    Db: sqlx::Database,
+    for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> Option<i64>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> Option<i32>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> bool: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> Option<bool>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> String: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> Option<String>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> &'static str: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> Option<&'static str>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> chrono::DateTime<chrono::Utc>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> <Db as sqlx::Database>::Arguments: sqlx::IntoArguments<Db>,
+    for<'e> &'e mut <Db as sqlx::Database>::Connection: sqlx::Executor<'e, Database = Db>,
+{
     for chunk in entries.chunks(AUDIT_CHUNK) {
         let mut insert = sqlx::QueryBuilder::<Db>::new(
             "INSERT INTO revocation_audit (request_id, user_id, action, token_id, provider, token_type, \

@@ -7,10 +7,12 @@
 //!
 //! One file per table or concern: `requests.rs` (the queue: enqueue, claims, leases,
 //! operator commands), `results.rs` (the one fenced write of a worker's results),
-//! `tokens.rs` (reading a user's tokens), `audit.rs` (appending and reading audit rows),
-//! `rows.rs` (the row types), `rates.rs` (the workers' shares of the providers' rates and
-//! the adaptive rates they share, PostgreSQL only), `seed.rs` (writing the application's
-//! tables, for the demo and the tests only).
+//! `batch.rs` (many requests' writes of results in one transaction; the single write is a
+//! batch of one), `tokens.rs` (reading a user's tokens, a page at a time), `audit.rs`
+//! (appending and reading audit rows), `rows.rs` (the row types), `rates.rs` (the
+//! workers' shares of the providers' rates and the adaptive rates they share, PostgreSQL
+//! only), `due.rs` (whether anything is due), `seed.rs` (writing the application's tables,
+//! for the demo, the bench and the tests only).
 //!
 //! Rules every write keeps:
 //! - Claims commit at once; no transaction is open during an HTTP call.
@@ -72,6 +74,7 @@ macro_rules! on_pool {
 }
 
 mod audit;
+mod batch;
 mod due;
 mod postgres;
 mod rates;
@@ -83,6 +86,7 @@ mod sources;
 mod sqlite;
 mod tokens;
 
+pub use batch::Write;
 pub(crate) use postgres::RequestListener;
 pub(crate) use rates::MyPace;
 pub use results::Results;
@@ -119,6 +123,8 @@ pub enum StoreError {
     },
     #[error("no request with id {0}")]
     NoSuchRequest(i64),
+    #[error("the group committer stopped before answering: whether the results were written is unknown")]
+    CommitterStopped,
 }
 
 impl StoreError {

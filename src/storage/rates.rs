@@ -84,6 +84,9 @@ SELECT s.provider,
   FROM shares s JOIN pacing p USING (provider)
 ";
 
+/// The advisory lock renewals take turns under (an arbitrary key, offboard's own).
+const RENEWAL_LOCK: i64 = 0x0ffb_0a2d_5a2e;
+
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -104,6 +107,16 @@ impl Store {
         // Sorted, so concurrent renewals lock the shared rows in one order.
         let mut mine = mine.to_vec();
         mine.sort_by(|a, b| a.provider.cmp(&b.provider));
+        // Renewals take turns: a statement sees only what was committed when it began, so
+        // two workers joining at the same moment would each count itself alone and take
+        // the whole rate (seen as 38 to 57 calls in a second from three workers at 30/s,
+        // burst 5). Under the lock, the second sees the first and waits its turn as a
+        // newcomer. One short transaction per worker per renewal.
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(RENEWAL_LOCK)
+            .execute(&mut *tx)
+            .await?;
         let rows = sqlx::query_as::<_, ProviderShare>(RENEW_SQL)
             .bind(mine.iter().map(|m| m.provider.clone()).collect::<Vec<_>>())
             .bind(mine.iter().map(|m| m.rate).collect::<Vec<_>>())
@@ -113,8 +126,9 @@ impl Store {
             .bind(millis(lease))
             .bind(millis(guard))
             .bind(mine.iter().map(|m| m.fresh).collect::<Vec<_>>())
-            .fetch_all(pool)
+            .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(Some(rows))
     }
 

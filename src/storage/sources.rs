@@ -184,26 +184,6 @@ pub(super) fn token_sql(s: &TokenSource, sql: Sql, lock: &str) -> String {
     )
 }
 
-/// Ids (as offboard numbers them) of the user's rows in every source, `$1` the user id.
-pub(super) fn user_token_ids_sql(sources: &Sources, sql: Sql) -> String {
-    sources
-        .list
-        .iter()
-        .map(|s| {
-            let c = &s.config;
-            format!(
-                "SELECT {base} + {id} FROM {table} WHERE {user} = $1 AND {has}",
-                base = c.number * ID_SPACE,
-                id = id_expr(c),
-                table = c.table.quoted(),
-                user = user_expr(c, sql),
-                has = has_value(c, &value_expr(c, sql)),
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ")
-}
-
 /// Checks every table and column a source names against the live database; the first
 /// problem, naming the source's key, or `None`.
 pub(super) fn missing(s: &TokenSource, columns_found: Option<&[String]>) -> Option<ConfigError> {

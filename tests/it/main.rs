@@ -19,6 +19,7 @@ mod defects;
 mod dialects;
 mod discovery;
 mod end_to_end;
+mod group_commit;
 mod head_of_line;
 mod helpers;
 mod idle_poll;
