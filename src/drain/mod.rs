@@ -45,6 +45,9 @@ pub(crate) use settle::NotRevocablePolicy;
 pub(crate) use settle::Policy;
 pub(crate) use settle::{pair_of, settles};
 
+/// Longest a free slot waits for others before a busy worker claims (see the claim loop).
+const CLAIM_HOLD: Duration = Duration::from_millis(25);
+
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
     pub id: String,
@@ -228,6 +231,7 @@ impl Worker {
             ..self.clone()
         };
 
+        let mut free_since: Option<tokio::time::Instant> = None;
         let outcome = loop {
             if shutdown.is_cancelled() {
                 break Ok(());
@@ -237,6 +241,23 @@ impl Worker {
                 collect(&mut in_flight, &mut report).await;
                 continue;
             }
+            // Claim in batches: while work is in flight, a slot freed by a finished request
+            // waits up to CLAIM_HOLD for others to free up, so a busy worker claims many
+            // requests per transaction rather than one per finished request.
+            let batch = (self.settings.batch_size as usize).min(self.settings.concurrency.div_ceil(2));
+            if free < batch && !in_flight.is_empty() {
+                let since = *free_since.get_or_insert_with(tokio::time::Instant::now);
+                let left = CLAIM_HOLD.saturating_sub(since.elapsed());
+                if !left.is_zero() {
+                    tokio::select! {
+                        _ = collect(&mut in_flight, &mut report) => {}
+                        _ = tokio::time::sleep(left) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                    continue;
+                }
+            }
+            free_since = None;
             let limit = u32::try_from(free).unwrap_or(u32::MAX).min(self.settings.batch_size);
             let id = &self.settings.id;
             // A claim that meets an outage (a busy SQLite file, a restarting server) is

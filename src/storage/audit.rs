@@ -15,38 +15,9 @@ pub(super) enum Entry<'a> {
     Note(&'a AuditNote),
 }
 
-/// Appends attempt rows and notes within `tx`, in chunks. Callers write them whether or not
-/// they still hold the request's lease: an answered call is a fact.
-pub(super) async fn append<'c, Db>(
-    tx: &mut sqlx::Transaction<'c, Db>,
-    rows: &[AuditRow],
-    notes: &[AuditNote],
-) -> Result<()>
-where
-    Db: sqlx::Database,
-    for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    for<'q> Option<i64>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    for<'q> Option<i32>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    for<'q> bool: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    for<'q> Option<bool>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    for<'q> String: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    for<'q> Option<String>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    for<'q> &'static str: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    for<'q> Option<&'static str>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    for<'q> chrono::DateTime<chrono::Utc>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    for<'q> <Db as sqlx::Database>::Arguments: sqlx::IntoArguments<Db>,
-    for<'e> &'e mut <Db as sqlx::Database>::Connection: sqlx::Executor<'e, Database = Db>,
-{
-    let entries: Vec<Entry<'_>> = rows
-        .iter()
-        .map(Entry::Attempt)
-        .chain(notes.iter().map(Entry::Note))
-        .collect();
-    append_entries(tx, &entries).await
-}
-
-/// Appends `entries` within `tx`, in chunks: the rows of many requests in one statement when
-/// a group commit gathered them.
+/// Appends attempt rows and notes (`entries`) within `tx`, in chunks: the rows of many
+/// requests in one statement when a group commit gathered them. Callers write them whether
+/// or not they still hold the request's lease: an answered call is a fact.
 pub(super) async fn append_entries<'c, Db>(tx: &mut sqlx::Transaction<'c, Db>, entries: &[Entry<'_>]) -> Result<()>
 where
     Db: sqlx::Database,

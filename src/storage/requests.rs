@@ -236,7 +236,7 @@ impl Store {
                     worker: by.to_owned(),
                     attempted_at: Utc::now(),
                 };
-                audit::append(&mut tx, &[], std::slice::from_ref(&note)).await?;
+                audit::append_entries(&mut tx, &[audit::Entry::Note(&note)]).await?;
             }
             tx.commit().await?;
             row
