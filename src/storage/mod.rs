@@ -39,12 +39,13 @@ macro_rules! claim_sql {
             "
               WHERE id IN (
                     SELECT id FROM offboarding_requests
-                     WHERE (state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ",
+                     WHERE state IN ('pending', 'running')
+                       AND ((state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ",
             $now,
             "))
                         OR (state = 'running' AND locked_until < ",
             $now,
-            ")
+            "))
                      ORDER BY id
                      LIMIT $3 ",
             $locking,

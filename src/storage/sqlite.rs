@@ -54,3 +54,31 @@ pub(super) async fn connect(config: &DatabaseConfig) -> Result<sqlx::SqlitePool>
         .await
         .map_err(fail)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Issue 10: a claim reads the open requests by their partial index (migration 0006),
+    /// never the whole table: before it, SQLite scanned every request ever made on each
+    /// claim, so claims slowed as cleared requests piled up.
+    #[tokio::test]
+    async fn the_claim_reads_open_requests_by_their_index() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        sqlx::migrate!("migrations/sqlite").run(&pool).await.unwrap();
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", super::CLAIM_SQL)))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let steps: Vec<&str> = plan.iter().map(|(_, _, _, step)| step.as_str()).collect();
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.contains("USING INDEX offboarding_requests_open")),
+            "{steps:?}"
+        );
+        assert!(
+            !steps.contains(&"SCAN offboarding_requests"),
+            "the claim scans the whole table: {steps:?}"
+        );
+    }
+}
