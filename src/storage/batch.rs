@@ -117,18 +117,7 @@ impl Store {
             for chunk in progress.chunks(CHUNK) {
                 let mut update =
                     sqlx::QueryBuilder::<Db>::new(format!("UPDATE offboarding_requests SET updated_at = {now}"));
-                update.push(" WHERE state = 'running' AND (id, locked_by, fence) IN (VALUES ");
-                let mut rows = update.separated(", ");
-                for fence in chunk {
-                    rows.push("(");
-                    rows.push_bind_unseparated(fence.request_id());
-                    rows.push_unseparated(", ");
-                    rows.push_bind_unseparated(fence.worker().to_owned());
-                    rows.push_unseparated(", ");
-                    rows.push_bind_unseparated(fence.value());
-                    rows.push_unseparated(")");
-                }
-                update.push(") RETURNING id");
+                super::requests::still_held::<Db>(&mut update, chunk);
                 let ids: Vec<i64> = update.build_query_scalar().fetch_all(&mut *tx).await?;
                 held.extend(ids);
             }

@@ -117,18 +117,7 @@ impl Store {
             for chunk in fences.chunks(ID_CHUNK) {
                 let mut update = sqlx::QueryBuilder::<Db>::new("UPDATE offboarding_requests SET locked_until = ");
                 update.push_bind(until);
-                update.push(" WHERE state = 'running' AND (id, locked_by, fence) IN (VALUES ");
-                let mut rows = update.separated(", ");
-                for fence in chunk {
-                    rows.push("(");
-                    rows.push_bind_unseparated(fence.request_id());
-                    rows.push_unseparated(", ");
-                    rows.push_bind_unseparated(fence.worker().to_owned());
-                    rows.push_unseparated(", ");
-                    rows.push_bind_unseparated(fence.value());
-                    rows.push_unseparated(")");
-                }
-                update.push(") RETURNING id");
+                still_held::<Db>(&mut update, chunk);
                 let ids: Vec<i64> = update.build_query_scalar().fetch_all(pool).await?;
                 held.extend(ids);
             }
@@ -261,4 +250,27 @@ struct OperatorAction {
     action: AuditAction,
     from: &'static [RequestState],
     to: RequestState,
+}
+
+/// Ends an `UPDATE offboarding_requests SET …` so that it touches only the requests whose
+/// claims `fences` still hold (running, same worker, same fence) and returns their ids:
+/// the one test of a held claim, for lease renewals and group-committed progress alike.
+pub(super) fn still_held<Db>(update: &mut sqlx::QueryBuilder<Db>, fences: &[&Fence])
+where
+    Db: sqlx::Database,
+    for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> String: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+{
+    update.push(" WHERE state = 'running' AND (id, locked_by, fence) IN (VALUES ");
+    let mut rows = update.separated(", ");
+    for fence in fences {
+        rows.push("(");
+        rows.push_bind_unseparated(fence.request_id());
+        rows.push_unseparated(", ");
+        rows.push_bind_unseparated(fence.worker().to_owned());
+        rows.push_unseparated(", ");
+        rows.push_bind_unseparated(fence.value());
+        rows.push_unseparated(")");
+    }
+    update.push(") RETURNING id");
 }
