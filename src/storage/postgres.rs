@@ -36,6 +36,13 @@ pub(super) const LOCK_TOKENS: &str = "FOR SHARE";
 /// id on when it is inserted or put back to pending. The two must agree.
 const REQUESTS_CHANNEL: &str = "offboard_requests";
 
+/// Plans every statement for the values it runs with. PostgreSQL otherwise switches a
+/// prepared statement to a generic plan after five runs and keeps it: chosen while a new
+/// database's audit table was empty, that plan scanned the whole table on every lookup as
+/// it filled (tests/it/young_tables.rs). A session setting, so it also passes through
+/// connection poolers that refuse unknown start-up parameters.
+const PLAN_FOR_VALUES: &str = "SET plan_cache_mode = force_custom_plan";
+
 pub(super) async fn connect(config: &DatabaseConfig) -> Result<sqlx::PgPool> {
     let fail = |source| StoreError::Connect {
         url: config.url.redacted(),
@@ -45,6 +52,12 @@ pub(super) async fn connect(config: &DatabaseConfig) -> Result<sqlx::PgPool> {
     let options = options.application_name("offboard");
     PgPoolOptions::new()
         .max_connections(config.max_connections.get())
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::raw_sql(PLAN_FOR_VALUES).execute(conn).await?;
+                Ok(())
+            })
+        })
         .acquire_timeout(std::time::Duration::from_secs(30))
         .connect_with(options)
         .await
@@ -56,6 +69,13 @@ pub(super) async fn connect(config: &DatabaseConfig) -> Result<sqlx::PgPool> {
 pub(crate) struct RequestListener(PgListener);
 
 impl RequestListener {
+    /// Plans every statement for the values it runs with. PostgreSQL otherwise switches a
+    /// prepared statement to a generic plan after five runs and keeps it: chosen while a new
+    /// database's audit table was empty, that plan scanned the whole table on every lookup as
+    /// it filled (tests/it/young_tables.rs). A session setting, so it also passes through
+    /// connection poolers that refuse unknown start-up parameters.
+    const PLAN_FOR_VALUES: &str = "SET plan_cache_mode = force_custom_plan";
+
     pub(super) async fn connect(pool: &sqlx::PgPool) -> Result<RequestListener> {
         let mut listener = PgListener::connect_with(pool).await?;
         listener.listen(REQUESTS_CHANNEL).await?;

@@ -41,3 +41,4 @@ mod storage_contract;
 mod token_sources;
 mod token_sources_decrypt;
 mod verify;
+mod young_tables;
