@@ -69,13 +69,6 @@ pub(super) async fn connect(config: &DatabaseConfig) -> Result<sqlx::PgPool> {
 pub(crate) struct RequestListener(PgListener);
 
 impl RequestListener {
-    /// Plans every statement for the values it runs with. PostgreSQL otherwise switches a
-    /// prepared statement to a generic plan after five runs and keeps it: chosen while a new
-    /// database's audit table was empty, that plan scanned the whole table on every lookup as
-    /// it filled (tests/it/young_tables.rs). A session setting, so it also passes through
-    /// connection poolers that refuse unknown start-up parameters.
-    const PLAN_FOR_VALUES: &str = "SET plan_cache_mode = force_custom_plan";
-
     pub(super) async fn connect(pool: &sqlx::PgPool) -> Result<RequestListener> {
         let mut listener = PgListener::connect_with(pool).await?;
         listener.listen(REQUESTS_CHANNEL).await?;
