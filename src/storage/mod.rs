@@ -172,6 +172,8 @@ pub struct Store {
     pool: Pool,
     /// Where the application's tokens are: `oauth_tokens` unless the config maps others.
     sources: std::sync::Arc<sources::Sources>,
+    /// When the planner's statistics were last looked at (PostgreSQL).
+    tended: postgres::Tended,
 }
 
 impl Store {
@@ -193,6 +195,7 @@ impl Store {
         Ok(Store {
             pool,
             sources: Default::default(),
+            tended: Default::default(),
         })
     }
 
@@ -201,6 +204,7 @@ impl Store {
         Store {
             pool: self.pool.clone(),
             sources,
+            tended: self.tended.clone(),
         }
     }
 

@@ -73,6 +73,9 @@ impl Store {
     /// an attempt and takes a fresh fence; times are the database's. Commits at once.
     #[tracing::instrument(skip(self), err)]
     pub async fn claim_due(&self, worker: &str, limit: u32, lease: std::time::Duration) -> Result<Vec<ClaimedRequest>> {
+        if let Pool::Postgres(pool) = &self.pool {
+            self.tended.tend(pool).await;
+        }
         let rows: Vec<(i64, String, i32, i64, Option<String>)> = on_pool!(self, |pool| {
             let mut tx = pool.begin_with(self.begin_write()).await?;
             if let Pool::Sqlite(_) = self.pool {

@@ -10,7 +10,7 @@ use offboard::storage::seed::{self, NewToken};
 use offboard::token::TokenType::RefreshToken;
 use offboard::token::TokenValue;
 
-use crate::helpers::{TestDb, open_store_with, scalar};
+use crate::helpers::{TestDb, exec, open_store_with, scalar};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statements_are_not_frozen_into_generic_plans() {
@@ -50,4 +50,34 @@ async fn statements_are_not_frozen_into_generic_plans() {
         custom >= 20,
         "the audit lookups were planned for their values {custom} times"
     );
+}
+
+/// A backlog enqueued at once into a new database: claims analyze the requests table
+/// when it was never analyzed or has outgrown its statistics. Without statistics the claim
+/// estimated one due request and fetched and sorted all 3,000 on every claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_in_a_new_database_gets_statistics() {
+    let db = TestDb::postgres().await;
+    exec(
+        &db.store,
+        "INSERT INTO offboarding_requests (user_id, requested_by, requested_at, updated_at)
+         SELECT 'backlog-' || g, 'test', now(), now() FROM generate_series(1, 3000) g",
+    )
+    .await
+    .unwrap();
+    let counted = "SELECT reltuples::bigint FROM pg_class WHERE relname = 'offboarding_requests'";
+    assert!(scalar(&db.store, counted).await < 1000, "analyzed before any claim");
+    let claimed = db
+        .store
+        .claim_due("young", 10, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    let mut numbers: Vec<u32> = claimed
+        .iter()
+        .map(|r| r.user_id["backlog-".len()..].parse().unwrap())
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=10).collect::<Vec<_>>(), "oldest first");
+    let tuples = scalar(&db.store, counted).await;
+    assert!(tuples >= 2900, "the planner still counts {tuples} requests of 3,000");
 }
