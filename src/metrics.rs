@@ -1,6 +1,8 @@
 //! Prometheus metrics, in an explicit registry (no globals, so tests can read their own).
 //! Labels carry provider names, outcomes and states only: never a user, token or secret.
 
+mod gates;
+
 use std::time::Duration;
 
 use std::sync::atomic::AtomicU64;
@@ -13,6 +15,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::outcome::RequestState;
+use crate::provider::Providers;
 use crate::storage::StateCounts;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -43,12 +46,21 @@ pub struct Metrics {
     database_errors: Counter,
     queue: Family<StateLabels, Gauge>,
     effective_rate: Family<ProviderLabels, Gauge<f64, AtomicU64>>,
+    // Issue 11: pacing (read from the gates at scrape), queue age, lease takeovers.
+    gates: gates::Gates,
+    oldest_due: Gauge<f64, AtomicU64>,
+    lease_takeovers: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Metrics")
     }
+}
+
+/// A gate's histogram of the time calls waited there: 1 ms to about a minute.
+pub(crate) fn wait_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.5, 13))
 }
 
 fn latency_histogram() -> Histogram {
@@ -107,8 +119,26 @@ impl Default for Metrics {
             "Calls a second each provider is paced at now, for all workers together: the configured rate, lowered while the provider throttles",
             effective_rate.clone(),
         );
+        // Issue 11: pacing, queue age, lease takeovers.
+        let gates = gates::Gates::default();
+        registry.register_collector(Box::new(gates.clone()));
+        let oldest_due = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "oldest_due_request_age_seconds",
+            "How long the request due the longest has waited to be claimed (pending past its next attempt time, or running past its lease), read at scrape time; 0 when none is due",
+            oldest_due.clone(),
+        );
+        let lease_takeovers = Counter::default();
+        registry.register(
+            "lease_takeovers",
+            "Claims of a request whose earlier lease had expired (its worker stopped or stalled)",
+            lease_takeovers.clone(),
+        );
         Metrics {
             registry,
+            gates,
+            oldest_due,
+            lease_takeovers,
             effective_rate,
             attempts,
             throttled,
@@ -178,6 +208,23 @@ impl Metrics {
             .set(rate);
     }
 
+    // Issue 11: pacing, queue age, lease takeovers.
+
+    /// Reports the pauses and limiter waits of `providers`' gates from now on (once: the
+    /// providers of a process are fixed).
+    pub(crate) fn watch_gates(&self, providers: &Providers) {
+        let _ = self.gates.0.set(providers.clone());
+    }
+
+    /// Sets the age of the request due the longest (zero when none is due).
+    pub(crate) fn set_oldest_due(&self, age: Duration) {
+        self.oldest_due.set(age.as_secs_f64());
+    }
+
+    pub(crate) fn record_lease_takeovers(&self, claims: u64) {
+        self.lease_takeovers.inc_by(claims);
+    }
+
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -222,5 +269,99 @@ mod tests {
             text.contains(r#"offboard_provider_effective_rate{provider="acme"} 12.5"#),
             "{text}"
         );
+    }
+
+    // Issue 11: pacing, queue age, lease takeovers.
+
+    fn providers() -> Providers {
+        let toml = "[providers.acme]\ndialect = \"rfc7009\"\nurl = \"http://127.0.0.1:9/revoke\"\n\
+                    client_id = \"c\"\nclient_secret_env = \"ACME_SECRET\"\nrate = \"10/s\"\n\
+                    [providers.zeta]\ndialect = \"rfc7009\"\nurl = \"http://127.0.0.1:9/revoke\"\n\
+                    client_id = \"c\"\nclient_secret_env = \"ZETA_SECRET\"\n";
+        let config = crate::config::Config::from_toml(toml, std::path::Path::new("test"), Vec::new()).unwrap();
+        Providers::from_config(&config, &|_| Some("s3cret-value".into())).unwrap()
+    }
+
+    /// The gates' pauses and waits are encoded per provider, read when scraped: a pause
+    /// counts as it passes, and a call let through after one is observed in the histogram.
+    #[tokio::test(start_paused = true)]
+    async fn gate_pauses_and_waits_are_encoded_per_provider() {
+        let m = Metrics::default();
+        let providers = providers();
+        let before = m.render();
+        assert!(
+            !before.contains("provider_paused"),
+            "nothing before the gates are watched: {before}"
+        );
+        m.watch_gates(&providers);
+        let acme = &providers.get("acme").unwrap().gate;
+        acme.pause(Duration::from_secs(4));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE offboard_provider_paused_seconds counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"offboard_provider_paused_seconds_total{provider="acme"} 1.0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"offboard_provider_paused_seconds_total{provider="zeta"} 0.0"#),
+            "{text}"
+        );
+        acme.ready().await.unwrap();
+        let text = m.render();
+        assert!(
+            text.contains(r#"offboard_provider_paused_seconds_total{provider="acme"} 4.0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE offboard_rate_limit_wait_seconds histogram"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"offboard_rate_limit_wait_seconds_count{provider="acme"} 1"#),
+            "{text}"
+        );
+        // It waited the 3 s left of the pause: above the 1.53 s bound, within 3.81 s.
+        assert!(
+            text.contains(r#"offboard_rate_limit_wait_seconds_bucket{le="1.52587890625",provider="acme"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"offboard_rate_limit_wait_seconds_bucket{le="3.814697265625",provider="acme"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"offboard_rate_limit_wait_seconds_count{provider="zeta"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"offboard_rate_limit_wait_seconds_sum{provider="acme"} 3.0"#),
+            "{text}"
+        );
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+
+    #[test]
+    fn queue_age_and_takeovers_are_encoded() {
+        let m = Metrics::default();
+        let text = m.render();
+        assert!(text.contains("offboard_oldest_due_request_age_seconds 0.0"), "{text}");
+        assert!(text.contains("offboard_lease_takeovers_total 0"), "{text}");
+        m.set_oldest_due(Duration::from_millis(12_500));
+        m.record_lease_takeovers(2);
+        m.record_lease_takeovers(0);
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE offboard_oldest_due_request_age_seconds gauge"),
+            "{text}"
+        );
+        assert!(text.contains("offboard_oldest_due_request_age_seconds 12.5"), "{text}");
+        assert!(text.contains("# TYPE offboard_lease_takeovers counter"), "{text}");
+        assert!(text.contains("offboard_lease_takeovers_total 2"), "{text}");
+        m.set_oldest_due(Duration::ZERO);
+        assert!(m.render().contains("offboard_oldest_due_request_age_seconds 0.0"));
     }
 }
