@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use offboard::storage::seed::{NewToken, insert_tokens, text_rows};
 use offboard::storage::Store;
+use offboard::storage::seed::{NewToken, insert_tokens, text_rows};
 use offboard::token::{TokenType, TokenValue};
 use tokio_util::sync::CancellationToken;
 use wiremock::matchers::any;
@@ -216,8 +216,12 @@ async fn the_scrape_after_a_run_with_faults_matches_the_audit_table(db: TestDb) 
         "SELECT state || '|' || count(*) FROM offboarding_requests GROUP BY state",
     )
     .await;
-    let expected_states: BTreeMap<String, f64> =
-        [("cleared".to_owned(), 5.0), ("failed".to_owned(), 1.0), ("pending".to_owned(), 1.0)].into();
+    let expected_states: BTreeMap<String, f64> = [
+        ("cleared".to_owned(), 5.0),
+        ("failed".to_owned(), 1.0),
+        ("pending".to_owned(), 1.0),
+    ]
+    .into();
     assert_eq!(states, expected_states);
     for state in ["pending", "running", "cleared", "failed", "cancelled"] {
         let table = states.get(state).copied().unwrap_or(0.0);
@@ -237,7 +241,12 @@ async fn the_scrape_after_a_run_with_faults_matches_the_audit_table(db: TestDb) 
           WHERE action = 'revoke' GROUP BY provider, outcome",
     )
     .await;
-    for (key, n) in [("alpha|revoked", 3.0), ("beta|transient", 2.0), ("beta|revoked", 2.0), ("gamma|failed", 1.0)] {
+    for (key, n) in [
+        ("alpha|revoked", 3.0),
+        ("beta|transient", 2.0),
+        ("beta|revoked", 2.0),
+        ("gamma|failed", 1.0),
+    ] {
         assert_eq!(audit.get(key), Some(&n), "{key}: {audit:?}");
     }
     assert!(audit.get("delta|transient").is_some_and(|n| *n >= 1.0), "{audit:?}");
@@ -274,7 +283,11 @@ async fn the_scrape_after_a_run_with_faults_matches_the_audit_table(db: TestDb) 
             m.text
         );
     }
-    assert!(m.get("offboard_rate_limit_wait_seconds_sum", &[("provider", "beta")]).unwrap() >= 0.9);
+    assert!(
+        m.get("offboard_rate_limit_wait_seconds_sum", &[("provider", "beta")])
+            .unwrap()
+            >= 0.9
+    );
 
     // Nothing is due: delta's request waits an hour.
     assert_eq!(m.get("offboard_oldest_due_request_age_seconds", &[]), Some(0.0));
@@ -327,7 +340,13 @@ async fn the_claim_says_which_requests_it_took_over(db: TestDb) {
     let by_id: BTreeMap<i64, bool> = claimed.iter().map(|c| (c.id, c.taken_over)).collect();
     assert_eq!(by_id, [(orphan, true), (fresh, false)].into(), "{claimed:?}");
     // Nothing is left: every request is under a live lease.
-    assert!(store.claim_due("w-3", 10, Duration::from_secs(600)).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_due("w-3", 10, Duration::from_secs(600))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// A drain that takes over an expired lease counts one takeover in `/metrics`, and clears
@@ -355,7 +374,12 @@ async fn a_takeover_is_counted_once_in_the_metrics(db: TestDb) {
     let report = app.worker().drain(&CancellationToken::new()).await.unwrap();
     assert_eq!(report.claimed, 2, "{report:?}");
     let after = scrape(addr).await;
-    assert_eq!(after.get("offboard_lease_takeovers_total", &[]), Some(1.0), "{}", after.text);
+    assert_eq!(
+        after.get("offboard_lease_takeovers_total", &[]),
+        Some(1.0),
+        "{}",
+        after.text
+    );
     assert_eq!(after.get("offboard_requests", &[("state", "cleared")]), Some(2.0));
     assert_eq!(after.get("offboard_oldest_due_request_age_seconds", &[]), Some(0.0));
     stop.cancel();
