@@ -385,6 +385,50 @@ async fn a_takeover_is_counted_once_in_the_metrics(db: TestDb) {
     stop.cancel();
 }
 
+/// SQLite only: a lease renewal that meets a locked database is a retried database error
+/// (the renewer tries again on its next tick), and is counted: during the one slow call of
+/// this run, the renewals are the only writes, so the count is theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_renewal_that_meets_a_locked_database_is_counted() {
+    use sqlx::{ConnectOptions, Connection};
+    use std::str::FromStr;
+
+    let db = TestDb::sqlite_with("busy_timeout = \"50ms\"").await;
+    let slow = answering(ResponseTemplate::new(200).set_delay(Duration::from_millis(2500))).await;
+    let text = format!(
+        "[database]\nurl = \"{}\"\nbusy_timeout = \"50ms\"\n[worker]\nlease = \"2s\"\n\
+         [providers.slow]\ndialect = \"rfc7009\"\nurl = \"{}/revoke\"\nclient_id = \"client-1\"\n\
+         client_secret_env = \"P_SECRET\"\n",
+        db.url,
+        slow.uri()
+    );
+    let app = app_for(&db.store, &text, &[("P_SECRET".to_owned(), SECRET.to_owned())]);
+    users_at(&db.store, "slow", 1).await;
+    let errors = |text: &str| Scrape::parse(text.to_owned()).get("offboard_database_errors_total", &[]);
+    assert_eq!(errors(&app.metrics().render()), Some(0.0));
+
+    let never = CancellationToken::new();
+    let (drained, ()) = tokio::join!(app.worker().drain(&never), async {
+        // Lock from the claim until past the first renewal (a third of the lease in).
+        while slow.received_requests().await.unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(&db.url)
+            .unwrap()
+            .busy_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .unwrap();
+        let tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        tx.commit().await.unwrap();
+    });
+    let report = drained.expect("drain");
+    assert_eq!((report.claimed, report.cleared), (1, 1), "{report:?}");
+    let counted = errors(&app.metrics().render()).unwrap();
+    assert!(counted >= 1.0, "the renewal's failure was not counted: {counted}");
+}
+
 on_both_backends!(
     the_scrape_after_a_run_with_faults_matches_the_audit_table,
     the_claim_says_which_requests_it_took_over,
