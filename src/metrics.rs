@@ -342,6 +342,10 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("s3cret"), "{text}");
+        assert!(
+            text.ends_with("# EOF\n"),
+            "the collector's families come before the end: {text}"
+        );
     }
 
     #[test]
