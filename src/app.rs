@@ -128,6 +128,7 @@ impl App {
 
     fn assemble(config: Config, store: Store, providers: Providers) -> App {
         let metrics = Arc::new(Metrics::default());
+        metrics.watch_gates(&providers);
         let worker = Worker::new(
             store.clone(),
             providers,

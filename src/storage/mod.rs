@@ -25,20 +25,14 @@
 /// `sqlx::query` wants). Due: pending with `next_attempt_at` come, or running with an expired
 /// lease (its worker died). Claiming counts an attempt and sets the fence.
 /// Each backend supplies its clock (`$now`), `$now` plus `$2` milliseconds (`$until`), the
-/// next fencing value (`$fence`) and its row-locking clause.
+/// next fencing value (`$fence`) and its row-locking clause. The due rows are read once
+/// (`MATERIALIZED`), so the last column can say, from the state each had before, whether the
+/// claim took over an expired lease.
 macro_rules! claim_sql {
     ($now:literal, $until:literal, $fence:literal, $locking:literal) => {
         concat!(
-            "UPDATE offboarding_requests
-                SET state = 'running', locked_by = $1, locked_until = ",
-            $until,
-            ", attempts = attempts + 1, fence = ",
-            $fence,
-            ", updated_at = ",
-            $now,
-            "
-              WHERE id IN (
-                    SELECT id FROM offboarding_requests
+            "WITH due AS MATERIALIZED (
+                    SELECT id, state FROM offboarding_requests
                      WHERE state IN ('pending', 'running')
                        AND ((state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ",
             $now,
@@ -50,7 +44,17 @@ macro_rules! claim_sql {
                      LIMIT $3 ",
             $locking,
             ")
-             RETURNING id, user_id, attempts, fence, last_error"
+             UPDATE offboarding_requests
+                SET state = 'running', locked_by = $1, locked_until = ",
+            $until,
+            ", attempts = attempts + 1, fence = ",
+            $fence,
+            ", updated_at = ",
+            $now,
+            "
+              WHERE id IN (SELECT id FROM due)
+             RETURNING id, user_id, attempts, fence, last_error,
+                       (SELECT due.state = 'running' FROM due WHERE due.id = offboarding_requests.id)"
         )
     };
 }

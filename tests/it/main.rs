@@ -24,6 +24,7 @@ mod head_of_line;
 mod helpers;
 mod idle_poll;
 mod many_tokens;
+mod metrics_scrape;
 mod oidc;
 mod pacing;
 mod pg_restart;
