@@ -43,6 +43,8 @@ pub struct Metrics {
     database_errors: Counter,
     queue: Family<StateLabels, Gauge>,
     effective_rate: Family<ProviderLabels, Gauge<f64, AtomicU64>>,
+    chain_broken: Gauge,
+    chain_rows: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -107,8 +109,22 @@ impl Default for Metrics {
             "Calls a second each provider is paced at now, for all workers together: the configured rate, lowered while the provider throttles",
             effective_rate.clone(),
         );
+        let chain_broken = Gauge::default();
+        registry.register(
+            "audit_chain_broken",
+            "1 when the daemon's check of the audit chain found a changed, deleted or misplaced row",
+            chain_broken.clone(),
+        );
+        let chain_rows = Gauge::default();
+        registry.register(
+            "audit_chain_rows",
+            "Audit chain rows verified so far by the daemon's check",
+            chain_rows.clone(),
+        );
         Metrics {
             registry,
+            chain_broken,
+            chain_rows,
             effective_rate,
             attempts,
             throttled,
@@ -178,6 +194,12 @@ impl Metrics {
             .set(rate);
     }
 
+    /// Sets the audit chain gauges from the daemon's check.
+    pub(crate) fn set_audit_chain(&self, broken: bool, rows: u64) {
+        self.chain_broken.set(i64::from(broken));
+        self.chain_rows.set(i64::try_from(rows).unwrap_or(i64::MAX));
+    }
+
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -199,6 +221,7 @@ mod tests {
         m.record_run("cleared");
         m.set_queue(&StateCounts::new(vec![(RequestState::Pending, 3)]));
         m.set_effective_rate("acme", 12.5);
+        m.set_audit_chain(true, 42);
         let text = m.render();
         assert!(
             text.contains(r#"offboard_revocation_attempts_total{provider="acme",outcome="revoked"} 1"#),
@@ -218,6 +241,8 @@ mod tests {
         );
         assert!(text.contains(r#"offboard_requests{state="pending"} 3"#), "{text}");
         assert!(text.contains(r#"offboard_requests{state="failed"} 0"#), "{text}");
+        assert!(text.contains("offboard_audit_chain_broken 1"), "{text}");
+        assert!(text.contains("offboard_audit_chain_rows 42"), "{text}");
         assert!(
             text.contains(r#"offboard_provider_effective_rate{provider="acme"} 12.5"#),
             "{text}"
