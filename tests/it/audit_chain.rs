@@ -15,7 +15,7 @@ use offboard::token::TokenType;
 use tokio_util::sync::CancellationToken;
 
 use crate::end_to_end::Fixture;
-use crate::helpers::{TestDb, exec, exec_built, on_both_backends};
+use crate::helpers::{Daemon, TestDb, exec, exec_built, on_both_backends};
 
 on_both_backends!(
     an_untouched_chain_verifies_and_contains_its_anchor,
@@ -26,6 +26,7 @@ on_both_backends!(
     a_deleted_last_row_is_found_against_the_head,
     a_row_inserted_outside_the_chain_is_named,
     the_daemons_check_follows_new_rows_and_finds_a_change,
+    the_daemon_reports_a_broken_chain_in_its_metrics,
 );
 
 const USERS: usize = 6;
@@ -350,6 +351,61 @@ async fn the_daemons_check_follows_new_rows_and_finds_a_change(db: TestDb) {
     stop.cancel();
     watch.await.unwrap();
     assert_eq!(*seen.lock().unwrap(), Some(true));
+}
+
+/// `offboard run` checks the chain at start and says so on `/metrics`: every row counted
+/// while it is intact, and broken (with the row logged) once one was edited.
+async fn the_daemon_reports_a_broken_chain_in_its_metrics(db: TestDb) {
+    let (f, dir) = drained(db).await;
+    let rows = f.count("SELECT count(*) FROM revocation_audit").await;
+    let metrics = |daemon_dir: &str| {
+        let config = dir.path().join(format!("{daemon_dir}.toml"));
+        let text = format!(
+            "[database]\nurl = \"{}\"\n[worker]\nschedule = \"0 0 0 1 1 *\"\n[server]\nlisten = \"127.0.0.1:0\"\n",
+            f.db.url
+        );
+        std::fs::write(&config, text).unwrap();
+        Daemon::spawn(&config, &[], dir.path().join(format!("{daemon_dir}.log")))
+    };
+    let scrape = async |daemon: &Daemon, want: &str| -> String {
+        for _ in 0..300 {
+            let log = daemon.log_text();
+            if let Some((_, addr)) = log.split_once("serving /healthz, /readyz and /metrics address=") {
+                let addr = addr.lines().next().unwrap().trim();
+                let body = reqwest::get(format!("http://{addr}/metrics"))
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                if body.contains(want) {
+                    return body;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!(
+            "no {want:?} on /metrics; log: {}",
+            crate::helpers::tail(&daemon.log_text(), 20)
+        );
+    };
+
+    let intact = metrics("intact");
+    let body = scrape(&intact, &format!("offboard_audit_chain_rows {rows}\n")).await;
+    assert!(body.contains("offboard_audit_chain_broken 0\n"), "{body}");
+    drop(intact);
+
+    unprotect(&f).await;
+    exec(
+        f.store(),
+        "UPDATE revocation_audit SET worker = 'someone' WHERE chain_seq = 2",
+    )
+    .await
+    .unwrap();
+    let broken = metrics("broken");
+    scrape(&broken, "offboard_audit_chain_broken 1\n").await;
+    let log = broken.log_text();
+    assert!(log.contains("audit chain broken: row seq 2 (id"), "{log}");
 }
 
 /// Three workers drain one backlog together on PostgreSQL while an operator cancels
