@@ -490,3 +490,19 @@ fn verify_exits_2_when_it_cannot_check() {
     assert_eq!(away.status.code(), Some(2), "{}", text(&away));
     assert!(text(&away).starts_with("error: "), "{}", text(&away));
 }
+
+/// SQLite stores any value in any column: a row whose time is no longer a time is named
+/// as broken (1), not taken for a database error (2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_row_is_named_as_broken() {
+    let (f, dir) = drained(TestDb::sqlite().await).await;
+    unprotect(&f).await;
+    let id = id_at(&f, 3).await;
+    exec(
+        f.store(),
+        "UPDATE revocation_audit SET attempted_at = 'last tuesday' WHERE chain_seq = 3",
+    )
+    .await
+    .unwrap();
+    assert_broken(&f, &dir, &format!("row seq 3 (id {id}) cannot be read"));
+}
