@@ -1,7 +1,7 @@
 //! The integration tests, one binary: the `offboard` binary from outside, the dialects' wire
 //! format, the provider catalogue and inline definitions (Sign in with Apple's signed client
 //! secret included), the simulated providers (every catalogue entry; proof of death and
-//! refresh-then-revoke against them on both backends; the wide demo from the binary), the storage contract and end to end on both backends, the audit chain tampered with on both, issue 7's defects end
+//! refresh-then-revoke against them on both backends; the wide demo from the binary), the storage contract and end to end on both backends, issue 7's defects end
 //! to end, and the daemon under chaos (SIGKILLs, faults) and across a PostgreSQL restart.
 //! One binary links the crate once and shares one log capture (`helpers::captured_logs`).
 
