@@ -52,6 +52,8 @@ pub struct Metrics {
     gates: gates::Gates,
     oldest_due: Gauge<f64, AtomicU64>,
     lease_takeovers: Counter,
+    chain_broken: Gauge,
+    chain_rows: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -136,11 +138,25 @@ impl Default for Metrics {
             "Claims of a request whose earlier lease had expired (its worker stopped or stalled)",
             lease_takeovers.clone(),
         );
+        let chain_broken = Gauge::default();
+        registry.register(
+            "audit_chain_broken",
+            "1 when the daemon's check of the audit chain found a changed, deleted or misplaced row",
+            chain_broken.clone(),
+        );
+        let chain_rows = Gauge::default();
+        registry.register(
+            "audit_chain_rows",
+            "Audit chain rows verified so far by the daemon's check",
+            chain_rows.clone(),
+        );
         Metrics {
             registry,
             gates,
             oldest_due,
             lease_takeovers,
+            chain_broken,
+            chain_rows,
             effective_rate,
             attempts,
             throttled,
@@ -227,6 +243,12 @@ impl Metrics {
         self.lease_takeovers.inc_by(claims);
     }
 
+    /// Sets the audit chain gauges from the daemon's check.
+    pub(crate) fn set_audit_chain(&self, broken: bool, rows: u64) {
+        self.chain_broken.set(i64::from(broken));
+        self.chain_rows.set(i64::try_from(rows).unwrap_or(i64::MAX));
+    }
+
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -248,6 +270,7 @@ mod tests {
         m.record_run("cleared");
         m.set_queue(&StateCounts::new(vec![(RequestState::Pending, 3)]));
         m.set_effective_rate("acme", 12.5);
+        m.set_audit_chain(true, 42);
         let text = m.render();
         assert!(
             text.contains(r#"offboard_revocation_attempts_total{provider="acme",outcome="revoked"} 1"#),
@@ -267,6 +290,8 @@ mod tests {
         );
         assert!(text.contains(r#"offboard_requests{state="pending"} 3"#), "{text}");
         assert!(text.contains(r#"offboard_requests{state="failed"} 0"#), "{text}");
+        assert!(text.contains("offboard_audit_chain_broken 1"), "{text}");
+        assert!(text.contains("offboard_audit_chain_rows 42"), "{text}");
         assert!(
             text.contains(r#"offboard_provider_effective_rate{provider="acme"} 12.5"#),
             "{text}"

@@ -91,6 +91,7 @@ mod sources;
 mod sqlite;
 mod tokens;
 
+pub use audit::{Anchor, ChainCheck, ChainFault, ChainHead, ChainReport, FaultKind};
 pub use batch::Write;
 pub(crate) use postgres::RequestListener;
 pub(crate) use rates::MyPace;

@@ -240,6 +240,8 @@ impl Store {
         let now = self.now_sql();
         let updated = on_pool!(self, |pool| {
             let mut tx = pool.begin_with(self.begin_write()).await?;
+            // The audit chain's head before the request row, as every appender takes them.
+            audit::lock_chain(&mut tx).await?;
             let row = sqlx::query_as::<Db, RequestRow>(sqlx::AssertSqlSafe(format!(
                 "UPDATE offboarding_requests
                     SET state = $1, attempts = 0, next_attempt_at = NULL, locked_by = NULL,

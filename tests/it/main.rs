@@ -5,6 +5,7 @@
 //! to end, and the daemon under chaos (SIGKILLs, faults) and across a PostgreSQL restart.
 //! One binary links the crate once and shares one log capture (`helpers::captured_logs`).
 
+mod audit_chain;
 mod bench_cli;
 mod catalog;
 mod catalog_not_revocable;
