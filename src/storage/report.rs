@@ -194,3 +194,75 @@ impl Store {
         })
     }
 }
+
+/// `offboard bench report`'s requests: one per user, all cleared.
+const FILL_REQUESTS_PG: &str = "INSERT INTO offboarding_requests
+        (user_id, requested_by, state, attempts, requested_at, updated_at, cleared_at)
+    SELECT 'bench-user-' || g, 'offboard bench', 'cleared', 1, now(), now(), now()
+      FROM generate_series(0, $1 - 1) AS g";
+
+const FILL_REQUESTS_SQLITE: &str = "WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n + 1 < $1)
+    INSERT INTO offboarding_requests
+        (user_id, requested_by, state, attempts, requested_at, updated_at, cleared_at)
+    SELECT 'bench-user-' || n, 'offboard bench', 'cleared', 1, strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'),
+           strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'), strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')
+      FROM g";
+
+/// Audit rows spread over the requests from `$2` (`$3` of them), one a millisecond up to
+/// now; every tenth a failure whose error text holds a comma and quotes, as real ones do.
+const FILL_AUDIT_PG: &str = "INSERT INTO revocation_audit
+        (request_id, user_id, action, token_id, provider, token_type, token_fingerprint, attempt, outcome,
+         settled, http_status, provider_request_id, error, duration_ms, worker, attempted_at)
+    SELECT $2 + g % $3, 'bench-user-' || (g % $3), 'revoke', g, 'm' || (1 + g % 4),
+           CASE WHEN g % 2 = 0 THEN 'access_token' ELSE 'refresh_token' END,
+           'sha256:' || md5(g::text), 1 + g % 3,
+           CASE WHEN g % 10 = 9 THEN 'failed' ELSE 'revoked' END, g % 10 <> 9,
+           CASE WHEN g % 10 = 9 THEN 400 ELSE 200 END, 'req-' || g,
+           CASE WHEN g % 10 = 9 THEN 'HTTP 400: invalid_client, \"client authentication failed\"' END,
+           g % 250, 'bench-worker', now() - ($1 - g) * interval '1 millisecond'
+      FROM generate_series(0, $1 - 1) AS g";
+
+const FILL_AUDIT_SQLITE: &str = "WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n + 1 < $1)
+    INSERT INTO revocation_audit
+        (request_id, user_id, action, token_id, provider, token_type, token_fingerprint, attempt, outcome,
+         settled, http_status, provider_request_id, error, duration_ms, worker, attempted_at)
+    SELECT $2 + n % $3, 'bench-user-' || (n % $3), 'revoke', n, 'm' || (1 + n % 4),
+           CASE WHEN n % 2 = 0 THEN 'access_token' ELSE 'refresh_token' END,
+           printf('sha256:%016x%016x', n * 2654435761, n), 1 + n % 3,
+           CASE WHEN n % 10 = 9 THEN 'failed' ELSE 'revoked' END, n % 10 <> 9,
+           CASE WHEN n % 10 = 9 THEN 400 ELSE 200 END, 'req-' || n,
+           CASE WHEN n % 10 = 9 THEN 'HTTP 400: invalid_client, \"client authentication failed\"' END,
+           n % 250, 'bench-worker',
+           strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', printf('-%.3f seconds', ($1 - n) / 1000.0))
+      FROM g";
+
+impl Store {
+    /// Fills an empty database with `rows` audit rows over `users` cleared requests, in two
+    /// statements (`generate_series` on PostgreSQL, a recursive CTE on SQLite): for
+    /// `offboard bench report` and the tests of reports, never for the daemon.
+    pub async fn fill_audit_rows(&self, rows: u32, users: u32) -> Result<()> {
+        let (rows, users) = (i64::from(rows), i64::from(users.max(1)));
+        let (requests, audit) = match self.pool {
+            super::Pool::Postgres(_) => (FILL_REQUESTS_PG, FILL_AUDIT_PG),
+            super::Pool::Sqlite(_) => (FILL_REQUESTS_SQLITE, FILL_AUDIT_SQLITE),
+        };
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_with(self.begin_write()).await?;
+            sqlx::query(requests).bind(users).execute(&mut *tx).await?;
+            let first: i64 =
+                sqlx::query_scalar("SELECT min(id) FROM offboarding_requests WHERE requested_by = 'offboard bench'")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if rows > 0 {
+                sqlx::query(audit)
+                    .bind(rows)
+                    .bind(first)
+                    .bind(users)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}
