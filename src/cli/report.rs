@@ -128,15 +128,24 @@ pub(super) async fn report(stdout: &mut impl Write, store: &Store, args: &Report
     }
 }
 
+/// A CSV error as the writer's I/O error, keeping its kind (a closed pipe must stay one:
+/// `From<csv::Error> for io::Error` wraps every error as `Other`).
+fn csv_stop(e: csv::Error) -> Stop {
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => Stop::Write(io),
+        other => Stop::Write(std::io::Error::other(format!("{other:?}"))),
+    }
+}
+
 /// Writes the rows `filter` selects to `out` in `format`; returns how many.
 async fn stream(store: &Store, filter: &AuditFilter, format: ReportFormat, out: impl Write) -> Result<u64, Stop> {
     let out = BufWriter::with_capacity(64 * 1024, out);
     match format {
         ReportFormat::Csv => {
             let mut csv = csv::Writer::from_writer(out);
-            csv.write_record(REPORT_COLUMNS).map_err(|e| Stop::Write(e.into()))?;
+            csv.write_record(REPORT_COLUMNS).map_err(csv_stop)?;
             let n = store
-                .each_audit_record(filter, |r| write_csv(&mut csv, &r).map_err(|e| Stop::Write(e.into())))
+                .each_audit_record(filter, |r| write_csv(&mut csv, &r).map_err(csv_stop))
                 .await?;
             csv.flush().map_err(Stop::Write)?;
             Ok(n)
