@@ -32,13 +32,29 @@ pub(crate) struct StatusArgs {
 }
 
 pub(super) async fn status(out: &mut impl Write, store: &Store, args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    if let Some(id) = args.request {
-        return show::request(out, store, id, args.json).await;
+    let shown = match (args.request, &args.target) {
+        (Some(id), _) => show::request(out, store, id, args.json).await,
+        (None, Some(target)) => show::target(out, store, target, args.json).await,
+        (None, None) => queue(out, store, args.limit, args.json).await,
+    };
+    match shown {
+        // The reader has all it wanted (`| head`): not an error.
+        Err(e) if closed_pipe(&e) => Ok(ExitCode::SUCCESS),
+        other => other,
     }
-    match &args.target {
-        Some(target) => show::target(out, store, target, args.json).await,
-        None => queue(out, store, args.limit, args.json).await,
-    }
+}
+
+/// Whether writing failed because the reader went away.
+fn closed_pipe(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == BrokenPipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .is_some_and(|json| json.io_error_kind() == Some(BrokenPipe))
+    })
 }
 
 /// Counts by state, the oldest pending request and the latest failures.

@@ -7,7 +7,7 @@
 //! any of it.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -369,23 +369,32 @@ async fn a_reader_that_goes_away_ends_the_report_quietly(db: TestDb) {
     db.store.fill_audit_rows(50_000, 100).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(dir.path(), &db.url);
-    for format in ["csv", "jsonl"] {
-        // `offboard report | head -n 2`
-        let mut child = offboard(&config, &["report", "--format", format])
+    // Each of the 100 requests has 500 audit rows: more than a pipe holds, so status
+    // of one is still writing when the reader goes away.
+    for args in [
+        ["report", "--format", "csv"],
+        ["report", "--format", "jsonl"],
+        ["status", "--request", "1"],
+        ["status", "1", "--json"],
+    ] {
+        let format = args.join(" ");
+        // `offboard … | head -c 4096`
+        let mut child = offboard(&config, &args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        lines.next().unwrap().unwrap();
-        drop(lines);
+        let mut stdout = child.stdout.take().unwrap();
+        let mut head = [0_u8; 4096];
+        stdout.read_exact(&mut head).unwrap();
+        drop(stdout);
+        let first = String::from_utf8_lossy(&head).into_owned();
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{format}: {err}");
         // (PostgreSQL's notice about the migrations table may be logged; nothing else.)
         assert!(!err.contains("error") && !err.contains("panicked"), "{format}: {err}");
-        if format == "csv" {
+        if format == "report --format csv" {
             assert!(first.starts_with("request_id,user_id,"), "{first}");
         }
     }
