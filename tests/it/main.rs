@@ -32,6 +32,7 @@ mod pg_restart;
 mod plan;
 mod provider_faults;
 mod refresh_then_revoke;
+mod report;
 mod secrets;
 mod simulator;
 mod simulator_catalog;
