@@ -404,13 +404,15 @@ def used_metrics(expr):
 
 
 def registered(repo):
-    """offboard_NAME for every metric src/ registers (prometheus-client appends the unit)."""
+    """offboard_NAME for every metric src/ registers or a collector encodes (prometheus-client
+    appends the unit, and _total to counters)."""
     names = set()
     for f in (repo / "src").rglob("*.rs"):
         text = f.read_text()
-        if "register" not in text:
+        if "register" not in text and "encode_descriptor" not in text:
             continue
-        for m in re.finditer(r"\.register\(\s*\"([a-z_][a-z0-9_]*)\"", text):
+        # register(NAME, ...) for a metric; encode_descriptor(NAME, ...) in a Collector.
+        for m in re.finditer(r"\.(?:register|encode_descriptor)\(\s*\"([a-z_][a-z0-9_]*)\"", text):
             names.add(f"offboard_{m.group(1)}")
         for m in re.finditer(r"\.register_with_unit\(\s*\"([a-z_][a-z0-9_]*)\"\s*,\s*\"(?:[^\"\\]|\\.)*\"\s*,\s*Unit::(\w+)", text, re.S):
             names.add(f"offboard_{m.group(1)}_{m.group(2).lower()}")
