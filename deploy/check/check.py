@@ -218,10 +218,7 @@ def cmd_k8s(repo, out):
     config = tomllib.loads(text)
     out.mkdir(parents=True, exist_ok=True)
     (out / "offboard.toml").write_text(text)
-    listen = config.get("server", {}).get("listen", "")
-    if not listen.startswith("0.0.0.0:"):
-        fail(f"the ConfigMap's server.listen must be 0.0.0.0:PORT inside a pod, not {listen!r}")
-    port = int(listen.rsplit(":", 1)[-1]) if ":" in listen else None
+    image_env = dockerfile_env(repo)
     grace = parse_seconds(config.get("worker", {}).get("shutdown_grace", "30s"))
     secrets = [d for (k, _), (_, d) in objs.items() if k == "Secret"]
     secret_keys = {(s["metadata"]["name"], key) for s in secrets for key in
@@ -282,6 +279,19 @@ def cmd_k8s(repo, out):
             if not vol or Path(sf).name not in items or (sname, items[Path(sf).name]) not in secret_keys:
                 fail(f"{where}: providers.{name}.client_secret_file {sf} is not a key of a mounted Secret")
         if d["kind"] == "Deployment":
+            # Where offboard listens in the pod: environment over config file, the pod's
+            # environment over the image's, and 127.0.0.1:9187 when nothing says.
+            sources = [("the Deployment's OFFBOARD_SERVER__LISTEN", env.get("OFFBOARD_SERVER__LISTEN", {}).get("value")),
+                       ("the image's OFFBOARD_SERVER__LISTEN", image_env.get("OFFBOARD_SERVER__LISTEN")),
+                       ("the ConfigMap's server.listen", config.get("server", {}).get("listen")),
+                       ("the default", "127.0.0.1:9187")]
+            source, listen = next((s, v) for s, v in sources if v)
+            shadowed = [s for s, v in sources[sources.index((source, listen)) + 1:-1] if v and v != listen]
+            if shadowed:
+                fail(f"{where}: {source} ({listen}) overrides {', '.join(shadowed)}, which would never apply")
+            if not listen.startswith("0.0.0.0:"):
+                fail(f"{where}: offboard listens on {listen} ({source}): it must be 0.0.0.0:PORT in a pod")
+            port = int(listen.rsplit(":", 1)[-1])
             ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
             if ports.get("ops") != port:
                 fail(f"{where}: container port 'ops' {ports.get('ops')} is not server.listen's port {port}")
@@ -289,12 +299,16 @@ def cmd_k8s(repo, out):
             for k, want_path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
                 if probes[k].get("path") != want_path or probes[k].get("port") not in ("ops", port):
                     fail(f"{where}: {k} should GET {want_path} on port ops, not {probes[k]}")
-            ok(f"{where}: probes /healthz and /readyz on port ops = {port} = server.listen; "
+            ok(f"{where}: probes /healthz and /readyz on port ops = {port}, where offboard listens ({source}); "
                f"grace {tgp}s > shutdown_grace {grace}s; non-root UID {psc.get('runAsUser')}, read-only root, no capabilities")
         else:
             ok(f"{where}: offboard once, same config, secrets and security context")
     for (k, name), (f, d) in objs.items():
         if k == "Service":
+            selected = [w for _, w in workloads if w["kind"] == "Deployment" and
+                        d["spec"]["selector"].items() <= w["spec"]["template"]["metadata"]["labels"].items()]
+            if not selected:
+                fail(f"Service {name}: its selector matches no Deployment's pods")
             tp = [p.get("targetPort") for p in d["spec"]["ports"]]
             if "ops" not in tp and port not in tp:
                 fail(f"Service {name}: no port targets ops ({tp})")
@@ -305,6 +319,19 @@ def cmd_k8s(repo, out):
 def parse_seconds(text):
     m = re.fullmatch(r"(\d+)s", str(text).strip())
     return int(m.group(1)) if m else None
+
+
+def dockerfile_env(repo):
+    """The ENV of the Dockerfile's last stage."""
+    import dockerfile
+
+    env = {}
+    for c in dockerfile.parse_file(str(repo / "deploy" / "Dockerfile")):
+        if c.cmd == "FROM":
+            env = {}
+        elif c.cmd == "ENV":
+            env.update(dict(zip(c.value[0::2], c.value[1::2])))
+    return env
 
 
 def dockerfile_uid(repo):
