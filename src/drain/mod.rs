@@ -36,10 +36,10 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::outcome::{Decision, RequestState};
+use crate::outcome::RequestState;
 use crate::provider::Providers;
 use crate::retry::RetryPolicy;
-use crate::storage::{AuditRow, ClaimedRequest, Store, StoreError};
+use crate::storage::{AuditRow, Store, StoreError};
 use crate::telemetry::error_chain;
 pub(crate) use settle::NotRevocablePolicy;
 pub(crate) use settle::Policy;
@@ -287,11 +287,13 @@ impl Worker {
             report.claimed += claimed.len() as u64;
             self.metrics
                 .record_lease_takeovers(claimed.iter().filter(|r| r.taken_over).count() as u64);
+            let mut firsts = self.first_pages(&claimed).await;
             for request in claimed {
                 let stop = self.in_flight.start(&request.fence, shutdown);
                 let worker = runner.clone();
+                let first = firsts.remove(&request.id);
                 let span = info_span!("request", request_id = request.id, user_id = %request.user_id, attempt = request.attempt);
-                in_flight.spawn(async move { worker.process(request, stop).await }.instrument(span));
+                in_flight.spawn(async move { worker.process(request, first, stop).await }.instrument(span));
             }
         };
 
@@ -320,43 +322,6 @@ impl Worker {
         drop(runner);
         let _ = committer_task.await;
         outcome.map(|()| report)
-    }
-
-    /// Works on one claimed request and logs how it ended. `stop` fires on shutdown or
-    /// when the lease is found lost.
-    async fn process(self, request: ClaimedRequest, stop: lease::Stop) -> RunEnd {
-        let fence = request.fence.clone();
-        let end = match self.clone().run(request, &stop).await {
-            Ok((_, Decision::Release)) => RunEnd::Released,
-            Ok((_, Decision::Defer { .. })) => RunEnd::Deferred,
-            Ok((state, _)) => RunEnd::Written(state),
-            Err(StoreError::LeaseLost(_)) => RunEnd::LeaseLost,
-            Err(e) => {
-                warn!(error = %error_chain(&e), "request left to lease expiry");
-                RunEnd::Error
-            }
-        };
-        self.in_flight.finish(&fence);
-        match &end {
-            RunEnd::Written(state) => {
-                self.metrics.record_run(state.as_str());
-                info!(state = %state, "request done");
-            }
-            RunEnd::Released => {
-                self.metrics.record_run("released");
-                info!(state = %RequestState::Pending, "request done");
-            }
-            RunEnd::Deferred => {
-                self.metrics.record_run("deferred");
-                info!(state = %RequestState::Pending, "request deferred: its providers are too busy to wait for");
-            }
-            RunEnd::LeaseLost => {
-                self.metrics.record_lease_lost();
-                warn!("lease lost (taken over, retried or cancelled): stopped; calls made were audited");
-            }
-            RunEnd::Error => {}
-        }
-        end
     }
 
     /// Runs a database operation, retrying what a database outage causes (a dropped

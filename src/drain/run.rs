@@ -7,19 +7,70 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
-use tracing::{Instrument, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::settle::{self, TokenEnd};
-use super::{Worker, lease};
+use super::{RunEnd, Worker, lease};
 use crate::outcome::{Decision, RequestState};
-use crate::storage::{AuditAction, AuditNote, ClaimedRequest, Cursor, Results, StoreError, StoredToken};
+use crate::storage::{AuditAction, AuditNote, ClaimedRequest, Cursor, Results, StoreError, StoredToken, UserTokens};
 use crate::telemetry::error_chain;
 
 impl Worker {
+    /// Works on one claimed request and logs how it ended. `stop` fires on shutdown or
+    /// when the lease is found lost. `first` is its first page of tokens when the claim read
+    /// it for the batch ([`Worker::first_pages`]).
+    pub(super) async fn process(self, request: ClaimedRequest, first: Option<UserTokens>, stop: lease::Stop) -> RunEnd {
+        let fence = request.fence.clone();
+        let end = match self.clone().run(request, first, &stop).await {
+            Ok((_, Decision::Release)) => RunEnd::Released,
+            Ok((_, Decision::Defer { .. })) => RunEnd::Deferred,
+            Ok((state, _)) => RunEnd::Written(state),
+            Err(StoreError::LeaseLost(_)) => RunEnd::LeaseLost,
+            Err(e) => {
+                warn!(error = %error_chain(&e), "request left to lease expiry");
+                RunEnd::Error
+            }
+        };
+        self.in_flight.finish(&fence);
+        match &end {
+            RunEnd::Written(state) => {
+                self.metrics.record_run(state.as_str());
+                info!(state = %state, "request done");
+            }
+            RunEnd::Released => {
+                self.metrics.record_run("released");
+                info!(state = %RequestState::Pending, "request done");
+            }
+            RunEnd::Deferred => {
+                self.metrics.record_run("deferred");
+                info!(state = %RequestState::Pending, "request deferred: its providers are too busy to wait for");
+            }
+            RunEnd::LeaseLost => {
+                self.metrics.record_lease_lost();
+                warn!("lease lost (taken over, retried or cancelled): stopped; calls made were audited");
+            }
+            RunEnd::Error => {}
+        }
+        end
+    }
+
+    /// The first pages of the requests of a claim's batch, read together; none for a
+    /// batch of one, or when the read fails (each run then reads its own, with retries).
+    pub(super) async fn first_pages(&self, claimed: &[ClaimedRequest]) -> HashMap<i64, UserTokens> {
+        if claimed.len() < 2 {
+            return HashMap::new();
+        }
+        self.store.first_pages(claimed).await.unwrap_or_else(|e| {
+            debug!(error = %error_chain(&e), "reading the batch's tokens together failed; each request reads its own");
+            HashMap::new()
+        })
+    }
+
     /// Reads the user's tokens, revokes the unsettled ones, decides, and writes the result.
-    pub(super) async fn run(
+    async fn run(
         self,
         request: ClaimedRequest,
+        first: Option<UserTokens>,
         stop: &lease::Stop,
     ) -> Result<(RequestState, Decision), StoreError> {
         let max_attempts = self.settings.max_attempts;
@@ -34,6 +85,7 @@ impl Worker {
             worker: self,
             request,
             now: Utc::now(),
+            first: std::sync::Mutex::new(first),
         });
         let (mut results, ends) = run.revoke_all(stop).await?;
         let decision = run.decide(&ends);
@@ -62,6 +114,8 @@ pub(super) struct RequestRun {
     pub(super) request: ClaimedRequest,
     /// When the run began: the clock the not-revocable policy reads.
     pub(super) now: DateTime<Utc>,
+    /// The first page of tokens, when the claim read it for the whole batch.
+    first: std::sync::Mutex<Option<UserTokens>>,
 }
 
 /// How a run's tokens ended, kept small: a user with 100,000 tokens is read a page at a
@@ -126,7 +180,17 @@ impl RequestRun {
                     break;
                 }
                 let (id, user) = (self.request.id, &self.request.user_id);
-                let (page, next) = match self.worker.write(|store| store.tokens_page(id, user, at)).await {
+                let first = self
+                    .first
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take();
+                let read = match first {
+                    // The whole of the user's tokens, read with the claim's batch.
+                    Some(page) => Ok((page, None)),
+                    None => self.worker.write(|store| store.tokens_page(id, user, at)).await,
+                };
+                let (page, next) = match read {
                     Ok(read) => read,
                     Err(e) => {
                         // What finished is written before the error ends the run.

@@ -9,7 +9,8 @@ use sqlx::Row;
 
 use super::rows::{BadToken, UserTokens};
 use super::sources::{self, Sources, Sql};
-use super::{Result, Store, StoredToken};
+use super::{ClaimedRequest, Result, Store, StoredToken};
+use std::collections::HashMap;
 
 /// Token rows read at once: a user with 100,000 tokens is read, revoked and re-checked a
 /// page at a time, never held in memory whole.
@@ -55,6 +56,51 @@ impl Store {
             self.decrypt(&mut tokens).await;
             Ok((tokens, next))
         })
+    }
+
+    /// The first page of tokens of each request of a claim's batch, read together (one read
+    /// per source and two audit lookups for the batch, instead of a read and a lookup per
+    /// request), each complete (no next page). Empty when the batch's users have a page of
+    /// rows or more between them, or a user id reads back differently: each request then
+    /// reads its own pages ([`Store::tokens_page`]).
+    pub async fn first_pages(&self, claimed: &[ClaimedRequest]) -> Result<HashMap<i64, UserTokens>> {
+        let users: Vec<&str> = claimed.iter().map(|r| r.user_id.as_str()).collect();
+        let mut pages: HashMap<i64, UserTokens> = on_pool!(self, |pool| {
+            let mut conn = pool.acquire().await?;
+            let Some(rows) = recheck::read_users::<Db>(&mut conn, &self.sources, self.sql(), &users, "").await? else {
+                return Ok(HashMap::new());
+            };
+            let request_of: HashMap<&str, i64> = claimed.iter().map(|r| (r.user_id.as_str(), r.id)).collect();
+            let mut pages: HashMap<i64, UserTokens> = claimed.iter().map(|r| (r.id, UserTokens::default())).collect();
+            let mut tokens = Vec::new();
+            let mut owners = Vec::new();
+            for (owner, row) in rows {
+                let Some(&request) = request_of.get(owner.as_str()) else {
+                    continue;
+                };
+                match row {
+                    Ok(token) => {
+                        tokens.push(token);
+                        owners.push(request);
+                    }
+                    Err(bad) => pages.entry(request).or_default().bad.push(bad),
+                }
+            }
+            marks::mark::<Db>(&mut conn, &mut tokens, None).await?;
+            let ids: Vec<i64> = claimed.iter().map(|r| r.id).collect();
+            let prior = marks::prior_of_requests::<Db>(&mut conn, &ids).await?;
+            for (mut token, request) in tokens.into_iter().zip(owners) {
+                token.prior_attempts = prior
+                    .get(&(request, token.id))
+                    .map_or(0, |n| i32::try_from(*n).unwrap_or(i32::MAX));
+                pages.entry(request).or_default().tokens.push(token);
+            }
+            pages
+        });
+        for page in pages.values_mut() {
+            self.decrypt(page).await;
+        }
+        Ok(pages)
     }
 
     /// Every token of the user as `offboard plan` shows them, with no request's attempts

@@ -88,3 +88,34 @@ where
     }
     Ok(())
 }
+
+/// The attempts already audited per request and token, for the requests of `request_ids`
+/// (a claim's batch), by the index on `(request_id, token_id)`: rows only for requests
+/// that ran before.
+pub(super) async fn prior_of_requests<Db>(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    request_ids: &[i64],
+) -> Result<HashMap<(i64, i64), i64>>
+where
+    Db: sqlx::Database,
+    for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'r> i64: sqlx::Decode<'r, Db>,
+    usize: sqlx::ColumnIndex<<Db as sqlx::Database>::Row>,
+    for<'q> <Db as sqlx::Database>::Arguments: sqlx::IntoArguments<Db>,
+    for<'e> &'e mut <Db as sqlx::Database>::Connection: sqlx::Executor<'e, Database = Db>,
+{
+    let mut prior = HashMap::new();
+    for chunk in request_ids.chunks(ID_CHUNK) {
+        let mut query = sqlx::QueryBuilder::<Db>::new(
+            "SELECT request_id, token_id, count(*) FROM revocation_audit WHERE action = 'revoke' AND request_id IN (",
+        );
+        let mut list = query.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        query.push(") GROUP BY request_id, token_id");
+        let rows: Vec<(i64, i64, i64)> = query.build_query_as().fetch_all(&mut *conn).await?;
+        prior.extend(rows.into_iter().map(|(request, token, n)| ((request, token), n)));
+    }
+    Ok(prior)
+}
