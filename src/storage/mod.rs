@@ -12,7 +12,8 @@
 //! (appending and reading audit rows), `rows.rs` (the row types), `rates.rs` (the
 //! workers' shares of the providers' rates and the adaptive rates they share, PostgreSQL
 //! only), `due.rs` (whether anything is due), `seed.rs` (writing the application's tables,
-//! for the demo, the bench and the tests only).
+//! for the demo, the bench and the tests only). `evidence.rs` reads one user's requests
+//! and audit rows, chain columns included, for `offboard evidence`.
 //!
 //! Rules every write keeps:
 //! - Claims commit at once; no transaction is open during an HTTP call.
@@ -77,6 +78,7 @@ macro_rules! on_pool {
 mod audit;
 mod batch;
 mod due;
+mod evidence;
 mod postgres;
 mod rates;
 mod requests;
@@ -88,6 +90,7 @@ mod sqlite;
 mod tokens;
 
 pub use batch::Write;
+pub(crate) use evidence::{EvidenceRow, UserRecord};
 pub(crate) use postgres::RequestListener;
 pub(crate) use rates::MyPace;
 pub use results::Results;
