@@ -482,6 +482,7 @@ fn browse(run: &Run, html: &Path, doc: &Value) {
         "sqlite"
     };
     let out = output_dir(&format!("evidence-{backend}"));
+    std::fs::copy(html, out.join("evidence.html")).unwrap();
     let png = out.join("evidence.png");
     chromium.screenshot(&url, &png, (1280, 2000));
     let pdf = out.join("evidence.pdf");

@@ -24,6 +24,11 @@ fn human(t: &str) -> String {
     }
 }
 
+/// As [`human`], without the zone, for columns headed "Time (UTC)".
+fn short(t: &str) -> String {
+    t.strip_suffix('Z').map_or_else(|| t.to_owned(), |rest| rest.replacen('T', " ", 1))
+}
+
 /// What the page shows for an empty value.
 const NONE: &str = "—";
 
@@ -83,7 +88,7 @@ impl Token {
 
 impl Attempt {
     fn when(&self) -> String {
-        human(&self.attempted_at)
+        short(&self.attempted_at)
     }
 
     fn number(&self) -> String {
@@ -135,7 +140,7 @@ impl Attempt {
 
 impl Note {
     fn when(&self) -> String {
-        human(&self.at)
+        short(&self.at)
     }
 
     fn why(&self) -> &str {
@@ -165,6 +170,7 @@ mod tests {
     fn times_read_as_utc_for_people() {
         assert_eq!(human("2026-11-23T02:33:18.123Z"), "2026-11-23 02:33:18.123 UTC");
         assert_eq!(human("not a time"), "not a time");
+        assert_eq!(short("2026-11-23T02:33:18.123Z"), "2026-11-23 02:33:18.123");
     }
 
     #[test]
