@@ -26,7 +26,8 @@ fn human(t: &str) -> String {
 
 /// As [`human`], without the zone, for columns headed "Time (UTC)".
 fn short(t: &str) -> String {
-    t.strip_suffix('Z').map_or_else(|| t.to_owned(), |rest| rest.replacen('T', " ", 1))
+    t.strip_suffix('Z')
+        .map_or_else(|| t.to_owned(), |rest| rest.replacen('T', " ", 1))
 }
 
 /// What the page shows for an empty value.
