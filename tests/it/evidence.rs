@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::browser::{Chromium, file_url, output_dir};
 use crate::end_to_end::{Fixture, Seeded};
-use crate::helpers::{TestDb, config_toml, exec, on_both_backends};
+use crate::helpers::{TestDb, config_toml, exec, exec_built, on_both_backends, scalar};
 use crate::simulator_catalog::with_keys;
 
 /// Two tries per claim; a request put back waits an hour (the test makes it due at once).
@@ -493,4 +493,103 @@ fn browse(run: &Run, html: &Path, doc: &Value) {
     println!("evidence PDF: {}", pdf.display());
 }
 
-on_both_backends!(evidence_shows_every_attempt_who_acted_and_no_token_value);
+/// Whether `revocation_audit` has the hash-chain columns (migration 0007 adds them).
+async fn has_chain_columns(db: &TestDb) -> bool {
+    let sql = if db.url.starts_with("postgres") {
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() \
+         AND table_name = 'revocation_audit' AND column_name IN ('chain_seq', 'prev_hash', 'row_hash')"
+    } else {
+        "SELECT count(*) FROM pragma_table_info('revocation_audit') \
+         WHERE name IN ('chain_seq', 'prev_hash', 'row_hash')"
+    };
+    scalar(&db.store, sql).await == 3
+}
+
+/// The chain fields come from the audit's `chain_seq`, `prev_hash` and `row_hash`: hashes
+/// stored as bytes read as hex, as text read as they are. On a database without the
+/// chained audit the columns are added here as migration 0007 names them, with one row
+/// written with hashes by hand; where the migration already added them, every row the
+/// operator's cancel writes must carry its hash.
+async fn evidence_carries_the_chain_hashes_when_the_audit_has_them(db: TestDb) {
+    let postgres = db.url.starts_with("postgres");
+    let native = has_chain_columns(&db).await;
+    if !native {
+        let add = if postgres {
+            "ALTER TABLE revocation_audit ADD COLUMN chain_seq BIGINT, ADD COLUMN prev_hash BYTEA, \
+             ADD COLUMN row_hash TEXT"
+        } else {
+            "ALTER TABLE revocation_audit ADD COLUMN chain_seq INTEGER; \
+             ALTER TABLE revocation_audit ADD COLUMN prev_hash BLOB; \
+             ALTER TABLE revocation_audit ADD COLUMN row_hash TEXT"
+        };
+        exec(&db.store, add).await.unwrap();
+    }
+    let id = db.store.enqueue("ada", Some("dpo"), None).await.unwrap().request.id;
+    db.store.cancel(id, "bob", Some("test")).await.unwrap();
+    if !native {
+        let (bytes, now) = if postgres {
+            ("'\\x00abff'::bytea", "now()")
+        } else {
+            ("x'00abff'", "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')")
+        };
+        exec_built(
+            &db.store,
+            format!(
+                "INSERT INTO revocation_audit (request_id, user_id, action, settled, error, duration_ms, worker, \
+                 attempted_at, chain_seq, prev_hash, row_hash) \
+                 VALUES ({id}, 'ada', 'retry', false, 'chained', 0, 'carol', {now}, 42, {bytes}, 'c0ffee')"
+            ),
+        )
+        .await
+        .unwrap();
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("offboard.toml");
+    std::fs::write(&config, format!("[database]\nurl = \"{}\"\n", db.url)).unwrap();
+    let evidence = |format: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_offboard"))
+            .arg("--config")
+            .arg(&config)
+            .args(["evidence", "ada", "--format", format])
+            .env_remove("OFFBOARD_CONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let doc: Value = serde_json::from_str(&evidence("json")).unwrap();
+    assert_eq!(schema_errors(&schema(), &doc), Vec::<String>::new());
+    assert_eq!(doc["chain"]["recorded"], true);
+    let notes = doc["requests"][0]["notes"].as_array().unwrap();
+    if native {
+        assert_eq!(notes.len(), 1);
+        assert!(
+            notes[0]["row_hash"].is_string() && notes[0]["chain_seq"].is_i64(),
+            "{notes:?}"
+        );
+    } else {
+        // The cancel was written without hashes (as rows written before the chain are).
+        assert_eq!(notes.len(), 2);
+        assert_eq!(
+            (&notes[0]["action"], &notes[0]["row_hash"]),
+            (&"cancel".into(), &Value::Null)
+        );
+        let chained = &notes[1];
+        assert_eq!(
+            (&chained["chain_seq"], &chained["prev_hash"], &chained["row_hash"]),
+            (&42.into(), &"00abff".into(), &"c0ffee".into())
+        );
+        let html = evidence("html");
+        assert!(
+            html.contains("<th>Row hash</th>") && html.contains(">c0ffee</td>"),
+            "{html}"
+        );
+    }
+}
+
+on_both_backends!(
+    evidence_shows_every_attempt_who_acted_and_no_token_value,
+    evidence_carries_the_chain_hashes_when_the_audit_has_them,
+);
