@@ -3,6 +3,8 @@
 //! from what the database holds and nothing else: it never reads a token value, so none can
 //! reach it. Its JSON shape is `schemas/evidence.schema.json`; change both together.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
@@ -146,12 +148,17 @@ impl Evidence {
             latest.cleared_at.as_ref().map(time),
         );
         let mut requests: Vec<Request> = record.requests.iter().map(request).collect();
+        let by_id: HashMap<i64, usize> = requests.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+        // Where each token value's entry is, by (request, token id, fingerprint): a user
+        // with many tokens is not searched once per row.
+        let mut entries: HashMap<(i64, i64, String), usize> = HashMap::new();
         for row in record.rows {
-            let Some(request) = requests.iter_mut().find(|r| r.id == row.request_id) else {
+            let Some(&at) = by_id.get(&row.request_id) else {
                 continue;
             };
+            let request = &mut requests[at];
             match row.action.as_str() {
-                "revoke" => add_attempt(&mut request.tokens, row),
+                "revoke" => add_attempt(&mut request.tokens, &mut entries, row),
                 _ => request.notes.push(note(row)),
             }
         }
@@ -207,15 +214,12 @@ fn row_chain(row: &EvidenceRow) -> RowChain {
 }
 
 /// Files an attempt row under its token value (token id and fingerprint), in row order.
-fn add_attempt(tokens: &mut Vec<Token>, row: EvidenceRow) {
+fn add_attempt(tokens: &mut Vec<Token>, entries: &mut HashMap<(i64, i64, String), usize>, row: EvidenceRow) {
     let token_id = row.token_id.unwrap_or_default();
     let fingerprint = row.token_fingerprint.clone().unwrap_or_default();
-    let index = match tokens
-        .iter()
-        .position(|t| t.token_id == token_id && t.fingerprint == fingerprint)
-    {
-        Some(i) => i,
-        None => {
+    let index = *entries
+        .entry((row.request_id, token_id, fingerprint.clone()))
+        .or_insert_with(|| {
             tokens.push(Token {
                 token_id,
                 fingerprint,
@@ -227,8 +231,7 @@ fn add_attempt(tokens: &mut Vec<Token>, row: EvidenceRow) {
                 attempts: Vec::new(),
             });
             tokens.len() - 1
-        }
-    };
+        });
     let verification = row.verified.map(|dead| Verification {
         dead,
         method: row.verified_by.clone(),
@@ -292,3 +295,6 @@ fn chain(recorded: bool) -> Chain {
         how_to_check,
     }
 }
+
+#[cfg(test)]
+mod tests;
