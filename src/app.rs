@@ -31,6 +31,9 @@ pub enum AppError {
     },
 }
 
+/// How often `offboard run` checks the rows appended to the audit chain since its last check.
+const CHAIN_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Everything `offboard run` and `offboard once` work with.
 pub struct App {
     config: Config,
@@ -128,6 +131,7 @@ impl App {
 
     fn assemble(config: Config, store: Store, providers: Providers) -> App {
         let metrics = Arc::new(Metrics::default());
+        metrics.watch_gates(&providers);
         let worker = Worker::new(
             store.clone(),
             providers,
@@ -171,8 +175,15 @@ impl App {
         if let Some(bound) = self.serve(&shutdown).await? {
             tracing::info!(address = %bound, "serving /healthz, /readyz and /metrics");
         }
+        let metrics = self.metrics.clone();
+        let (store, stop) = (self.store.clone(), shutdown.clone());
+        let chain = tokio::spawn(async move {
+            let report = move |c: &crate::storage::ChainCheck| metrics.set_audit_chain(c.broken(), c.rows());
+            store.watch_audit_chain(CHAIN_CHECK_EVERY, stop, report).await
+        });
         let schedule = self.config.worker.schedule.0.clone();
         crate::drain::daemon::run(self.worker.clone(), schedule, self.config.worker.idle_poll.0, shutdown).await;
+        let _ = chain.await;
         Ok(())
     }
 

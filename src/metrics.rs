@@ -1,6 +1,10 @@
 //! Prometheus metrics, in an explicit registry (no globals, so tests can read their own).
 //! Labels carry provider names, outcomes and states only: never a user, token or secret.
 
+mod gates;
+#[cfg(test)]
+mod tests_pacing;
+
 use std::time::Duration;
 
 use std::sync::atomic::AtomicU64;
@@ -13,6 +17,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::outcome::RequestState;
+use crate::provider::Providers;
 use crate::storage::StateCounts;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -43,12 +48,23 @@ pub struct Metrics {
     database_errors: Counter,
     queue: Family<StateLabels, Gauge>,
     effective_rate: Family<ProviderLabels, Gauge<f64, AtomicU64>>,
+    // Issue 11: pacing (read from the gates at scrape), queue age, lease takeovers.
+    gates: gates::Gates,
+    oldest_due: Gauge<f64, AtomicU64>,
+    lease_takeovers: Counter,
+    chain_broken: Gauge,
+    chain_rows: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Metrics")
     }
+}
+
+/// A gate's histogram of the time calls waited there: 1 ms to about a minute.
+pub(crate) fn wait_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.5, 13))
 }
 
 fn latency_histogram() -> Histogram {
@@ -107,8 +123,40 @@ impl Default for Metrics {
             "Calls a second each provider is paced at now, for all workers together: the configured rate, lowered while the provider throttles",
             effective_rate.clone(),
         );
+        // Issue 11: pacing, queue age, lease takeovers.
+        let gates = gates::Gates::default();
+        registry.register_collector(Box::new(gates.clone()));
+        let oldest_due = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "oldest_due_request_age_seconds",
+            "How long the request due the longest has waited to be claimed (pending past its next attempt time, or running past its lease), read at scrape time; 0 when none is due",
+            oldest_due.clone(),
+        );
+        let lease_takeovers = Counter::default();
+        registry.register(
+            "lease_takeovers",
+            "Claims of a request whose earlier lease had expired (its worker stopped or stalled)",
+            lease_takeovers.clone(),
+        );
+        let chain_broken = Gauge::default();
+        registry.register(
+            "audit_chain_broken",
+            "1 when the daemon's check of the audit chain found a changed, deleted or misplaced row",
+            chain_broken.clone(),
+        );
+        let chain_rows = Gauge::default();
+        registry.register(
+            "audit_chain_rows",
+            "Audit chain rows verified so far by the daemon's check",
+            chain_rows.clone(),
+        );
         Metrics {
             registry,
+            gates,
+            oldest_due,
+            lease_takeovers,
+            chain_broken,
+            chain_rows,
             effective_rate,
             attempts,
             throttled,
@@ -178,6 +226,29 @@ impl Metrics {
             .set(rate);
     }
 
+    // Issue 11: pacing, queue age, lease takeovers.
+
+    /// Reports the pauses and limiter waits of `providers`' gates from now on (once: the
+    /// providers of a process are fixed).
+    pub(crate) fn watch_gates(&self, providers: &Providers) {
+        let _ = self.gates.0.set(providers.clone());
+    }
+
+    /// Sets the age of the request due the longest (zero when none is due).
+    pub(crate) fn set_oldest_due(&self, age: Duration) {
+        self.oldest_due.set(age.as_secs_f64());
+    }
+
+    pub(crate) fn record_lease_takeovers(&self, claims: u64) {
+        self.lease_takeovers.inc_by(claims);
+    }
+
+    /// Sets the audit chain gauges from the daemon's check.
+    pub(crate) fn set_audit_chain(&self, broken: bool, rows: u64) {
+        self.chain_broken.set(i64::from(broken));
+        self.chain_rows.set(i64::try_from(rows).unwrap_or(i64::MAX));
+    }
+
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -199,6 +270,7 @@ mod tests {
         m.record_run("cleared");
         m.set_queue(&StateCounts::new(vec![(RequestState::Pending, 3)]));
         m.set_effective_rate("acme", 12.5);
+        m.set_audit_chain(true, 42);
         let text = m.render();
         assert!(
             text.contains(r#"offboard_revocation_attempts_total{provider="acme",outcome="revoked"} 1"#),
@@ -218,6 +290,8 @@ mod tests {
         );
         assert!(text.contains(r#"offboard_requests{state="pending"} 3"#), "{text}");
         assert!(text.contains(r#"offboard_requests{state="failed"} 0"#), "{text}");
+        assert!(text.contains("offboard_audit_chain_broken 1"), "{text}");
+        assert!(text.contains("offboard_audit_chain_rows 42"), "{text}");
         assert!(
             text.contains(r#"offboard_provider_effective_rate{provider="acme"} 12.5"#),
             "{text}"

@@ -38,9 +38,10 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
-    // Queue depth is read at scrape time; a database error leaves the last values.
-    if let Ok(counts) = state.store.state_counts().await {
+    // Queue depth and age are read at scrape time; a database error leaves the last values.
+    if let Ok((counts, oldest_due)) = state.store.queue_depth().await {
         state.metrics.set_queue(&counts);
+        state.metrics.set_oldest_due(oldest_due);
     }
     (
         [(

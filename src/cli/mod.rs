@@ -10,6 +10,9 @@
 //! | 3 | `gate`: the request is pending or running: not yet |
 //! | 4 | `gate`: the request failed: deletion blocked until an operator acts |
 //! | 5 | `gate`: no request for the user, or it was cancelled |
+//!
+//! `audit verify` has its own: 0 intact, 1 broken (the first bad row named), 2 not checked
+//! (bad usage, bad config, database unreachable).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -27,6 +30,7 @@ use report::write_report;
 use show::status;
 use tools::{demo, simulate};
 
+mod audit;
 mod bench;
 mod check;
 mod evidence;
@@ -98,6 +102,11 @@ pub(crate) enum Command {
         /// Only this request's rows
         #[arg(long)]
         request: Option<i64>,
+    },
+    /// The tamper-evident audit chain: verify it, or print its head for publishing
+    Audit {
+        #[command(subcommand)]
+        action: audit::AuditCommand,
     },
     /// Write one user's record for an auditor: requests, each token by fingerprint, every
     /// attempt, who acted, and the audit chain hashes (JSON, or an HTML page that prints)
@@ -180,6 +189,10 @@ pub(crate) enum ReportFormat {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let failure = match &cli.command {
+        Command::Audit { action } => action.failure_code(),
+        _ => 1,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -191,7 +204,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(failure)
         }
     }
 }
@@ -296,6 +309,10 @@ async fn run(cli: &Cli, config: Config) -> anyhow::Result<ExitCode> {
                 done.request.id, done.request.user_id, done.request.state
             )?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { ref action } => {
+            let store = open_store(&config).await?;
+            audit::audit(out, &store, action).await
         }
         Command::Status { ref target } => {
             let store = open_store(&config).await?;

@@ -39,6 +39,7 @@ pub(crate) async fn run(worker: Worker, schedule: cron::Schedule, idle_poll: Dur
                 until_next_tick(&schedule)
             }
             Err(e) => {
+                worker.metrics.record_database_error();
                 warn!(error = %error_chain(&e), retry_in = ?outage_backoff, "drain stopped by a database error; retrying");
                 let wait = outage_backoff;
                 outage_backoff = (outage_backoff * 2).min(MAX_OUTAGE_BACKOFF);
@@ -67,7 +68,10 @@ async fn until_due(worker: &Worker, every: Duration) {
         match worker.store().any_due().await {
             Ok(true) => return,
             Ok(false) => {}
-            Err(e) => debug!(error = %error_chain(&e), "idle poll failed"),
+            Err(e) => {
+                worker.metrics.record_database_error();
+                debug!(error = %error_chain(&e), "idle poll failed");
+            }
         }
     }
 }
@@ -93,6 +97,7 @@ async fn listen(worker: Worker, wake: Arc<Notify>, shutdown: CancellationToken) 
             Ok(Some(listener)) => listener,
             Ok(None) => return,
             Err(e) => {
+                worker.metrics.record_database_error();
                 warn!(error = %error_chain(&e), retry_in = ?backoff, "cannot listen for new requests; retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -111,12 +116,14 @@ async fn listen(worker: Worker, wake: Arc<Notify>, shutdown: CancellationToken) 
                     Ok(false) => {
                         // Reconnected on the next call; what was sent meanwhile is lost, so
                         // the daemon looks for itself.
+                        worker.metrics.record_database_error();
                         warn!("notification listener lost its database connection; notifications sent meanwhile are lost");
                         wake.notify_one();
                     }
                     Err(e) => {
                         // Notifications sent while disconnected are lost: wake the daemon so
                         // it looks for itself, then reconnect.
+                        worker.metrics.record_database_error();
                         warn!(error = %error_chain(&e), "notification listener lost its database connection; reconnecting");
                         wake.notify_one();
                         break;

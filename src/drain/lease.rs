@@ -110,7 +110,10 @@ pub(super) async fn renew(worker: Worker, stop: CancellationToken) {
                     warn!(lost, "leases found lost on renewal: those requests stop sending");
                 }
             }
-            Err(e) => warn!(error = %error_chain(&e), "cannot renew leases"),
+            Err(e) => {
+                worker.metrics.record_database_error();
+                warn!(error = %error_chain(&e), "cannot renew leases");
+            }
         }
     }
 }

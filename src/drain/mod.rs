@@ -285,6 +285,8 @@ impl Worker {
                 continue;
             }
             report.claimed += claimed.len() as u64;
+            self.metrics
+                .record_lease_takeovers(claimed.iter().filter(|r| r.taken_over).count() as u64);
             for request in claimed {
                 let stop = self.in_flight.start(&request.fence, shutdown);
                 let worker = runner.clone();

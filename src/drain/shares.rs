@@ -118,6 +118,7 @@ async fn renew(worker: &Worker, pushed: &mut HashMap<String, u64>) -> bool {
         Ok(Some(rows)) => rows,
         Ok(None) => return true,
         Err(e) => {
+            worker.metrics.record_database_error();
             warn!(error = %error_chain(&e), "cannot renew rate shares");
             return false;
         }

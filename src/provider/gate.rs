@@ -16,7 +16,9 @@
 //! never releases an extra burst, and callers waiting on the old limiter go round again on
 //! the new one.
 
+mod limiter;
 mod pace;
+mod pause;
 pub(crate) mod ratelimit;
 mod waiting;
 
@@ -26,13 +28,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use governor::{DefaultDirectRateLimiter, Jitter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, Jitter};
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::classify::RawResponse;
 use crate::config::Rate;
+use limiter::{Limiter, build, local};
 pub(crate) use pace::{DECREASE_EVERY, Pace};
+use pause::Pauses;
 use waiting::Waiting;
 
 pub struct Gate {
@@ -44,17 +49,11 @@ pub struct Gate {
     max_pause: Duration,
     /// The longest pause a caller of [`Gate::ready`] waits out (`retry.retry_after_cap`).
     max_wait: Duration,
-    paused_until: Mutex<Option<Instant>>,
+    pauses: Pauses,
+    /// How long callers let through waited (`offboard_rate_limit_wait_seconds`).
+    waits: Histogram,
     /// Callers inside [`Gate::ready_within`] now: the queue in front of the next one.
     waiting: AtomicUsize,
-}
-
-/// The limiter callers wait on now; `None` while this worker's share is zero.
-#[derive(Clone)]
-struct Limiter {
-    limiter: Option<Arc<DefaultDirectRateLimiter>>,
-    jitter: Duration,
-    generation: u64,
 }
 
 /// What the limiter is built from, and what the adaptive rate is measured on.
@@ -92,32 +91,6 @@ pub(crate) struct Shared {
     pub(crate) calm: Option<Duration>,
 }
 
-/// The local limiter for `rate` calls a second for all workers and `share` of them: rate ×
-/// share, burst max(1, ⌊burst × share⌋). Where that rounding gives each of n workers a burst
-/// of one though the configured burst is smaller than n, each worker's rate gives up the
-/// excess, so all of them together stay within rate + burst over any second.
-fn local(rate: f64, burst: u32, share: f64) -> (f64, u32) {
-    let mine = (f64::from(burst) * share).floor().max(1.0);
-    let excess = (mine - f64::from(burst) * share).max(0.0);
-    let local_rate = (rate * share - excess).max(rate * share / 2.0);
-    (local_rate, mine as u32)
-}
-
-fn build(rate: f64, burst: u32) -> Limiter {
-    let rate = rate.max(0.001);
-    let period = Duration::try_from_secs_f64(1.0 / rate).unwrap_or(Duration::from_secs(1000));
-    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-    let quota = Quota::with_period(period)
-        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
-        .allow_burst(burst);
-    Limiter {
-        limiter: Some(Arc::new(RateLimiter::direct(quota))),
-        // Spread callers released together over a slice of one period.
-        jitter: (period / 4).min(Duration::from_millis(50)),
-        generation: 0,
-    }
-}
-
 impl Gate {
     pub(crate) fn new(rate: Rate, burst: NonZeroU32, max_pause: Duration, max_wait: Duration) -> Gate {
         let configured = f64::from(rate.count.get()) / rate.per.as_secs_f64().max(1e-9);
@@ -138,7 +111,8 @@ impl Gate {
             }),
             max_pause,
             max_wait,
-            paused_until: Mutex::new(None),
+            pauses: Pauses::default(),
+            waits: crate::metrics::wait_histogram(),
             waiting: AtomicUsize::new(0),
         }
     }
@@ -329,8 +303,17 @@ impl Gate {
 
     /// How much of a pause is left, if any.
     pub fn pause_left(&self) -> Option<Duration> {
-        let until = (*self.paused_until.lock().expect("pause lock"))?;
-        until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+        self.pauses.left()
+    }
+
+    /// How long the provider has been paused so far, and how long callers let through
+    /// waited here: read by the metrics at scrape time.
+    pub(crate) fn paused_so_far(&self) -> Duration {
+        self.pauses.so_far()
+    }
+
+    pub(crate) fn waits(&self) -> &Histogram {
+        &self.waits
     }
 
     /// Pauses the provider for `wait` from now, at most for the gate's longest pause. A
@@ -338,12 +321,8 @@ impl Gate {
     /// longer one short. Never panics: the end of the pause is computed with checked
     /// arithmetic (and with the cap bounded by the config, it cannot overflow anyway).
     pub(crate) fn pause(&self, wait: Duration) {
-        let Some(until) = Instant::now().checked_add(wait.min(self.max_pause)) else {
-            return;
-        };
-        let mut guard = self.paused_until.lock().expect("pause lock");
-        if guard.is_none_or(|current| current < until) {
-            *guard = Some(until);
+        if let Some(until) = Instant::now().checked_add(wait.min(self.max_pause)) {
+            self.pauses.extend_to(until);
         }
     }
 
@@ -361,6 +340,7 @@ impl Gate {
     pub(crate) async fn ready_within(&self, max_wait: Duration) -> Result<(), Paused> {
         let max_wait = max_wait.min(self.max_wait);
         let _waiting = Waiting::enter(&self.waiting);
+        let arrived = Instant::now();
         let mut changes = self.limiter.subscribe();
         loop {
             if let Some(left) = self.pause_left() {
@@ -386,6 +366,7 @@ impl Gate {
             }
             // A pause may have begun while this caller waited for the limiter.
             if self.pause_left().is_none() {
+                self.waits.observe(arrived.elapsed().as_secs_f64());
                 return Ok(());
             }
         }

@@ -1,18 +1,20 @@
 //! Many requests' writes of results in one transaction (a group commit). Facts first and
 //! unfenced, gathered across the writes: every audit row in multi-row INSERTs, every
-//! settlement in one statement per source. Then, per write, the fenced part: a progress
-//! write only touches its request while the claim still holds; a completion re-checks a
-//! clearance against the user's tokens (locked on PostgreSQL) and moves its request, only
-//! while the claim still holds. A write whose claim is gone gets
+//! settlement in one statement per source. Then the fenced part, also for all writes at
+//! once: progress writes touch their requests only while the claims still hold;
+//! completions re-check every clearance against the users' tokens in one read (locked on
+//! PostgreSQL; `tokens::count_unsettled_users`) and move their requests in one statement,
+//! each only while its claim still holds (`finish`). A write whose claim is gone gets
 //! [`StoreError::LeaseLost`]; the others in the batch are not affected by it.
 
 use super::audit::{self, Entry};
-use super::requests::millis;
 use super::sources;
 use super::tokens;
 use super::{Fence, Pool, Result, Store, StoreError, postgres, sqlite};
 use crate::config::sources::{ID_SPACE, Settlement};
-use crate::outcome::{Decision, RequestState, Unsettled};
+use std::collections::HashSet;
+
+use crate::outcome::{Decision, RequestState};
 use crate::storage::Results;
 use crate::token::TokenValue;
 
@@ -29,6 +31,10 @@ pub struct Write<'a> {
     /// The user and the decision, for a completion.
     pub decision: Option<(&'a str, &'a Decision)>,
 }
+
+mod change;
+mod finish;
+use change::Change;
 
 impl Store {
     fn lock_tokens(&self) -> &'static str {
@@ -122,121 +128,55 @@ impl Store {
                 held.extend(ids);
             }
 
+            // Completions: one re-check of every user about to be cleared, then one fenced
+            // state change for all of them.
+            let clearing: Vec<&str> = writes
+                .iter()
+                .filter_map(|w| match w.decision {
+                    Some((user, Decision::Cleared { .. })) => Some(user),
+                    _ => None,
+                })
+                .collect();
+            let lock = self.lock_tokens();
+            let unsettled =
+                tokens::count_unsettled_users::<Db>(&mut tx, &self.sources, self.sql(), &clearing, lock).await?;
+            let changes: Vec<(&Fence, Change)> = writes
+                .iter()
+                .filter_map(|w| {
+                    let (user, decision) = w.decision?;
+                    let change = match decision {
+                        Decision::Cleared { unless } => {
+                            Change::cleared_unless(unsettled.get(user).copied().unwrap_or(usize::MAX), unless)
+                        }
+                        other => Change::of(other),
+                    };
+                    Some((w.fence, change))
+                })
+                .collect();
+            let later = self.later_sql("v_next");
+            let moved = finish::finish::<Db>(&mut tx, now, &later, &changes).await?;
+
+            let held: HashSet<i64> = held.into_iter().collect();
+            let mut changes = changes.into_iter();
             let mut answers = Vec::with_capacity(writes.len());
             for write in writes {
-                let fence = write.fence;
-                let Some((user_id, decision)) = write.decision else {
-                    // The rows are facts: kept whether or not the lease still holds.
-                    answers.push(if held.contains(&fence.request_id()) {
-                        Ok(RequestState::Running)
-                    } else {
-                        Err(StoreError::LeaseLost(fence.request_id()))
-                    });
-                    continue;
-                };
-                let change = match decision {
-                    Decision::Cleared { unless } => {
-                        let lock = self.lock_tokens();
-                        let unsettled =
-                            tokens::count_unsettled::<Db>(&mut tx, &self.sources, self.sql(), user_id, lock).await?;
-                        Change::cleared_unless(unsettled, unless)
+                let id = write.fence.request_id();
+                // Progress rows are facts: kept whether or not the lease still holds.
+                let (done, state) = match write.decision {
+                    None => (held.contains(&id), RequestState::Running),
+                    Some(_) => {
+                        let state = changes.next().map_or(RequestState::Running, |(_, c)| c.state);
+                        (moved.contains(&id), state)
                     }
-                    other => Change::of(other),
                 };
-                let later = self.later_sql("$2");
-                let written = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE offboarding_requests
-                        SET state = $1,
-                            next_attempt_at = CASE WHEN $2 IS NULL THEN NULL ELSE {later} END,
-                            last_error = COALESCE($3, last_error),
-                            cleared_at = CASE WHEN $4 THEN {now} ELSE NULL END,
-                            locked_by = NULL, locked_until = NULL,
-                            attempts = attempts + $5, updated_at = {now}
-                      WHERE id = $6 AND state = 'running' AND locked_by = $7 AND fence = $8"
-                )))
-                .bind(change.state.as_str())
-                .bind(change.next_after_ms)
-                .bind(change.error)
-                .bind(change.state == RequestState::Cleared)
-                .bind(change.attempts_delta)
-                .bind(fence.request_id())
-                .bind(fence.worker().to_owned())
-                .bind(fence.value())
-                .execute(&mut *tx)
-                .await?;
-                answers.push(if written.rows_affected() == 0 {
-                    Err(StoreError::LeaseLost(fence.request_id()))
+                answers.push(if done {
+                    Ok(state)
                 } else {
-                    Ok(change.state)
+                    Err(StoreError::LeaseLost(id))
                 });
             }
             tx.commit().await?;
             Ok(answers)
         })
-    }
-}
-
-/// The state change a decision comes to.
-struct Change {
-    state: RequestState,
-    next_after_ms: Option<i64>,
-    error: Option<String>,
-    attempts_delta: i32,
-}
-
-impl Change {
-    fn to(state: RequestState) -> Change {
-        Change {
-            state,
-            next_after_ms: None,
-            error: None,
-            attempts_delta: 0,
-        }
-    }
-
-    /// A `Cleared` decision, given how many of the user's tokens the re-check found
-    /// unsettled (inserted, or rotated in place, during the run): cleared only at none.
-    fn cleared_unless(unsettled: usize, unless: &Unsettled) -> Change {
-        if unsettled == 0 {
-            return Change::to(RequestState::Cleared);
-        }
-        let found = format!("{unsettled} token(s) of the user appeared or stayed unsettled during the run");
-        match unless {
-            Unsettled::Retry { after, note } => Change {
-                next_after_ms: Some(millis(*after)),
-                error: Some(format!("{note}: {found}")),
-                ..Change::to(RequestState::Pending)
-            },
-            Unsettled::Fail { note } => Change {
-                error: Some(format!("{note}: {found}")),
-                ..Change::to(RequestState::Failed)
-            },
-        }
-    }
-
-    /// Any other decision.
-    fn of(decision: &Decision) -> Change {
-        match decision {
-            Decision::Cleared { unless } => Change::cleared_unless(usize::MAX, unless),
-            Decision::Retry { after, reason } => Change {
-                next_after_ms: Some(millis(*after)),
-                error: Some(reason.clone()),
-                ..Change::to(RequestState::Pending)
-            },
-            Decision::Failed { reason } => Change {
-                error: Some(reason.clone()),
-                ..Change::to(RequestState::Failed)
-            },
-            Decision::Release => Change {
-                attempts_delta: -1,
-                ..Change::to(RequestState::Pending)
-            },
-            Decision::Defer { after, reason } => Change {
-                next_after_ms: Some(millis(*after)),
-                error: Some(reason.clone()),
-                attempts_delta: -1,
-                ..Change::to(RequestState::Pending)
-            },
-        }
     }
 }

@@ -79,29 +79,30 @@ impl Store {
     /// audit (migration 0007); a database without them reads NULLs, so evidence works on
     /// either. Asked once per evidence; the only place that knows the columns may be absent.
     async fn chain_select(&self) -> Result<ChainSelect> {
-        let (sqlite, found): (bool, Vec<(String, String)>) = match &self.pool {
-            Pool::Postgres(pool) => (
-                false,
-                sqlx::query_as(
+        Ok(match &self.pool {
+            Pool::Postgres(pool) => {
+                let found = sqlx::query_as(
                     "SELECT column_name::text, data_type::text FROM information_schema.columns
                       WHERE table_schema = current_schema() AND table_name = 'revocation_audit'
                         AND column_name IN ('chain_seq', 'prev_hash', 'row_hash')",
                 )
                 .fetch_all(pool)
-                .await?,
-            ),
-            Pool::Sqlite(pool) => (
-                true,
-                sqlx::query_as(
-                    "SELECT name, type FROM pragma_table_info('revocation_audit')
-                      WHERE name IN ('chain_seq', 'prev_hash', 'row_hash')",
-                )
-                .fetch_all(pool)
-                .await?,
-            ),
-        };
-        Ok(ChainSelect::new(&found, sqlite))
+                .await?;
+                ChainSelect::new(&found, false)
+            }
+            Pool::Sqlite(pool) => sqlite_chain_select(pool).await?,
+        })
     }
+}
+
+async fn sqlite_chain_select(pool: &sqlx::SqlitePool) -> Result<ChainSelect> {
+    let found = sqlx::query_as(
+        "SELECT name, type FROM pragma_table_info('revocation_audit')
+          WHERE name IN ('chain_seq', 'prev_hash', 'row_hash')",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(ChainSelect::new(&found, true))
 }
 
 /// SQL expressions giving `chain_seq` as a number and the hashes as lowercase hex text,
@@ -185,11 +186,7 @@ mod tests {
             .execute(&pool)
             .await
             .unwrap();
-        let store = Store {
-            pool: Pool::Sqlite(pool.clone()),
-            sources: Default::default(),
-        };
-        let select = store.chain_select().await.unwrap();
+        let select = sqlite_chain_select(&pool).await.unwrap();
         assert!(select.complete);
         let sql = format!(
             "SELECT {} , {}, {} FROM revocation_audit",

@@ -26,20 +26,14 @@
 /// `sqlx::query` wants). Due: pending with `next_attempt_at` come, or running with an expired
 /// lease (its worker died). Claiming counts an attempt and sets the fence.
 /// Each backend supplies its clock (`$now`), `$now` plus `$2` milliseconds (`$until`), the
-/// next fencing value (`$fence`) and its row-locking clause.
+/// next fencing value (`$fence`) and its row-locking clause. The due rows are read once
+/// (`MATERIALIZED`), so the last column can say, from the state each had before, whether the
+/// claim took over an expired lease.
 macro_rules! claim_sql {
     ($now:literal, $until:literal, $fence:literal, $locking:literal) => {
         concat!(
-            "UPDATE offboarding_requests
-                SET state = 'running', locked_by = $1, locked_until = ",
-            $until,
-            ", attempts = attempts + 1, fence = ",
-            $fence,
-            ", updated_at = ",
-            $now,
-            "
-              WHERE id IN (
-                    SELECT id FROM offboarding_requests
+            "WITH due AS MATERIALIZED (
+                    SELECT id, state FROM offboarding_requests
                      WHERE state IN ('pending', 'running')
                        AND ((state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ",
             $now,
@@ -51,7 +45,17 @@ macro_rules! claim_sql {
                      LIMIT $3 ",
             $locking,
             ")
-             RETURNING id, user_id, attempts, fence, last_error"
+             UPDATE offboarding_requests
+                SET state = 'running', locked_by = $1, locked_until = ",
+            $until,
+            ", attempts = attempts + 1, fence = ",
+            $fence,
+            ", updated_at = ",
+            $now,
+            "
+              WHERE id IN (SELECT id FROM due)
+             RETURNING id, user_id, attempts, fence, last_error,
+                       (SELECT due.state = 'running' FROM due WHERE due.id = offboarding_requests.id)"
         )
     };
 }
@@ -89,6 +93,7 @@ mod sources;
 mod sqlite;
 mod tokens;
 
+pub use audit::{Anchor, ChainCheck, ChainFault, ChainHead, ChainReport, FaultKind};
 pub use batch::Write;
 pub(crate) use evidence::{EvidenceRow, UserRecord};
 pub(crate) use postgres::RequestListener;
@@ -175,6 +180,8 @@ pub struct Store {
     pool: Pool,
     /// Where the application's tokens are: `oauth_tokens` unless the config maps others.
     sources: std::sync::Arc<sources::Sources>,
+    /// When the planner's statistics were last looked at (PostgreSQL).
+    tended: postgres::Tended,
 }
 
 impl Store {
@@ -196,6 +203,7 @@ impl Store {
         Ok(Store {
             pool,
             sources: Default::default(),
+            tended: Default::default(),
         })
     }
 
@@ -204,6 +212,7 @@ impl Store {
         Store {
             pool: self.pool.clone(),
             sources,
+            tended: self.tended.clone(),
         }
     }
 

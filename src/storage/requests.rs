@@ -73,7 +73,10 @@ impl Store {
     /// an attempt and takes a fresh fence; times are the database's. Commits at once.
     #[tracing::instrument(skip(self), err)]
     pub async fn claim_due(&self, worker: &str, limit: u32, lease: std::time::Duration) -> Result<Vec<ClaimedRequest>> {
-        let rows: Vec<(i64, String, i32, i64, Option<String>)> = on_pool!(self, |pool| {
+        if let Pool::Postgres(pool) = &self.pool {
+            self.tended.tend(pool).await;
+        }
+        let rows: Vec<(i64, String, i32, i64, Option<String>, bool)> = on_pool!(self, |pool| {
             let mut tx = pool.begin_with(self.begin_write()).await?;
             if let Pool::Sqlite(_) = self.pool {
                 sqlx::query(sqlite::NEXT_FENCE).execute(&mut *tx).await?;
@@ -89,12 +92,13 @@ impl Store {
         });
         Ok(rows
             .into_iter()
-            .map(|(id, user_id, attempt, fence, last_error)| ClaimedRequest {
+            .map(|(id, user_id, attempt, fence, last_error, taken_over)| ClaimedRequest {
                 id,
                 user_id,
                 attempt,
                 fence: Fence::new(id, worker.to_owned(), fence),
                 last_error,
+                taken_over,
             })
             .collect())
     }
@@ -167,6 +171,37 @@ impl Store {
         Ok(StateCounts::new(counts))
     }
 
+    /// As [`Store::state_counts`], with how long the request due the longest has waited to
+    /// be claimed (zero when none is due), in the same read. Due as a claim has it: pending
+    /// with `next_attempt_at` come (due since then, or since it was requested), or running
+    /// with its lease expired (due since the lease ended); timed by the database's clock.
+    pub(crate) async fn queue_depth(&self) -> Result<(StateCounts, std::time::Duration)> {
+        type Row = (String, i64, Option<DateTime<Utc>>, DateTime<Utc>);
+        let now = self.now_sql();
+        let rows: Vec<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT state, count(*) AS n,
+                        MIN(CASE WHEN state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= {now})
+                                 THEN COALESCE(next_attempt_at, requested_at)
+                                 WHEN state = 'running' AND locked_until < {now} THEN locked_until END),
+                        {now}
+                   FROM offboarding_requests GROUP BY state ORDER BY state"
+            )))
+            .fetch_all(pool)
+            .await?
+        });
+        let oldest = rows
+            .iter()
+            .filter_map(|(_, _, due_since, now)| (*now - (*due_since)?).to_std().ok())
+            .max()
+            .unwrap_or_default();
+        let counts = rows
+            .into_iter()
+            .map(|(state, n, _, _)| Ok((RequestState::try_from(state).map_err(sqlx::Error::decode)?, n)))
+            .collect::<Result<_>>()?;
+        Ok((StateCounts::new(counts), oldest))
+    }
+
     /// Operator: puts a `failed` request back to `pending` with a fresh attempt budget, and
     /// audits who did it and why.
     pub async fn retry(&self, id: i64, by: &str, reason: Option<&str>) -> Result<RequestRow> {
@@ -205,6 +240,8 @@ impl Store {
         let now = self.now_sql();
         let updated = on_pool!(self, |pool| {
             let mut tx = pool.begin_with(self.begin_write()).await?;
+            // The audit chain's head before the request row, as every appender takes them.
+            audit::lock_chain(&mut tx).await?;
             let row = sqlx::query_as::<Db, RequestRow>(sqlx::AssertSqlSafe(format!(
                 "UPDATE offboarding_requests
                     SET state = $1, attempts = 0, next_attempt_at = NULL, locked_by = NULL,

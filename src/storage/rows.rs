@@ -48,6 +48,8 @@ pub struct ClaimedRequest {
     pub fence: Fence,
     /// Why the previous run did not finish it, if it said.
     pub last_error: Option<String>,
+    /// Whether this claim took the request over from a worker whose lease had expired.
+    pub taken_over: bool,
 }
 
 /// A row of `oauth_tokens` with what the audit already says about its current value.

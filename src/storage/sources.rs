@@ -152,7 +152,37 @@ fn time_exprs(column: Option<String>, sql: Sql) -> String {
 /// `$3` whether this is the source's first page (which also holds any rows whose id is
 /// missing, so that they are reported, never skipped), `$4` the page size.
 pub(super) fn token_sql(s: &TokenSource, sql: Sql, lock: &str) -> String {
-    let value = value_expr(s, sql);
+    format!(
+        "SELECT {columns}
+           FROM {table} WHERE {user} = $1 AND {has}
+            AND ({id} > $2 OR ($3 AND {id} IS NULL))
+          ORDER BY 1 NULLS FIRST LIMIT $4 {lock}",
+        columns = token_columns(s, sql),
+        id = id_expr(s),
+        table = s.table.quoted(),
+        user = user_expr(s, sql),
+        has = has_value(s, &value_expr(s, sql)),
+    )
+}
+
+/// As [`token_sql`], for the rows of several users at once (a group commit's clearance
+/// re-checks), with the user's id after the provider URL variables. The caller appends
+/// the bound user ids, then `)`, and the order, limit and lock.
+pub(super) fn token_sql_users(s: &TokenSource, sql: Sql) -> String {
+    format!(
+        "SELECT {columns}, CAST({user_column} AS TEXT)
+           FROM {table} WHERE {has} AND {user} IN (",
+        columns = token_columns(s, sql),
+        user_column = s.user_id.quoted(),
+        table = s.table.quoted(),
+        user = user_expr(s, sql),
+        has = has_value(s, &value_expr(s, sql)),
+    )
+}
+
+/// The columns a token is decoded from: id, provider, type, value, grant, expiry, when
+/// revoked, then the provider URL variables from column 9 on, in the source's order.
+fn token_columns(s: &TokenSource, sql: Sql) -> String {
     let grant = match &s.grant_ref {
         Some(c) => format!("CAST({} AS TEXT)", c.quoted()),
         None => "CAST(NULL AS TEXT)".into(),
@@ -162,25 +192,19 @@ pub(super) fn token_sql(s: &TokenSource, sql: Sql, lock: &str) -> String {
         // Settled rows live in offboard's table; the audit says which value was settled.
         Settlement::Offboard => None,
     };
-    // The provider URL variables follow, from column 9 on, in the source's order.
     let vars: String = s
         .vars
         .iter()
         .map(|(_, c)| format!(", CAST({} AS TEXT)", c.quoted()))
         .collect();
     format!(
-        "SELECT {id}, {provider}, {ty}, {value}, {grant}, {expires}, {revoked}{vars}
-           FROM {table} WHERE {user} = $1 AND {has}
-            AND ({id} > $2 OR ($3 AND {id} IS NULL))
-          ORDER BY 1 NULLS FIRST LIMIT $4 {lock}",
+        "{id}, {provider}, {ty}, {value}, {grant}, {expires}, {revoked}{vars}",
         id = id_expr(s),
         provider = text_or_constant(&s.provider),
         ty = text_or_constant(&s.token_type),
+        value = value_expr(s, sql),
         expires = time_exprs(s.expires_at.as_ref().map(|c| c.quoted()), sql),
         revoked = time_exprs(revoked, sql),
-        table = s.table.quoted(),
-        user = user_expr(s, sql),
-        has = has_value(s, &value),
     )
 }
 

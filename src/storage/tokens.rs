@@ -4,31 +4,12 @@
 //! is missing or does not decode is reported as a [`BadToken`] naming the row and column,
 //! and the user's other tokens are still returned.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::rows::{BadToken, UserTokens, settlement};
+use super::rows::{BadToken, UserTokens};
 use super::sources::{self, Sources, Sql};
 use super::{Result, Store, StoredToken};
-use crate::outcome::Outcome;
-
-/// Settling audit rows of the tokens whose ids follow (from any request), by the partial
-/// index on settled rows. The ids are bound rather than read by a subquery on the user: a
-/// planner without statistics on a young audit table (a fresh database filling fast) chose
-/// to scan the whole audit for every clearance check.
-const SETTLED_SQL: &str = "SELECT a.token_id, a.token_fingerprint, a.outcome FROM revocation_audit a
-                            WHERE a.settled AND a.action = 'revoke' AND a.token_id IN (";
-
-/// Most ids bound in one settled-rows query.
-const ID_CHUNK: usize = 500;
-
-/// Attempts already audited in this request, per token, to number the next ones, for the
-/// token ids from `$2` to `$3` (one page).
-const PRIOR_SQL: &str = "SELECT token_id, count(*) FROM revocation_audit
-                          WHERE request_id = $1 AND action = 'revoke' AND token_id BETWEEN $2 AND $3
-                          GROUP BY token_id";
 
 /// Token rows read at once: a user with 100,000 tokens is read, revoked and re-checked a
 /// page at a time, never held in memory whole.
@@ -232,65 +213,17 @@ where
 
     let mut out = UserTokens::default();
     for (source, row) in &rows {
-        match decode(row).and_then(|t| numbered(source, t)) {
-            Ok(mut token) => {
-                for (at, (name, _)) in source.vars.iter().enumerate() {
-                    if let Ok(Some(value)) = row.try_get::<Option<String>, _>(9 + at) {
-                        token.vars.insert(name.clone(), value);
-                    }
-                }
-                out.tokens.push(token);
-            }
-            Err(bad) => out.bad.push(numbered_bad(source, bad)),
+        match token_of(source, row) {
+            Ok(token) => out.tokens.push(token),
+            Err(bad) => out.bad.push(bad),
         }
     }
-    let (Some(low), Some(high)) = (
-        out.tokens.iter().map(|t| t.id).min(),
-        out.tokens.iter().map(|t| t.id).max(),
-    ) else {
-        return Ok((out, next));
-    };
-    let ids: Vec<i64> = out.tokens.iter().map(|t| t.id).collect();
-    let mut settled: Vec<(i64, String, String)> = Vec::new();
-    for chunk in ids.chunks(ID_CHUNK) {
-        let mut query = sqlx::QueryBuilder::<Db>::new(SETTLED_SQL);
-        let mut list = query.separated(", ");
-        for id in chunk {
-            list.push_bind(*id);
-        }
-        query.push(")");
-        settled.extend(query.build_query_as().fetch_all(&mut *conn).await?);
-    }
-    let prior: Vec<(i64, i64)> = match request_id {
-        Some(id) => {
-            sqlx::query_as(PRIOR_SQL)
-                .bind(id)
-                .bind(low)
-                .bind(high)
-                .fetch_all(&mut *conn)
-                .await?
-        }
-        None => Vec::new(),
-    };
-    // Indexed by token id: a page is read in linear time.
-    let mut settled_of: HashMap<i64, Vec<(String, Outcome)>> = HashMap::new();
-    for (id, fingerprint, outcome) in settled {
-        if let Some(outcome) = Outcome::parse(&outcome) {
-            settled_of.entry(id).or_default().push((fingerprint, outcome));
-        }
-    }
-    let prior: HashMap<i64, i64> = prior.into_iter().collect();
-    for token in &mut out.tokens {
-        let rows_of_token = settled_of.get(&token.id).map_or(&[][..], Vec::as_slice);
-        let (settled_as, by_application) = settlement(&token.fingerprint(), token.revoked_at.is_some(), rows_of_token);
-        token.settled_as = settled_as;
-        token.revoked_by_application = by_application;
-        token.prior_attempts = prior
-            .get(&token.id)
-            .map_or(0, |n| i32::try_from(*n).unwrap_or(i32::MAX));
-    }
+    marks::mark::<Db>(conn, &mut out.tokens, request_id).await?;
     Ok((out, next))
 }
 
 mod decode;
-use decode::{decode, numbered, numbered_bad};
+mod marks;
+mod recheck;
+use decode::token_of;
+pub(super) use recheck::count_unsettled_users;

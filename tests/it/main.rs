@@ -6,6 +6,7 @@
 //! and the daemon under chaos (SIGKILLs, faults) and across a PostgreSQL restart.
 //! One binary links the crate once and shares one log capture (`helpers::captured_logs`).
 
+mod audit_chain;
 mod bench_cli;
 mod browser;
 mod catalog;
@@ -27,6 +28,7 @@ mod head_of_line;
 mod helpers;
 mod idle_poll;
 mod many_tokens;
+mod metrics_scrape;
 mod oidc;
 mod pacing;
 mod pg_restart;
@@ -44,3 +46,4 @@ mod storage_contract;
 mod token_sources;
 mod token_sources_decrypt;
 mod verify;
+mod young_tables;

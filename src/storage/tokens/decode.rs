@@ -9,8 +9,35 @@ use super::super::rows::BadToken;
 use crate::config::sources::TokenSource;
 use crate::token::TokenValue;
 
+/// The token a row of `source` holds (read by `sources::token_sql`), numbered across
+/// sources and with its provider URL variables (from column 9 on); or the row reported as
+/// bad, naming the column.
+pub(super) fn token_of<R>(source: &TokenSource, row: &R) -> std::result::Result<StoredToken, BadToken>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
+    for<'r> Option<DateTime<Utc>>: sqlx::Decode<'r, R::Database>,
+    i64: sqlx::Type<R::Database>,
+    String: sqlx::Type<R::Database>,
+    DateTime<Utc>: sqlx::Type<R::Database>,
+{
+    let mut token = decode(row)
+        .and_then(|t| numbered(source, t))
+        .map_err(|bad| numbered_bad(source, bad))?;
+    for (at, (name, _)) in source.vars.iter().enumerate() {
+        if let Ok(Some(value)) = row.try_get::<Option<String>, _>(9 + at) {
+            token.vars.insert(name.clone(), value);
+        }
+    }
+    Ok(token)
+}
+
 /// The token with its id as offboard numbers it across sources (see `config::sources`).
-pub(super) fn numbered(source: &TokenSource, mut token: StoredToken) -> std::result::Result<StoredToken, BadToken> {
+fn numbered(source: &TokenSource, mut token: StoredToken) -> std::result::Result<StoredToken, BadToken> {
     match source.token_id(token.id) {
         Some(id) => {
             token.id = id;
@@ -25,13 +52,13 @@ pub(super) fn numbered(source: &TokenSource, mut token: StoredToken) -> std::res
     }
 }
 
-pub(super) fn numbered_bad(source: &TokenSource, mut bad: BadToken) -> BadToken {
+fn numbered_bad(source: &TokenSource, mut bad: BadToken) -> BadToken {
     bad.id = source.token_id(bad.id).unwrap_or(bad.id);
     bad
 }
 
 /// One row, column by column, so that a bad column is named.
-pub(super) fn decode<R>(row: &R) -> std::result::Result<StoredToken, BadToken>
+fn decode<R>(row: &R) -> std::result::Result<StoredToken, BadToken>
 where
     R: Row,
     usize: sqlx::ColumnIndex<R>,
