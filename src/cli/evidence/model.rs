@@ -276,11 +276,14 @@ fn chain(recorded: bool) -> Chain {
     let how_to_check = if recorded {
         format!(
             "Every audit row carries row_hash, the SHA-256 of the row's canonical encoding and of \
-             prev_hash, the hash of the row before it in the chain (chain_seq orders the chain; the \
-             encoding is described in offboard's README). Run {VERIFY_COMMAND} against the \
-             database: it walks the whole chain and names the first row that was changed, deleted \
-             or inserted out of order. The rows in this document are found there by audit_id and \
-             chain_seq, and their row_hash must match."
+             prev_hash, the hash of the row before it in the chain; chain_seq orders the chain (the \
+             encoding is described in offboard's README, \"Tamper-evident audit\"). The hash covers \
+             the row as stored (times to the microsecond, the user as a keyed hash), so it is \
+             re-checked in the database rather than recomputed from this document: run \
+             {VERIFY_COMMAND} there (with --anchor SEQ:HASH to hold it to a head published \
+             earlier). It walks the whole chain and names the first row that was changed, deleted \
+             or inserted out of order. The rows of this document are found there by audit_id and \
+             chain_seq, with the same row_hash. Rows written before the chain began have none."
         )
     } else {
         format!(
