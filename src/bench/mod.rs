@@ -13,6 +13,8 @@
 //! - `unlimited`: providers that answer at once: tokens per second, CPU per 1,000 tokens.
 //! - `latency`: an idle running worker, enqueue to cleared, one user at a time.
 //! - `rss`: peak RSS of one `offboard run` against the queue's length and a user's tokens.
+//! - `report`: `offboard report` of 10,000 and of `--report-rows` audit rows: rows a second
+//!   and peak RSS (streamed, so about the same at both sizes).
 
 mod bed;
 mod database;
@@ -20,6 +22,7 @@ mod latency;
 mod machine;
 mod procs;
 mod quotas;
+mod report;
 mod rss;
 mod unlimited;
 mod workers;
@@ -28,13 +31,14 @@ use std::io::Write;
 use std::time::Duration;
 
 /// The scenarios, in the order `offboard bench` with none named runs them.
-pub(crate) const SCENARIOS: [&str; 6] = [
+pub(crate) const SCENARIOS: [&str; 7] = [
     "quotas",
     "overconfigured",
     "unlimited",
     "idle-latency",
     "workers",
     "rss",
+    "report",
 ];
 
 pub(crate) struct BenchOptions {
@@ -50,6 +54,8 @@ pub(crate) struct BenchOptions {
     pub(crate) tokens: usize,
     /// Tokens of the large user of `rss`.
     pub(crate) user_tokens: usize,
+    /// Audit rows of the large side of `report`.
+    pub(crate) report_rows: u32,
     /// Longest run of each `rss` child.
     pub(crate) run_for: Duration,
     /// A PostgreSQL server URL; SQLite in a temporary folder when `None`.
@@ -84,6 +90,7 @@ pub(crate) async fn run(out: &mut impl Write, options: &BenchOptions) -> anyhow:
             "idle-latency" => latency::run(out, options).await?,
             "workers" => workers::run(out, options).await?,
             "rss" => rss::run(out, options).await?,
+            "report" => report::run(out, options).await?,
             other => anyhow::bail!("no scenario '{other}' (known: {})", SCENARIOS.join(", ")),
         }
         out.flush()?;

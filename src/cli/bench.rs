@@ -6,7 +6,7 @@ use crate::bench::BenchOptions;
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
     /// Scenarios to run: quotas, overconfigured, unlimited, idle-latency, workers (PostgreSQL
-    /// only), rss [default: all but workers, and workers too with --database]
+    /// only), rss, report [default: all but workers, and workers too with --database]
     #[arg(value_name = "SCENARIO", value_parser = crate::bench::SCENARIOS)]
     scenarios: Vec<String>,
     /// Users in each scenario's backlog (each with four or five tokens)
@@ -28,6 +28,10 @@ pub(crate) struct BenchArgs {
     /// Tokens of the one large user of `rss` (against a user with 1,000)
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1_000..=10_000_000))]
     user_tokens: u32,
+    /// Audit rows `offboard report` exports on the large side of `report` (the small side is
+    /// 10,000, or this if fewer)
+    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    report_rows: u32,
     /// Seconds each `rss` child runs at most (it is stopped sooner once drained)
     #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=3600))]
     run_seconds: u32,
@@ -56,6 +60,7 @@ impl BenchArgs {
             workers: self.workers as usize,
             tokens: self.tokens as usize,
             user_tokens: self.user_tokens as usize,
+            report_rows: self.report_rows,
             run_for: std::time::Duration::from_secs(u64::from(self.run_seconds)),
             database: self.database.clone(),
         }

@@ -19,15 +19,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::config::Config;
 use crate::outcome::RequestState;
 use crate::storage::Store;
-use report::write_report;
-use show::status;
 use tools::{demo, simulate};
 
 mod audit;
@@ -38,6 +36,7 @@ mod plan;
 mod providers;
 mod report;
 mod show;
+mod status;
 mod tools;
 
 #[derive(Debug, Parser)]
@@ -70,9 +69,9 @@ pub(crate) enum Command {
         #[arg(long)]
         external_ref: Option<String>,
     },
-    /// Show a request (by id) or a user's requests; with no argument, counts per state.
-    /// A number is taken as a request id; write user:NAME to force a user id.
-    Status { target: Option<String> },
+    /// The queue: requests by state, the oldest pending, the latest failures; or a request
+    /// (by id) or a user's requests in detail, with their audit rows
+    Status(status::StatusArgs),
     /// Exit 0 only when the user's latest request is cleared (see exit codes)
     Gate {
         user: String,
@@ -92,17 +91,8 @@ pub(crate) enum Command {
         #[command(flatten)]
         why: OperatorArgs,
     },
-    /// Export the audit trail
-    Report {
-        #[arg(long, value_enum, default_value_t = ReportFormat::Csv)]
-        format: ReportFormat,
-        /// Only this user's rows
-        #[arg(long)]
-        user: Option<String>,
-        /// Only this request's rows
-        #[arg(long)]
-        request: Option<i64>,
-    },
+    /// Export the audit trail as CSV or JSON Lines, streamed (any size), with filters
+    Report(report::ReportArgs),
     /// The tamper-evident audit chain: verify it, or print its head for publishing
     Audit {
         #[command(subcommand)]
@@ -179,12 +169,6 @@ impl OperatorArgs {
             .or_else(|| std::env::var("LOGNAME").ok().filter(|u| !u.is_empty()))
             .unwrap_or_else(|| "unknown operator".into())
     }
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub(crate) enum ReportFormat {
-    Csv,
-    Jsonl,
 }
 
 pub fn main() -> ExitCode {
@@ -314,9 +298,9 @@ async fn run(cli: &Cli, config: Config) -> anyhow::Result<ExitCode> {
             let store = open_store(&config).await?;
             audit::audit(out, &store, action).await
         }
-        Command::Status { ref target } => {
+        Command::Status(ref args) => {
             let store = open_store(&config).await?;
-            status(&store, target.as_deref(), out).await
+            status::status(out, &store, args).await
         }
         Command::Gate { ref user, quiet } => {
             let store = open_store(&config).await?;
@@ -366,15 +350,9 @@ async fn run(cli: &Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Demo { .. } | Command::Simulate { .. } | Command::Providers { .. } | Command::Bench(_) => {
             unreachable!("handled before the config is read")
         }
-        Command::Report {
-            format,
-            ref user,
-            request,
-        } => {
+        Command::Report(ref args) => {
             let store = open_store(&config).await?;
-            let rows = store.audit_rows(request, user.as_deref()).await?;
-            write_report(out, format, &rows)?;
-            Ok(ExitCode::SUCCESS)
+            report::report(out, &store, args).await
         }
     }
 }

@@ -2,7 +2,11 @@
 //! token source, without calling any provider (issue 9 point 4, issue 11 point 5). For each
 //! token: its source, id, provider, type and fingerprint; whether its value decrypted (and
 //! why not); the provider's plan (the call's method, host and path, never a token or a
-//! query); and whether it is already settled. No value, ciphertext or key is ever printed.
+//! query); what the call would carry, by name only (body encoding and field names, client
+//! authentication kind, extra headers: `sends.rs`); what is not revocable and why, and
+//! what `policy.not_revocable` would make of it; and whether it is already settled. No
+//! value, ciphertext or key is ever printed, and nothing is sent: not to a provider, not to
+//! an issuer's discovery document.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -18,6 +22,8 @@ use crate::outcome::Outcome;
 use crate::provider::definition::Plan;
 use crate::provider::endpoint::host_and_path;
 use crate::storage::{BadToken, Sources, Store, StoredToken};
+
+mod sends;
 
 /// Prints the plan for `user`'s tokens; exit 0, also when the user has none.
 pub(super) async fn plan(out: &mut impl Write, config: &Config, user: &str) -> anyhow::Result<ExitCode> {
@@ -68,6 +74,9 @@ pub(super) async fn plan(out: &mut impl Write, config: &Config, user: &str) -> a
             (None, false) => "not settled".to_owned(),
         };
         writeln!(out, "  plan: {}", describe(config, token, &all, policy))?;
+        if let Some(sends) = carries(config, token).filter(|_| !token.is_settled()) {
+            writeln!(out, "  sends: {sends} (names only, never a value)")?;
+        }
         writeln!(out, "  state: {state}")?;
         if token.is_settled() {
             settled += 1;
@@ -187,6 +196,27 @@ fn describe(config: &Config, token: &StoredToken, all: &[StoredToken], policy: P
     }
 }
 
+/// What the calls of `token`'s plan would carry, by name; `None` when its plan sends nothing.
+fn carries(config: &Config, token: &StoredToken) -> Option<String> {
+    let provider = config.providers.get(&token.provider)?;
+    if provider.org_wide_refusal(&token.provider).is_some() {
+        return None;
+    }
+    let public = matches!(provider.secret, crate::config::SecretSource::None);
+    match provider.definition.plan(token.token_type()?) {
+        Plan::Call => Some(sends::revocation(provider)),
+        Plan::RefreshThenRevoke => {
+            let refresh = provider.definition.refresh.as_ref()?;
+            Some(format!(
+                "refresh: {}; then revocation: {}",
+                sends::refresh(refresh, public),
+                sends::revocation(provider)
+            ))
+        }
+        Plan::NotRevocable(_) | Plan::ViaPairedAccessToken => None,
+    }
+}
+
 /// `METHOD host/path` of the provider's revocation call for `token` (with its source's URL
 /// variables filled), or why it would not be sent.
 fn call(provider: &ProviderConfig, token: &StoredToken) -> Result<String, String> {
@@ -207,9 +237,20 @@ fn policy_says(token: &StoredToken, policy: Policy) -> String {
         NotRevocablePolicy::Settle => "settle",
         NotRevocablePolicy::Block => "block",
     };
+    let expiry = match (policy.not_revocable, token.expires_at) {
+        (NotRevocablePolicy::Expiring, Some(at)) => format!(
+            " (expires {}; the bound is {})",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            humantime::format_duration(policy.within)
+        ),
+        (NotRevocablePolicy::Expiring, None) => " (no expiry recorded)".to_owned(),
+        _ => String::new(),
+    };
     if settles(Outcome::NotRevocable, token.expires_at, policy, Utc::now()) {
-        format!("policy not_revocable = {name} settles it")
+        format!("policy not_revocable = {name} settles it{expiry}")
     } else {
-        format!("policy not_revocable = {name} does not settle it: the request would fail, deletion stays blocked")
+        format!(
+            "policy not_revocable = {name} does not settle it{expiry}: the request would fail, deletion stays blocked"
+        )
     }
 }

@@ -1,12 +1,171 @@
 //! `offboard report`: the audit trail as CSV or JSON Lines, for auditors and scripts.
+//!
+//! Rows are streamed from the database to the writer one at a time
+//! ([`Store::each_audit_record`]), so a report of millions of rows runs in the memory of a
+//! few. CSV goes through the `csv` crate (RFC 4180 quoting) and JSON Lines through serde, one
+//! `serde_json::to_writer` per row. A reader that goes away (`offboard report | head`) ends
+//! the report quietly, with exit code 0: what it read was complete rows.
 
 use std::borrow::Cow;
-use std::io::Write;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-use super::ReportFormat;
-use crate::storage::AuditRow;
+use anyhow::Context;
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use clap::ValueEnum;
+use serde::Serialize;
 
-const REPORT_COLUMNS: [&str; 17] = [
+use crate::outcome::Outcome;
+use crate::storage::{AuditFilter, AuditRecord, Store, StoreError};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum ReportFormat {
+    Csv,
+    Jsonl,
+}
+
+// The command's description is on `Command::Report`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ReportArgs {
+    #[arg(long, value_enum, default_value_t = ReportFormat::Csv)]
+    format: ReportFormat,
+    /// Only rows written at or after TIME (RFC 3339, e.g. 2026-11-01T00:00:00Z; a date alone
+    /// is midnight UTC)
+    #[arg(long, value_name = "TIME", value_parser = time)]
+    since: Option<DateTime<Utc>>,
+    /// Only rows written before TIME (RFC 3339, or a date: midnight UTC)
+    #[arg(long, value_name = "TIME", value_parser = time)]
+    until: Option<DateTime<Utc>>,
+    /// Only this user's rows
+    #[arg(long)]
+    user: Option<String>,
+    /// Only rows of this provider (the key of `[providers.NAME]`)
+    #[arg(long)]
+    provider: Option<String>,
+    /// Only attempts with this outcome: revoked, already_invalid, not_revocable, transient,
+    /// failed, still_active, refreshed
+    #[arg(long, value_parser = outcome)]
+    outcome: Option<Outcome>,
+    /// Only this request's rows
+    #[arg(long, value_name = "ID")]
+    request: Option<i64>,
+    /// Write to FILE (created or replaced) instead of standard output
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+/// `--since` and `--until`: an RFC 3339 time, or a date (midnight UTC).
+fn time(raw: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw.trim()) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(day) = NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d") {
+        return Ok(day.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    Err(format!(
+        "'{raw}' is not an RFC 3339 time (like 2026-11-01T00:00:00Z or 2026-11-01T02:00:00+02:00) or a date \
+         (2026-11-01)"
+    ))
+}
+
+fn outcome(raw: &str) -> Result<Outcome, String> {
+    Outcome::parse(raw.trim()).ok_or_else(|| {
+        let known: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
+        format!("unknown outcome '{raw}' (known: {})", known.join(", "))
+    })
+}
+
+impl ReportArgs {
+    fn filter(&self) -> anyhow::Result<AuditFilter> {
+        if let (Some(since), Some(until)) = (self.since, self.until) {
+            anyhow::ensure!(
+                since < until,
+                "--since ({}) must be before --until ({}): no row could match",
+                stamp(&since),
+                stamp(&until)
+            );
+        }
+        Ok(AuditFilter {
+            request_id: self.request,
+            user_id: self.user.clone(),
+            provider: self.provider.clone(),
+            outcome: self.outcome,
+            since: self.since,
+            until: self.until,
+        })
+    }
+}
+
+/// Why a report stopped early: the database, or the writer.
+enum Stop {
+    Store(StoreError),
+    Write(std::io::Error),
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Stop {
+        Stop::Store(e)
+    }
+}
+
+/// Runs `offboard report`: writes to `stdout` unless `--output` names a file.
+pub(super) async fn report(stdout: &mut impl Write, store: &Store, args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let filter = args.filter()?;
+    let written = match &args.output {
+        Some(path) => {
+            let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            stream(store, &filter, args.format, file).await
+        }
+        None => stream(store, &filter, args.format, stdout).await,
+    };
+    match written {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        // The reader has all it wanted (`| head`): not an error.
+        Err(Stop::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(Stop::Write(e)) => Err(anyhow::Error::new(e).context("cannot write the report")),
+        Err(Stop::Store(e)) => Err(anyhow::Error::new(e).context("cannot read the audit trail")),
+    }
+}
+
+/// A CSV error as the writer's I/O error, keeping its kind (a closed pipe must stay one:
+/// `From<csv::Error> for io::Error` wraps every error as `Other`).
+fn csv_stop(e: csv::Error) -> Stop {
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => Stop::Write(io),
+        other => Stop::Write(std::io::Error::other(format!("{other:?}"))),
+    }
+}
+
+/// Writes the rows `filter` selects to `out` in `format`; returns how many.
+async fn stream(store: &Store, filter: &AuditFilter, format: ReportFormat, out: impl Write) -> Result<u64, Stop> {
+    let out = BufWriter::with_capacity(64 * 1024, out);
+    match format {
+        ReportFormat::Csv => {
+            let mut csv = csv::Writer::from_writer(out);
+            csv.write_record(REPORT_COLUMNS).map_err(csv_stop)?;
+            let n = store
+                .each_audit_record(filter, |r| write_csv(&mut csv, &r).map_err(csv_stop))
+                .await?;
+            csv.flush().map_err(Stop::Write)?;
+            Ok(n)
+        }
+        ReportFormat::Jsonl => {
+            let mut out = out;
+            let n = store
+                .each_audit_record(filter, |r| write_json_line(&mut out, &r).map_err(Stop::Write))
+                .await?;
+            out.flush().map_err(Stop::Write)?;
+            Ok(n)
+        }
+    }
+}
+
+/// The CSV header. The first seventeen are the original columns, in their original order;
+/// `action` (an attempt at a token, or an operator's retry or cancel, or a request with no
+/// tokens) and `audit_id` (the row's id, to cite it) were added at the end so scripts that
+/// read columns by position keep working.
+pub(crate) const REPORT_COLUMNS: [&str; 19] = [
     "request_id",
     "user_id",
     "token_id",
@@ -24,29 +183,41 @@ const REPORT_COLUMNS: [&str; 17] = [
     "attempted_at",
     "verified",
     "verified_by",
+    "action",
+    "audit_id",
 ];
 
-fn report_fields(r: &AuditRow) -> [String; 17] {
-    let opt = |v: Option<String>| v.unwrap_or_default();
-    [
-        r.request_id.to_string(),
-        r.user_id.clone(),
-        r.token_id.to_string(),
-        r.provider.clone(),
-        r.token_type.clone(),
-        r.token_fingerprint.clone(),
-        r.attempt.to_string(),
-        r.outcome.to_string(),
-        r.settled.to_string(),
-        opt(r.http_status.map(|s| s.to_string())),
-        opt(r.provider_request_id.clone()),
-        opt(r.error.clone()),
-        r.duration_ms.to_string(),
-        r.worker.clone(),
-        r.attempted_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        opt(r.verified.map(|v| v.to_string())),
-        opt(r.verified_by.clone()),
-    ]
+fn stamp(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn write_csv(csv: &mut csv::Writer<impl Write>, r: &AuditRecord) -> csv::Result<()> {
+    fn text(v: &Option<String>) -> Cow<'_, str> {
+        Cow::Borrowed(v.as_deref().unwrap_or_default())
+    }
+    let number = |v: Option<i64>| v.map_or(Cow::Borrowed(""), |n| Cow::Owned(n.to_string()));
+    let fields: [Cow<'_, str>; 19] = [
+        Cow::Owned(r.request_id.to_string()),
+        Cow::Borrowed(&r.user_id),
+        number(r.token_id),
+        text(&r.provider),
+        text(&r.token_type),
+        text(&r.token_fingerprint),
+        number(r.attempt.map(i64::from)),
+        Cow::Borrowed(r.outcome.map_or("", Outcome::as_str)),
+        Cow::Borrowed(if r.settled { "true" } else { "false" }),
+        number(r.http_status.map(i64::from)),
+        text(&r.provider_request_id),
+        text(&r.error),
+        Cow::Owned(r.duration_ms.to_string()),
+        Cow::Borrowed(&r.worker),
+        Cow::Owned(stamp(&r.attempted_at)),
+        Cow::Borrowed(r.verified.map_or("", |v| if v { "true" } else { "false" })),
+        text(&r.verified_by),
+        Cow::Borrowed(r.action.as_str()),
+        Cow::Owned(r.id.to_string()),
+    ];
+    csv.write_record(fields.iter().map(|f| neutralised(f).into_owned().into_bytes()))
 }
 
 /// A cell as written to CSV: one that a spreadsheet would take for a formula (starting with
@@ -61,129 +232,61 @@ fn neutralised(cell: &str) -> Cow<'_, str> {
     }
 }
 
-pub(crate) fn write_report(out: &mut impl Write, format: ReportFormat, rows: &[AuditRow]) -> std::io::Result<()> {
-    match format {
-        ReportFormat::Csv => {
-            // RFC 4180 quoting, only where needed; records end in "\n".
-            let mut csv = csv::Writer::from_writer(out);
-            csv.write_record(REPORT_COLUMNS)?;
-            for r in rows {
-                let fields = report_fields(r);
-                csv.write_record(fields.iter().map(|f| neutralised(f).into_owned()))?;
-            }
-            csv.flush()?;
-        }
-        ReportFormat::Jsonl => {
-            for r in rows {
-                let mut object = serde_json::Map::new();
-                for (name, value) in REPORT_COLUMNS.iter().zip(report_fields(r)) {
-                    object.insert((*name).to_owned(), serde_json::Value::String(value));
-                }
-                object.insert(
-                    "http_status".into(),
-                    r.http_status.map_or(serde_json::Value::Null, Into::into),
-                );
-                object.insert("settled".into(), r.settled.into());
-                object.insert(
-                    "verified".into(),
-                    r.verified.map_or(serde_json::Value::Null, Into::into),
-                );
-                object.insert(
-                    "verified_by".into(),
-                    r.verified_by.clone().map_or(serde_json::Value::Null, Into::into),
-                );
-                for (name, n) in [
-                    ("request_id", r.request_id),
-                    ("token_id", r.token_id),
-                    ("duration_ms", r.duration_ms),
-                ] {
-                    object.insert(name.into(), n.into());
-                }
-                object.insert("attempt".into(), r.attempt.into());
-                writeln!(out, "{}", serde_json::Value::Object(object))?;
-            }
+/// One audit row as a JSON object: the CSV's columns, with numbers and booleans as such and
+/// an empty cell as `null`. Values are kept as they are (JSON has no formulas).
+#[derive(Serialize)]
+pub(super) struct JsonRecord<'a> {
+    request_id: i64,
+    user_id: &'a str,
+    token_id: Option<i64>,
+    provider: Option<&'a str>,
+    token_type: Option<&'a str>,
+    token_fingerprint: Option<&'a str>,
+    attempt: Option<i32>,
+    outcome: Option<&'static str>,
+    settled: bool,
+    http_status: Option<i32>,
+    provider_request_id: Option<&'a str>,
+    error: Option<&'a str>,
+    duration_ms: i64,
+    worker: &'a str,
+    attempted_at: String,
+    verified: Option<bool>,
+    verified_by: Option<&'a str>,
+    action: &'static str,
+    audit_id: i64,
+}
+
+impl<'a> From<&'a AuditRecord> for JsonRecord<'a> {
+    fn from(r: &'a AuditRecord) -> Self {
+        JsonRecord {
+            request_id: r.request_id,
+            user_id: &r.user_id,
+            token_id: r.token_id,
+            provider: r.provider.as_deref(),
+            token_type: r.token_type.as_deref(),
+            token_fingerprint: r.token_fingerprint.as_deref(),
+            attempt: r.attempt,
+            outcome: r.outcome.map(Outcome::as_str),
+            settled: r.settled,
+            http_status: r.http_status,
+            provider_request_id: r.provider_request_id.as_deref(),
+            error: r.error.as_deref(),
+            duration_ms: r.duration_ms,
+            worker: &r.worker,
+            attempted_at: stamp(&r.attempted_at),
+            verified: r.verified,
+            verified_by: r.verified_by.as_deref(),
+            action: r.action.as_str(),
+            audit_id: r.id,
         }
     }
-    Ok(())
+}
+
+fn write_json_line(out: &mut impl Write, r: &AuditRecord) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, &JsonRecord::from(r))?;
+    out.write_all(b"\n")
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::outcome::Outcome;
-
-    fn row(user: &str, error: &str) -> AuditRow {
-        AuditRow {
-            request_id: 7,
-            user_id: user.into(),
-            token_id: 42,
-            provider: "acme".into(),
-            token_type: "access_token".into(),
-            token_fingerprint: "sha256:00ff".into(),
-            attempt: 1,
-            outcome: Outcome::Failed,
-            settled: false,
-            http_status: Some(400),
-            provider_request_id: Some("@SUM(1+1)".into()),
-            error: Some(error.into()),
-            duration_ms: 12,
-            worker: "-2+3".into(),
-            attempted_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
-            verified: None,
-            verified_by: None,
-        }
-    }
-
-    fn csv_of(rows: &[AuditRow]) -> String {
-        let mut out = Vec::new();
-        write_report(&mut out, ReportFormat::Csv, rows).unwrap();
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn csv_cells_a_spreadsheet_would_run_are_neutralised() {
-        let csv = csv_of(&[row("+cmd|' /C calc'!A0", "=HYPERLINK(\"http://evil.example\",\"x\")")]);
-        let mut lines = csv.lines();
-        assert_eq!(lines.next(), Some(REPORT_COLUMNS.join(",").as_str()));
-        assert_eq!(
-            lines.next(),
-            Some(
-                "7,'+cmd|' /C calc'!A0,42,acme,access_token,sha256:00ff,1,failed,false,400,'@SUM(1+1),\
-                 \"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\",12,'-2+3,2023-11-14T22:13:20.000Z,,"
-            )
-        );
-        for lead in ["\tx", "\rx", "-x", "@x", "+x", "=x"] {
-            let csv = csv_of(&[row("u", lead)]);
-            let error_cell = csv
-                .lines()
-                .nth(1)
-                .unwrap_or_default()
-                .split(',')
-                .nth(11)
-                .unwrap_or_default();
-            assert!(
-                error_cell.trim_start_matches('"').starts_with('\''),
-                "{lead:?} not neutralised: {csv:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn json_lines_keep_the_values_as_they_are() {
-        let mut out = Vec::new();
-        write_report(&mut out, ReportFormat::Jsonl, &[row("+u", "=1+1")]).unwrap();
-        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(line["user_id"], "+u");
-        assert_eq!(line["error"], "=1+1");
-        assert_eq!(line["http_status"], 400);
-    }
-
-    #[test]
-    fn csv_fields_are_quoted_only_when_needed() {
-        let csv = csv_of(&[row("plain", "a,b and say \"hi\"")]);
-        let line = csv.lines().nth(1).unwrap();
-        assert!(line.starts_with("7,plain,42,"), "{line}");
-        assert!(line.contains(",\"a,b and say \"\"hi\"\"\","), "{line}");
-        assert!(csv.ends_with('\n') && !csv.contains("\r\n"), "{csv:?}");
-    }
-}
+mod tests;

@@ -22,6 +22,8 @@ fn duration_of(config: &Config, section: &str, key: &str) -> Duration {
         ("database", "busy_timeout") => config.database.busy_timeout.0,
         ("worker", "lease") => config.worker.lease.0,
         ("worker", "shutdown_grace") => config.worker.shutdown_grace.0,
+        ("worker", "idle_poll") => config.worker.idle_poll.0,
+        ("worker", "max_queue_wait") => config.worker.max_queue_wait.0,
         ("retry", "base") => config.retry.base.0,
         ("retry", "cap") => config.retry.cap.0,
         ("retry", "retry_after_cap") => config.retry.retry_after_cap.0,

@@ -87,11 +87,12 @@ fn type_errors_name_the_key() {
 
 /// Every duration key outside `[providers]`, with its upper bound as messages write it
 /// (the same bounds are listed in `config/offboard.toml`).
-pub(super) const DURATION_KEYS: [(&str, &str, &str); 12] = [
+pub(super) const DURATION_KEYS: [(&str, &str, &str); 13] = [
     ("database", "busy_timeout", "5m"),
     ("worker", "lease", "1h"),
     ("worker", "shutdown_grace", "1h"),
     ("worker", "idle_poll", "1h"),
+    ("worker", "max_queue_wait", "1h"),
     ("retry", "base", "1m"),
     ("retry", "cap", "10m"),
     ("retry", "retry_after_cap", "10m"),

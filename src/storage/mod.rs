@@ -11,7 +11,8 @@
 //! batch of one), `tokens.rs` (reading a user's tokens, a page at a time), `audit.rs`
 //! (appending and reading audit rows), `rows.rs` (the row types), `rates.rs` (the
 //! workers' shares of the providers' rates and the adaptive rates they share, PostgreSQL
-//! only), `due.rs` (whether anything is due), `seed.rs` (writing the application's tables,
+//! only), `due.rs` (whether anything is due), `report.rs` (the audit trail streamed for reports, the
+//! queue's oldest pending request and latest failures for status), `seed.rs` (writing the application's tables,
 //! for the demo, the bench and the tests only). `evidence.rs` reads one user's requests
 //! and audit rows, chain columns included, for `offboard evidence`.
 //!
@@ -85,6 +86,7 @@ mod due;
 mod evidence;
 mod postgres;
 mod rates;
+mod report;
 mod requests;
 mod results;
 mod rows;
@@ -98,6 +100,7 @@ pub use batch::Write;
 pub(crate) use evidence::{EvidenceRow, UserRecord};
 pub(crate) use postgres::RequestListener;
 pub(crate) use rates::MyPace;
+pub use report::{AuditFilter, AuditRecord, FailedRequest};
 pub use results::Results;
 pub use rows::{
     AuditAction, AuditNote, AuditRow, BadToken, ClaimedRequest, Enqueued, Fence, RequestRow, StateCounts, StoredToken,

@@ -211,3 +211,25 @@ fn bench_refuses_an_unknown_scenario() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("quotas"));
 }
+
+/// `report` at a tiny size: both sides measured (the small side is capped at the large),
+/// rows a second and peak RSS well-formed, on SQLite and (when the test server is given)
+/// PostgreSQL.
+#[test]
+fn bench_report_prints_rows_per_second_and_peak_rss() {
+    let mut runs = vec![vec!["report", "--report-rows", "3000"]];
+    let server = std::env::var(PG_URL_VAR).ok();
+    if let Some(server) = &server {
+        runs.push(vec!["report", "--report-rows", "3000", "--database", server]);
+    }
+    for args in runs {
+        let text = succeeded(&bench(&args));
+        assert!(text.contains("scenario report: "), "{text}");
+        let line = result_line(&text, "report");
+        assert_eq!(number_after(line, "report: "), Some(3000.0), "{line}");
+        assert!(number_after(line, "3000 rows ").is_some_and(|r| r > 0.0), "{line}");
+        assert!(number_after(line, "peak RSS ").is_some_and(|mib| mib > 1.0), "{line}");
+        assert!(number_after(line, "RSS ratio ").is_some_and(|r| r > 0.0), "{line}");
+        assert_eq!(text.matches(" rows (filled in ").count(), 2, "{text}");
+    }
+}

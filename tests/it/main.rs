@@ -35,6 +35,7 @@ mod pg_restart;
 mod plan;
 mod provider_faults;
 mod refresh_then_revoke;
+mod report;
 mod secrets;
 mod simulator;
 mod simulator_catalog;

@@ -7,7 +7,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use offboard::token::TokenValue;
+use offboard::storage::seed::{NewToken, insert_tokens};
+use offboard::token::{TokenType, TokenValue};
 
 use crate::helpers::{exec_built, open_store};
 
@@ -164,7 +165,13 @@ fn plan_shows_every_tokens_fate_from_every_source_and_no_secret() {
         "{text}"
     );
     assert_eq!(b[1], "  plan: would call POST auth.acme.example/oauth/revoke", "{text}");
-    assert_eq!(b[2], "  state: not settled", "{text}");
+    assert_eq!(
+        b[2],
+        "  sends: form body with fields token, token_type_hint; client authentication client_secret_basic \
+         (Authorization: Basic, the client id and secret); no extra headers (names only, never a value)",
+        "{text}"
+    );
+    assert_eq!(b[3], "  state: not settled", "{text}");
 
     let b = block(2 * ID_SPACE + 2);
     assert!(
@@ -191,6 +198,14 @@ fn plan_shows_every_tokens_fate_from_every_source_and_no_secret() {
         b[1],
         "  plan: refresh-then-revoke: would call POST api.dropboxapi.com/oauth2/token for a fresh access token, then \
          POST api.dropboxapi.com/2/auth/token/revoke with it",
+        "{text}"
+    );
+    assert_eq!(
+        b[2],
+        "  sends: refresh: form body with fields grant_type, refresh_token, client_id, client_secret; client \
+         authentication client_secret_post (the client id and secret in the body); then revocation: no body; client \
+         authentication bearer (Authorization: Bearer, the token being revoked); no extra headers (names only, never \
+         a value)",
         "{text}"
     );
     let b = block(2 * ID_SPACE + 4);
@@ -221,6 +236,12 @@ fn plan_shows_every_tokens_fate_from_every_source_and_no_secret() {
     let b = block(ID_SPACE + 3);
     assert_eq!(
         b[1], "  plan: would call POST acme.onelogin.com/auth/oauth2/revoke",
+        "{text}"
+    );
+    assert_eq!(
+        b[2],
+        "  sends: JSON body with fields access_token; client authentication an Authorization header of the \
+         provider's own, with client_id, client_secret; no extra headers (names only, never a value)",
         "{text}"
     );
     let b = block(ID_SPACE + 4);
@@ -259,4 +280,175 @@ fn plan_shows_every_tokens_fate_from_every_source_and_no_secret() {
         String::from_utf8_lossy(&out.stdout),
         "no tokens found for user nobody in any token source (identities, vault): nothing would be sent\n"
     );
+}
+
+/// Counts every connection made to a loopback port, until dropped.
+struct CountingServer {
+    addr: std::net::SocketAddr,
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CountingServer {
+    fn start() -> CountingServer {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (c, s) = (count.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        c.fetch_add(1, Ordering::SeqCst);
+                        use std::io::Write;
+                        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        });
+        CountingServer { addr, count, stop }
+    }
+
+    fn connections(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for CountingServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Issue 11 item 5: for each token, what would be sent (method, endpoint, body field names,
+/// client authentication kind, extra header names), what is not revocable and what the
+/// policy makes of it, and no connection to anyone: every provider here (one behind OIDC
+/// discovery) points at a loopback server that counts connections, and it counts none. No
+/// token value or client secret is printed.
+#[test]
+fn plan_names_what_would_be_sent_and_calls_no_one() {
+    let server = CountingServer::start();
+    let port = server.addr.port();
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("offboard.db").display());
+    let config: PathBuf = dir.path().join("offboard.toml");
+    let client_secret = "client-secret-value-8841";
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"{db_url}\"\n\
+             [policy]\nnot_revocable = \"expiring\"\n\
+             [providers.acme]\ndialect = \"rfc7009\"\nurl = \"http://127.0.0.1:{port}/revoke\"\nclient_id = \"c\"\n\
+             client_secret_env = \"OFFBOARD_TEST_PLAN_SECRET\"\n\
+             [providers.moov]\ndialect = \"moov\"\nurl = \"http://127.0.0.1:{port}/oauth2/revoke\"\nclient_id = \"c\"\n\
+             client_secret_env = \"OFFBOARD_TEST_PLAN_SECRET\"\n\
+             [providers.sso]\ndialect = \"keycloak\"\nissuer = \"http://127.0.0.1:{port}/realms/staff\"\n\
+             client_id = \"c\"\nclient_secret_env = \"OFFBOARD_TEST_PLAN_SECRET\"\n\
+             [providers.auth0]\ndialect = \"auth0\"\nurl = \"http://127.0.0.1:{port}/oauth/revoke\"\n\
+             client_id = \"c\"\nclient_secret_env = \"OFFBOARD_TEST_PLAN_SECRET\"\n"
+        ),
+    )
+    .unwrap();
+    let values = [
+        ("acme", TokenType::AccessToken, "acme-access-value-1101"),
+        ("moov", TokenType::RefreshToken, "moov-refresh-value-1102"),
+        ("sso", TokenType::RefreshToken, "sso-refresh-value-1103"),
+        ("auth0", TokenType::AccessToken, "auth0-access-value-1104"),
+        ("auth0", TokenType::RefreshToken, "auth0-refresh-value-1105"),
+    ];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(open_store(&db_url));
+    let tokens: Vec<NewToken> = values
+        .iter()
+        .map(|(provider, ty, value)| NewToken {
+            user_id: "u1".into(),
+            provider: (*provider).into(),
+            token_type: *ty,
+            value: TokenValue::new((*value).to_owned()),
+            grant_ref: None,
+            expires_at: Some(chrono::Utc::now() + chrono::Duration::minutes(30)),
+        })
+        .collect();
+    rt.block_on(insert_tokens(&store, &tokens)).unwrap();
+    rt.block_on(store.close());
+
+    let out = Command::new(env!("CARGO_BIN_EXE_offboard"))
+        .arg("--config")
+        .arg(&config)
+        .args(["plan", "u1"])
+        .env_remove("OFFBOARD_CONFIG")
+        .env_remove("RUST_LOG")
+        .env("OFFBOARD_TEST_PLAN_SECRET", client_secret)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}\n{err}");
+    println!("{text}");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(server.connections(), 0, "plan connected to the provider:\n{text}");
+
+    let after = |provider: &str, ty: &str| -> Vec<&str> {
+        let head = format!("provider {provider}, {ty}, ");
+        let mut lines = text
+            .lines()
+            .skip_while(|l| !(l.starts_with("token ") && l.contains(&head)));
+        let first = lines.next().unwrap_or_else(|| panic!("no {provider} {ty} in:\n{text}"));
+        std::iter::once(first)
+            .chain(lines.take_while(|l| l.starts_with("  ")))
+            .collect()
+    };
+    let b = after("acme", "access_token");
+    assert_eq!(
+        b[1],
+        format!("  plan: would call POST 127.0.0.1:{port}/revoke"),
+        "{text}"
+    );
+    assert_eq!(
+        b[2],
+        "  sends: form body with fields token, token_type_hint; client authentication client_secret_basic \
+         (Authorization: Basic, the client id and secret); no extra headers (names only, never a value)",
+        "{text}"
+    );
+    let b = after("moov", "refresh_token");
+    assert_eq!(
+        b[2],
+        "  sends: JSON body with fields token, token_type_hint; client authentication client_secret_basic \
+         (Authorization: Basic, the client id and secret); headers x-moov-version (names only, never a value)",
+        "{text}"
+    );
+    let b = after("sso", "refresh_token");
+    assert!(
+        b[1].starts_with("  plan: would call POST the revocation endpoint in the metadata of 127.0.0.1:"),
+        "{text}"
+    );
+    assert!(b[1].contains("(not fetched by plan)"), "{text}");
+    let b = after("auth0", "access_token");
+    assert!(
+        b[1].starts_with("  plan: not revocable: Auth0 access tokens are self-contained JWTs"),
+        "{text}"
+    );
+    assert!(
+        b[1].contains("; policy not_revocable = expiring settles it (expires "),
+        "{text}"
+    );
+    assert!(!b.iter().any(|l| l.starts_with("  sends: ")), "{text}");
+    let b = after("auth0", "refresh_token");
+    assert_eq!(
+        b[2],
+        "  sends: JSON body with fields token, client_id, client_secret; client authentication client_secret_post \
+         (the client id and secret in the body); no extra headers (names only, never a value)",
+        "{text}"
+    );
+    for secret in values.iter().map(|v| v.2).chain([client_secret]) {
+        assert!(
+            !text.contains(secret) && !err.contains(secret),
+            "a secret in the output:\n{text}\n{err}"
+        );
+    }
 }
