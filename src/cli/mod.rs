@@ -31,6 +31,7 @@ use tools::{demo, simulate};
 mod audit;
 mod bench;
 mod check;
+mod evidence;
 mod plan;
 mod providers;
 mod report;
@@ -97,6 +98,9 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: audit::AuditCommand,
     },
+    /// Write one user's record for an auditor: requests, each token by fingerprint, every
+    /// attempt, who acted, and the audit chain hashes (JSON, or an HTML page that prints)
+    Evidence(evidence::EvidenceArgs),
     /// Apply database migrations and exit
     Migrate,
     /// Validate the config (and read the provider secrets), print a summary, exit
@@ -239,6 +243,7 @@ async fn run(cli: &Cli, config: Config) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::CheckConfig => check::check_config(out, &config).await,
         Command::Plan { ref user } => plan::plan(out, &config, user).await,
+        Command::Evidence(ref args) => evidence::evidence(out, &config, args).await,
         Command::Migrate => {
             open_store(&config).await?;
             writeln!(out, "migrations applied to {}", config.database.url.redacted())?;

@@ -13,7 +13,8 @@
 //! workers' shares of the providers' rates and the adaptive rates they share, PostgreSQL
 //! only), `due.rs` (whether anything is due), `report.rs` (the audit trail streamed for reports, the
 //! queue's oldest pending request and latest failures for status), `seed.rs` (writing the application's tables,
-//! for the demo, the bench and the tests only).
+//! for the demo, the bench and the tests only). `evidence.rs` reads one user's requests
+//! and audit rows, chain columns included, for `offboard evidence`.
 //!
 //! Rules every write keeps:
 //! - Claims commit at once; no transaction is open during an HTTP call.
@@ -82,6 +83,7 @@ macro_rules! on_pool {
 mod audit;
 mod batch;
 mod due;
+mod evidence;
 mod postgres;
 mod rates;
 mod report;
@@ -95,6 +97,7 @@ mod tokens;
 
 pub use audit::{Anchor, ChainCheck, ChainFault, ChainHead, ChainReport, FaultKind};
 pub use batch::Write;
+pub(crate) use evidence::{EvidenceRow, UserRecord};
 pub(crate) use postgres::RequestListener;
 pub(crate) use rates::MyPace;
 pub use report::{AuditFilter, AuditRecord, FailedRequest};

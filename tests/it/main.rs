@@ -2,11 +2,13 @@
 //! format, the provider catalogue and inline definitions (Sign in with Apple's signed client
 //! secret included), the simulated providers (every catalogue entry; proof of death and
 //! refresh-then-revoke against them on both backends; the wide demo from the binary), the storage contract and end to end on both backends, issue 7's defects end
-//! to end, and the daemon under chaos (SIGKILLs, faults) and across a PostgreSQL restart.
+//! to end, `offboard evidence` (JSON against its schema, HTML in headless Chromium: `browser.rs`),
+//! and the daemon under chaos (SIGKILLs, faults) and across a PostgreSQL restart.
 //! One binary links the crate once and shares one log capture (`helpers::captured_logs`).
 
 mod audit_chain;
 mod bench_cli;
+mod browser;
 mod catalog;
 mod catalog_not_revocable;
 mod catalog_wire;
@@ -20,6 +22,7 @@ mod defects;
 mod dialects;
 mod discovery;
 mod end_to_end;
+mod evidence;
 mod group_commit;
 mod head_of_line;
 mod helpers;
