@@ -154,13 +154,19 @@ impl App {
         &self.metrics
     }
 
-    /// Serves the operations endpoint on `server.listen` (unless it is `off`) until
-    /// `shutdown`; returns the bound address.
-    pub(crate) async fn serve(&self, shutdown: &CancellationToken) -> Result<Option<SocketAddr>, AppError> {
+    /// Serves the operations endpoint, with the dashboard unless the config turns it off,
+    /// on `server.listen` (unless it is `off`) until `shutdown`; returns the bound address.
+    /// The dashboard's token, when actions are enabled, is read here from the process
+    /// environment or its file: one that cannot be read stops start-up naming its key.
+    pub async fn serve(&self, shutdown: &CancellationToken) -> Result<Option<SocketAddr>, AppError> {
         let Some(addr) = self.config.server.listen.0 else {
             return Ok(None);
         };
-        let bound = crate::server::spawn(addr, self.store.clone(), self.metrics.clone(), shutdown.clone())
+        let dashboard =
+            crate::web::Dashboard::from_config(&self.config, self.store.clone(), &crate::config::process_env)
+                .map_err(AppError::Config)?;
+        let (store, metrics) = (self.store.clone(), self.metrics.clone());
+        let bound = crate::server::spawn_with(addr, store, metrics, dashboard, shutdown.clone())
             .await
             .map_err(|source| AppError::Serve { addr, source })?;
         Ok(Some(bound))
@@ -169,7 +175,7 @@ impl App {
     /// `offboard run`: the operations endpoint and the daemon loop, until `shutdown`.
     pub(crate) async fn run(&self, shutdown: CancellationToken) -> Result<(), AppError> {
         if let Some(bound) = self.serve(&shutdown).await? {
-            tracing::info!(address = %bound, "serving /healthz, /readyz and /metrics");
+            tracing::info!(address = %bound, "serving /healthz, /readyz, /metrics and the dashboard");
         }
         let schedule = self.config.worker.schedule.0.clone();
         crate::drain::daemon::run(self.worker.clone(), schedule, self.config.worker.idle_poll.0, shutdown).await;

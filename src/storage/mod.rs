@@ -76,6 +76,7 @@ macro_rules! on_pool {
 
 mod audit;
 mod batch;
+mod dashboard;
 mod due;
 mod postgres;
 mod rates;
@@ -88,6 +89,7 @@ mod sqlite;
 mod tokens;
 
 pub use batch::Write;
+pub(crate) use dashboard::{HourCell, QueueSnapshot, TimelineRow};
 pub(crate) use postgres::RequestListener;
 pub(crate) use rates::MyPace;
 pub use results::Results;
