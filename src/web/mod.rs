@@ -118,7 +118,9 @@ pub(crate) fn routes(dashboard: Dashboard) -> Router {
 }
 
 /// Headers on every dashboard answer: no script, no plugin, no fetch elsewhere, no framing
-/// (clickjacking), forms only to this origin, nothing cached or sent as a referrer.
+/// (clickjacking), forms only to this origin, nothing cached, and no referrer (a user id in
+/// an address) to another site. Not `no-referrer`: with it a browser sends `Origin: null`
+/// on the page's own forms, which the actions' origin check must refuse.
 async fn protect(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
@@ -130,7 +132,7 @@ async fn protect(mut response: Response) -> Response {
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

@@ -15,6 +15,7 @@ mod catalog_wire_more;
 mod catalog_wire_org;
 mod chaos;
 mod cli;
+mod dashboard;
 mod defects;
 mod dialects;
 mod discovery;
