@@ -175,7 +175,11 @@ impl App {
     /// `offboard run`: the operations endpoint and the daemon loop, until `shutdown`.
     pub(crate) async fn run(&self, shutdown: CancellationToken) -> Result<(), AppError> {
         if let Some(bound) = self.serve(&shutdown).await? {
-            tracing::info!(address = %bound, "serving /healthz, /readyz, /metrics and the dashboard");
+            tracing::info!(address = %bound, "serving /healthz, /readyz and /metrics");
+            let dashboard = &self.config.dashboard;
+            if dashboard.enabled {
+                tracing::info!(url = %format!("http://{bound}/"), actions = dashboard.actions, "serving the operator dashboard");
+            }
         }
         let schedule = self.config.worker.schedule.0.clone();
         crate::drain::daemon::run(self.worker.clone(), schedule, self.config.worker.idle_poll.0, shutdown).await;

@@ -498,11 +498,14 @@ async fn retry_and_cancel_work_with_the_token_and_name_the_actor_in_the_audit(db
     assert_eq!(d.store().audit_notes(Some(bob)).await.unwrap().len(), 1);
 }
 
+type Fields<'a> = Vec<(&'a str, &'a str)>;
+
 async fn actions_without_the_right_token_are_refused_and_change_nothing(db: TestDb) {
     let d = Dash::serve(db, true).await;
     let (alice, bob, _, _) = seed_overview(d.store()).await;
     let same_origin = d.url("");
-    let attempts: Vec<(&str, Vec<(&str, &str)>, Vec<(&str, &str)>)> = vec![
+    // (why, form fields, headers)
+    let attempts: Vec<(&str, Fields, Fields)> = vec![
         ("no token", vec![("operator", "mallory")], vec![]),
         ("empty token", vec![("token", "")], vec![]),
         ("wrong token", vec![("token", "dash-token-6f1c0d9e2b7a4c59")], vec![]),
@@ -609,3 +612,90 @@ on_both_backends!(
     actions_without_the_right_token_are_refused_and_change_nothing,
     a_read_only_dashboard_offers_no_action_and_refuses_one,
 );
+
+/// The binary: `check-config` and `offboard run` read the dashboard's token, and a missing
+/// one stops both naming its key; with it, `run` serves the dashboard on its operations
+/// address. Neither prints the token.
+#[test]
+fn the_binary_reads_the_dashboard_token_and_run_serves_the_dashboard() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::{Command, Stdio};
+
+    const VAR: &str = "OFFBOARD_TEST_DASH_TOKEN";
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("offboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"sqlite://{}\"\n[worker]\nschedule = \"0 0 0 1 1 *\"\n\
+             [server]\nlisten = \"127.0.0.1:0\"\n[dashboard]\nactions = true\ntoken_env = \"{VAR}\"\n",
+            dir.path().join("offboard.db").display()
+        ),
+    )
+    .unwrap();
+    let offboard = |args: &[&str], token: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_offboard"));
+        cmd.arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("OFFBOARD_CONFIG")
+            .env_remove("RUST_LOG")
+            .env_remove(VAR)
+            .stdin(Stdio::null());
+        if let Some(token) = token {
+            cmd.env(VAR, token);
+        }
+        cmd
+    };
+    let missing = format!("dashboard.token_env: environment variable {VAR} is not set");
+    for command in ["check-config", "run"] {
+        let out = offboard(&[command], None).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command}: {err}");
+        assert!(err.contains(&missing), "{command}: {err}");
+    }
+    let out = offboard(&["check-config"], Some(TOKEN)).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("dashboard: http://127.0.0.1:0/, actions enabled (token from dashboard.token_env: set)"),
+        "{text}"
+    );
+    assert!(!text.contains(TOKEN));
+
+    let mut child = offboard(&["run"], Some(TOKEN)).stderr(Stdio::piped()).spawn().unwrap();
+    let mut log = Vec::new();
+    let mut addr = None;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some((_, a)) = line.split_once("serving /healthz, /readyz and /metrics address=") {
+            addr = Some(a.trim().to_owned());
+        }
+        let started = line.contains("serving the operator dashboard");
+        log.push(line);
+        if started {
+            break;
+        }
+    }
+    let addr = addr.unwrap_or_else(|| panic!("no address in {log:?}"));
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    write!(stream, "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut page = String::new();
+    stream.read_to_string(&mut page).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    assert!(
+        page.contains(r#"id="queue-counts""#) && page.contains("actions enabled"),
+        "{page}"
+    );
+    assert!(
+        page.to_ascii_lowercase()
+            .contains("content-security-policy: default-src 'none'")
+    );
+    assert!(!log.iter().any(|l| l.contains(TOKEN)), "{log:?}");
+}
