@@ -11,7 +11,8 @@
 //! batch of one), `tokens.rs` (reading a user's tokens, a page at a time), `audit.rs`
 //! (appending and reading audit rows), `rows.rs` (the row types), `rates.rs` (the
 //! workers' shares of the providers' rates and the adaptive rates they share, PostgreSQL
-//! only), `due.rs` (whether anything is due), `seed.rs` (writing the application's tables,
+//! only), `due.rs` (whether anything is due), `dashboard.rs` (what the operator's dashboard
+//! reads), `seed.rs` (writing the application's tables,
 //! for the demo, the bench and the tests only).
 //!
 //! Rules every write keeps:
