@@ -37,7 +37,7 @@ use crate::storage::Store;
 
 /// The dashboard's state: cheap to clone, shared by every request.
 #[derive(Clone)]
-pub struct Dashboard {
+pub(crate) struct Dashboard {
     inner: Arc<Inner>,
 }
 

@@ -207,6 +207,15 @@ async fn seed_overview(store: &Store) -> (i64, i64, DateTime<Utc>, DateTime<Utc>
     (alice.id, bob, before, after)
 }
 
+/// Saves what the browser shows under `target/tmp/dashboard/NAME.png`, and says where.
+async fn screenshot(b: &Browser, name: &str) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shot = dir.join(format!("{name}.png"));
+    std::fs::write(&shot, b.client.screenshot().await.unwrap()).unwrap();
+    println!("dashboard screenshot: {}", shot.display());
+}
+
 /// (bucket, value) of every mark of `series` in `provider`'s `chart`.
 async fn marks(b: &Browser, provider: &str, chart: &str, series: &str) -> Vec<(String, String)> {
     let css = format!(r#"figure[data-provider="{provider}"][data-chart="{chart}"] [data-series="{series}"]"#);
@@ -335,11 +344,7 @@ async fn the_overview_shows_the_queue_and_the_charts_carry_the_database_numbers(
         .unwrap_or_default();
     assert!(title.starts_with("3 revoked, "), "{title}");
 
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
-    std::fs::create_dir_all(&dir).unwrap();
-    let shot = dir.join(format!("{}-overview.png", d.backend()));
-    std::fs::write(&shot, b.client.screenshot().await.unwrap()).unwrap();
-    println!("dashboard screenshot: {}", shot.display());
+    screenshot(&b, &format!("{}-overview", d.backend())).await;
     b.close().await;
 }
 
@@ -412,6 +417,7 @@ async fn a_users_timeline_lists_their_attempts_in_time_order(db: TestDb) {
         b.attrs("#user-requests tr[data-request]", "data-state").await,
         ["pending"]
     );
+    screenshot(&b, &format!("{}-timeline", d.backend())).await;
     b.close().await;
 }
 
@@ -443,6 +449,7 @@ async fn retry_and_cancel_work_with_the_token_and_name_the_actor_in_the_audit(db
         form("#token").await.send_keys(TOKEN).await.unwrap();
         form("#operator").await.send_keys("Ada Lovelace").await.unwrap();
         form("#reason").await.send_keys("provider fixed, INC-42").await.unwrap();
+        screenshot(page, &format!("{}-confirm", d.backend())).await;
         form("#submit").await.click().await.unwrap();
         assert_eq!(b.text("#done").await, format!("Request {alice} is pending again."));
         assert!(
