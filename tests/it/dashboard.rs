@@ -675,10 +675,18 @@ fn the_binary_reads_the_dashboard_token_and_run_serves_the_dashboard() {
     assert!(!text.contains(TOKEN));
 
     let mut child = offboard(&["run"], Some(TOKEN)).stderr(Stdio::piped()).spawn().unwrap();
+    // Read stderr to the end on a thread: a daemon whose stderr is closed dies on its next
+    // log line.
+    let (lines, logged) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
     let mut log = Vec::new();
     let mut addr = None;
-    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
-        let line = line.unwrap();
+    while let Ok(line) = logged.recv_timeout(Duration::from_secs(30)) {
         if let Some((_, a)) = line.split_once("serving /healthz, /readyz and /metrics address=") {
             addr = Some(a.trim().to_owned());
         }
@@ -704,5 +712,6 @@ fn the_binary_reads_the_dashboard_token_and_run_serves_the_dashboard() {
         page.to_ascii_lowercase()
             .contains("content-security-policy: default-src 'none'")
     );
+    log.extend(logged.try_iter());
     assert!(!log.iter().any(|l| l.contains(TOKEN)), "{log:?}");
 }

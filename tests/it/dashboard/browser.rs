@@ -115,11 +115,14 @@ impl Browser {
         all.into_iter().next().unwrap()
     }
 
-    /// The text of the one element matching `css`.
+    /// The text of the first element matching `css`, waiting up to 10 s for one to appear
+    /// (a click that submits a form may return before the next page is there).
     pub async fn text(&self, css: &str) -> String {
         let e = self
             .client
-            .find(Locator::Css(css))
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
             .await
             .unwrap_or_else(|e| panic!("{css}: {e}"));
         e.text().await.expect("element text")
