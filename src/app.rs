@@ -158,13 +158,19 @@ impl App {
         &self.metrics
     }
 
-    /// Serves the operations endpoint on `server.listen` (unless it is `off`) until
-    /// `shutdown`; returns the bound address.
-    pub(crate) async fn serve(&self, shutdown: &CancellationToken) -> Result<Option<SocketAddr>, AppError> {
+    /// Serves the operations endpoint, with the dashboard unless the config turns it off,
+    /// on `server.listen` (unless it is `off`) until `shutdown`; returns the bound address.
+    /// The dashboard's token, when actions are enabled, is read here from the process
+    /// environment or its file: one that cannot be read stops start-up naming its key.
+    pub async fn serve(&self, shutdown: &CancellationToken) -> Result<Option<SocketAddr>, AppError> {
         let Some(addr) = self.config.server.listen.0 else {
             return Ok(None);
         };
-        let bound = crate::server::spawn(addr, self.store.clone(), self.metrics.clone(), shutdown.clone())
+        let dashboard =
+            crate::web::Dashboard::from_config(&self.config, self.store.clone(), &crate::config::process_env)
+                .map_err(AppError::Config)?;
+        let (store, metrics) = (self.store.clone(), self.metrics.clone());
+        let bound = crate::server::spawn_with(addr, store, metrics, dashboard, shutdown.clone())
             .await
             .map_err(|source| AppError::Serve { addr, source })?;
         Ok(Some(bound))
@@ -174,6 +180,10 @@ impl App {
     pub(crate) async fn run(&self, shutdown: CancellationToken) -> Result<(), AppError> {
         if let Some(bound) = self.serve(&shutdown).await? {
             tracing::info!(address = %bound, "serving /healthz, /readyz and /metrics");
+            let dashboard = &self.config.dashboard;
+            if dashboard.enabled {
+                tracing::info!(url = %format!("http://{bound}/"), actions = dashboard.actions, "serving the operator dashboard");
+            }
         }
         let metrics = self.metrics.clone();
         let (store, stop) = (self.store.clone(), shutdown.clone());

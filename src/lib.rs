@@ -20,6 +20,7 @@
 //! - [`demo`]: `offboard demo`, the whole job on SQLite against simulated providers.
 //! - [`outcome`], [`token`]: the vocabulary: outcomes, decisions, states, secret tokens.
 //! - [`server`], [`metrics`]: `/healthz`, `/readyz` and Prometheus `/metrics` for `run`.
+//! - `web`: the operator's dashboard, served by `run` beside them.
 //! - [`telemetry`]: tracing set-up.
 
 pub mod app;
@@ -38,3 +39,4 @@ pub mod simulate;
 pub mod storage;
 pub mod telemetry;
 pub mod token;
+pub(crate) mod web;

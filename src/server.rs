@@ -1,5 +1,6 @@
 //! The operations endpoint of `offboard run`: `/healthz` (the process is up), `/readyz` (the
-//! database answers) and `/metrics` (Prometheus, OpenMetrics text).
+//! database answers) and `/metrics` (Prometheus, OpenMetrics text); and on the same address
+//! the operator's dashboard (`src/web`) unless the config turns it off.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,9 +61,23 @@ pub async fn spawn(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
+    spawn_with(addr, store, metrics, None, shutdown).await
+}
+
+/// As [`spawn`], with the operator dashboard when there is one.
+pub(crate) async fn spawn_with(
+    addr: SocketAddr,
+    store: Store,
+    metrics: Arc<Metrics>,
+    dashboard: Option<crate::web::Dashboard>,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let app = router(store, metrics);
+    let mut app = router(store, metrics);
+    if let Some(dashboard) = dashboard {
+        app = app.merge(crate::web::routes(dashboard));
+    }
     tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())

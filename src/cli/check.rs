@@ -27,6 +27,7 @@ pub(super) async fn check_config(out: &mut impl Write, config: &Config) -> anyho
         config.worker.concurrency.get(),
         config.worker.max_attempts.get()
     )?;
+    writeln!(out, "dashboard: {}", dashboard(config)?)?;
     if config.providers.is_empty() {
         writeln!(
             out,
@@ -121,4 +122,22 @@ pub(super) async fn check_config(out: &mut impl Write, config: &Config) -> anyho
             unusable.join(", ")
         )
     }
+}
+
+/// Whether and where the dashboard is served, and with actions or not; reads the actions'
+/// token, so one that cannot be read fails the check naming its key.
+fn dashboard(config: &Config) -> anyhow::Result<String> {
+    let d = &config.dashboard;
+    let Some(addr) = config.server.listen.0.filter(|_| d.enabled) else {
+        return Ok("off".into());
+    };
+    Ok(match &d.token {
+        Some(source) if d.actions => {
+            source
+                .read(&crate::config::process_env)
+                .context("invalid configuration")?;
+            format!("http://{addr}/, actions enabled (token from {}: set)", source.key())
+        }
+        _ => format!("http://{addr}/, read-only"),
+    })
 }

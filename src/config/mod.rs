@@ -9,6 +9,7 @@
 //! names where its secret is (`SecretSource`), and the secret is read only where it is
 //! needed (`secret.rs` says why).
 
+mod dashboard;
 pub(crate) mod endpoints;
 mod env;
 mod jwt;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::drain::NotRevocablePolicy;
+pub(crate) use dashboard::DashboardConfig;
 pub(crate) use providers::ProviderConfig;
 use providers::ProviderFile;
 pub(crate) use secret::{ClientSecret, SecretSource, process_env, read_env_secret, read_file_secret};
@@ -69,6 +71,7 @@ pub struct Config {
     pub(crate) http: HttpConfig,
     pub(crate) log: LogConfig,
     pub(crate) server: ServerConfig,
+    pub(crate) dashboard: DashboardConfig,
     pub(crate) providers: BTreeMap<String, ProviderConfig>,
     /// Where the application's tokens are (`[[tokens.source]]`; default `oauth_tokens`).
     pub(crate) tokens: Vec<sources::TokenSource>,
@@ -272,6 +275,8 @@ struct ConfigFile {
     #[serde(default)]
     server: ServerConfig,
     #[serde(default)]
+    dashboard: dashboard::DashboardFile,
+    #[serde(default)]
     providers: BTreeMap<String, ProviderFile>,
     #[serde(default)]
     tokens: sources::TokensFile,
@@ -357,6 +362,7 @@ impl ConfigFile {
             http: self.http,
             log: self.log,
             server: self.server,
+            dashboard: self.dashboard.validate()?,
             providers,
             tokens,
         })

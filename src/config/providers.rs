@@ -129,7 +129,7 @@ fn default_timeout() -> CallTimeout {
 
 /// `true` or `false`; as an environment override sets a string, also `"true"` or `"false"`.
 #[derive(Debug, Default, Clone, Copy)]
-struct Flag(bool);
+pub(super) struct Flag(pub(super) bool);
 
 impl<'de> Deserialize<'de> for Flag {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

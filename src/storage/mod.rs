@@ -12,7 +12,7 @@
 //! (appending and reading audit rows), `rows.rs` (the row types), `rates.rs` (the
 //! workers' shares of the providers' rates and the adaptive rates they share, PostgreSQL
 //! only), `due.rs` (whether anything is due), `report.rs` (the audit trail streamed for reports, the
-//! queue's oldest pending request and latest failures for status), `seed.rs` (writing the application's tables,
+//! queue's oldest pending request and latest failures for status), `dashboard.rs` (what the operator's dashboard reads), `seed.rs` (writing the application's tables,
 //! for the demo, the bench and the tests only). `evidence.rs` reads one user's requests
 //! and audit rows, chain columns included, for `offboard evidence`.
 //!
@@ -82,6 +82,7 @@ macro_rules! on_pool {
 
 mod audit;
 mod batch;
+mod dashboard;
 mod due;
 mod evidence;
 mod postgres;
@@ -97,6 +98,7 @@ mod tokens;
 
 pub use audit::{Anchor, ChainCheck, ChainFault, ChainHead, ChainReport, FaultKind};
 pub use batch::Write;
+pub(crate) use dashboard::{HourCell, QueueSnapshot, TimelineRow};
 pub(crate) use evidence::{EvidenceRow, UserRecord};
 pub(crate) use postgres::RequestListener;
 pub(crate) use rates::MyPace;

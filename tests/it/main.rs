@@ -18,6 +18,7 @@ mod catalog_wire_more;
 mod catalog_wire_org;
 mod chaos;
 mod cli;
+mod dashboard;
 mod defects;
 mod dialects;
 mod discovery;
