@@ -29,6 +29,40 @@ const MAX_BATCH: usize = 256;
 /// its results given back (to count in metrics, or to keep for a later write).
 type Answer = (Result<RequestState, StoreError>, Results);
 
+/// A write handed over, its answer to come.
+pub(super) enum Later {
+    Waiting(oneshot::Receiver<Answer>),
+    Done(Answer),
+}
+
+impl Later {
+    /// Waits for the answer.
+    pub(super) async fn answer(self) -> Answer {
+        match self {
+            Later::Done(answer) => answer,
+            Later::Waiting(answer) => answer.await.unwrap_or_else(|_| stopped()),
+        }
+    }
+
+    /// The answer if it has come, else the write back.
+    pub(super) fn ready(self) -> Result<Answer, Later> {
+        match self {
+            Later::Done(answer) => Ok(answer),
+            Later::Waiting(mut answer) => match answer.try_recv() {
+                Ok(answer) => Ok(answer),
+                Err(oneshot::error::TryRecvError::Empty) => Err(Later::Waiting(answer)),
+                Err(oneshot::error::TryRecvError::Closed) => Ok(stopped()),
+            },
+        }
+    }
+}
+
+/// The committer stopped mid-batch (a panic): whether the batch was written is unknown, so
+/// the run stops and the lease expires, as after a database error.
+fn stopped() -> Answer {
+    (Err(StoreError::CommitterStopped), Results::default())
+}
+
 /// One request's write, waiting for the committer.
 struct Job {
     fence: Fence,
@@ -75,6 +109,13 @@ impl Worker {
     /// Writes one request's results, through the drain's committer when there is one, else
     /// alone; retried through outages either way. Gives the results back with the answer.
     pub(super) async fn commit(&self, fence: &Fence, results: Results, decision: Option<(&str, &Decision)>) -> Answer {
+        self.send(fence, results, decision).await.answer().await
+    }
+
+    /// Hands one request's results to the drain's committer and returns at once, the
+    /// answer to come ([`Later::answer`]); writes them alone, and waits, when there is no
+    /// committer. Writes one run sends are written in the order sent.
+    pub(super) async fn send(&self, fence: &Fence, results: Results, decision: Option<(&str, &Decision)>) -> Later {
         let Some(committer) = &self.committer else {
             let write = Write {
                 fence,
@@ -82,7 +123,7 @@ impl Worker {
                 decision,
             };
             let answer = self.write_alone(write).await;
-            return (answer, results);
+            return Later::Done((answer, results));
         };
         let (reply, answer) = oneshot::channel();
         let job = Job {
@@ -99,14 +140,9 @@ impl Worker {
                 decision,
             };
             let answer = self.write_alone(write).await;
-            return (answer, job.results);
+            return Later::Done((answer, job.results));
         }
-        match answer.await {
-            Ok(answer) => answer,
-            // The committer stopped mid-batch (a panic): whether the batch was written is
-            // unknown, so the run stops and the lease expires, as after a database error.
-            Err(_) => (Err(StoreError::CommitterStopped), Results::default()),
-        }
+        Later::Waiting(answer)
     }
 
     async fn write_alone(&self, write: Write<'_>) -> Result<RequestState, StoreError> {

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::commit::Later;
 use super::settle::{self, TokenEnd};
 use super::{RunEnd, Worker, lease};
 use crate::outcome::{Decision, RequestState};
@@ -162,6 +163,8 @@ impl RequestRun {
         let mut queue: VecDeque<StoredToken> = VecDeque::new();
         let mut cursor = Some(Cursor::default());
         let mut set = JoinSet::new();
+        // Progress writes handed to the committer, oldest first, answers to come.
+        let mut writing: VecDeque<Later> = VecDeque::new();
         loop {
             while set.len() < most {
                 if let Some(token) = queue.pop_front() {
@@ -194,6 +197,7 @@ impl RequestRun {
                     Ok(read) => read,
                     Err(e) => {
                         // What finished is written before the error ends the run.
+                        self.settle_writes(&mut writing, &mut pending, stop, true).await;
                         if !pending.is_empty() {
                             let sent = std::mem::take(&mut pending);
                             if let (Ok(_), sent) = self.worker.commit(&self.request.fence, sent, None).await {
@@ -242,28 +246,19 @@ impl RequestRun {
                     // finished now, so a crash later loses none of it. The last results
                     // wait for the transaction that sets the request's state.
                     let more = !set.is_empty() || !queue.is_empty() || cursor.is_some() || !paired.is_empty();
+                    // Handed to the committer without waiting: the run goes on sending
+                    // while it is written.
                     if more && !pending.is_empty() {
-                        let fence = &self.request.fence;
                         let sent = std::mem::take(&mut pending);
-                        match self.worker.commit(fence, sent, None).await {
-                            (Err(e), kept) if !matches!(e, StoreError::LeaseLost(_)) => {
-                                warn!(error = %error_chain(&e), "results kept for the request's final write");
-                                pending = kept;
-                            }
-                            (written, sent) => {
-                                // Written either way (facts are not fenced); a lost lease
-                                // stops the sending.
-                                self.worker.record_metrics(&sent.rows);
-                                if written.is_err() {
-                                    stop.lease_lost();
-                                }
-                            }
-                        }
+                        writing.push_back(self.worker.send(&self.request.fence, sent, None).await);
                     }
+                    self.settle_writes(&mut writing, &mut pending, stop, false).await;
                 }
                 Err(e) => warn!(error = %e, "token task failed"),
             }
         }
+        // Every progress write answered before the last results go.
+        self.settle_writes(&mut writing, &mut pending, stop, true).await;
         let pairs = settle::Pairs::index(&pair_candidates);
         let of_pairs: HashMap<i64, &TokenEnd> = ends.of_pairs.iter().map(|(id, end)| (*id, end)).collect();
         let mut paired_ends = Vec::new();
@@ -287,5 +282,45 @@ impl RequestRun {
         };
         let labelled = ends.unsettled.iter().map(|(label, end)| (label.clone(), end));
         settle::decide(labelled, &limits, fastrand::f64())
+    }
+}
+
+impl RequestRun {
+    /// Takes the answers of the progress writes that have come (all of them, waiting, with
+    /// `wait`), in the order sent: rows written either way (facts are not fenced) are
+    /// counted; a lost lease stops the sending; after another error the results are kept
+    /// for the request's final write.
+    async fn settle_writes(
+        &self,
+        writing: &mut VecDeque<Later>,
+        pending: &mut Results,
+        stop: &lease::Stop,
+        wait: bool,
+    ) {
+        while let Some(write) = writing.pop_front() {
+            let answer = if wait {
+                write.answer().await
+            } else {
+                match write.ready() {
+                    Ok(answer) => answer,
+                    Err(write) => {
+                        writing.push_front(write);
+                        return;
+                    }
+                }
+            };
+            match answer {
+                (Err(e), kept) if !matches!(e, StoreError::LeaseLost(_)) => {
+                    warn!(error = %error_chain(&e), "results kept for the request's final write");
+                    pending.append(kept);
+                }
+                (written, sent) => {
+                    self.worker.record_metrics(&sent.rows);
+                    if written.is_err() {
+                        stop.lease_lost();
+                    }
+                }
+            }
+        }
     }
 }
