@@ -32,14 +32,14 @@ type Answer = (Result<RequestState, StoreError>, Results);
 /// A write handed over, its answer to come.
 pub(super) enum Later {
     Waiting(oneshot::Receiver<Answer>),
-    Done(Answer),
+    Done(Box<Answer>),
 }
 
 impl Later {
     /// Waits for the answer.
     pub(super) async fn answer(self) -> Answer {
         match self {
-            Later::Done(answer) => answer,
+            Later::Done(answer) => *answer,
             Later::Waiting(answer) => answer.await.unwrap_or_else(|_| stopped()),
         }
     }
@@ -47,7 +47,7 @@ impl Later {
     /// The answer if it has come, else the write back.
     pub(super) fn ready(self) -> Result<Answer, Later> {
         match self {
-            Later::Done(answer) => Ok(answer),
+            Later::Done(answer) => Ok(*answer),
             Later::Waiting(mut answer) => match answer.try_recv() {
                 Ok(answer) => Ok(answer),
                 Err(oneshot::error::TryRecvError::Empty) => Err(Later::Waiting(answer)),
@@ -123,7 +123,7 @@ impl Worker {
                 decision,
             };
             let answer = self.write_alone(write).await;
-            return Later::Done((answer, results));
+            return Later::Done(Box::new((answer, results)));
         };
         let (reply, answer) = oneshot::channel();
         let job = Job {
@@ -140,7 +140,7 @@ impl Worker {
                 decision,
             };
             let answer = self.write_alone(write).await;
-            return Later::Done((answer, job.results));
+            return Later::Done(Box::new((answer, job.results)));
         }
         Later::Waiting(answer)
     }
