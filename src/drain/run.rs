@@ -247,12 +247,14 @@ impl RequestRun {
                     // wait for the transaction that sets the request's state.
                     let more = !set.is_empty() || !queue.is_empty() || cursor.is_some() || !paired.is_empty();
                     // Handed to the committer without waiting: the run goes on sending
-                    // while it is written.
-                    if more && !pending.is_empty() {
+                    // while it is written. One such write at a time: results finished
+                    // meanwhile gather for the next, so what waits stays bounded by the
+                    // tokens in flight, not by the user's number of tokens.
+                    self.settle_writes(&mut writing, &mut pending, stop, false).await;
+                    if more && !pending.is_empty() && writing.is_empty() {
                         let sent = std::mem::take(&mut pending);
                         writing.push_back(self.worker.send(&self.request.fence, sent, None).await);
                     }
-                    self.settle_writes(&mut writing, &mut pending, stop, false).await;
                 }
                 Err(e) => warn!(error = %e, "token task failed"),
             }

@@ -179,6 +179,13 @@ pub(crate) enum Pool {
     Sqlite(sqlx::SqlitePool),
 }
 
+/// Prepared statements kept per connection. Batched writes and reads bind lists whose
+/// length varies (each length its own statement text), so sqlx's default of 100 per
+/// connection filled every pooled connection with statements used once: peak RSS grew
+/// with the queue and with a user's number of tokens (`offboard bench rss`). The
+/// statements every claim and write use stay cached under this bound.
+const STATEMENT_CACHE: usize = 24;
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {

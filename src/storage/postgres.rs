@@ -96,7 +96,9 @@ pub(super) async fn connect(config: &DatabaseConfig) -> Result<sqlx::PgPool> {
         source,
     };
     let options: PgConnectOptions = config.url.as_str().parse().map_err(fail)?;
-    let options = options.application_name("offboard");
+    let options = options
+        .application_name("offboard")
+        .statement_cache_capacity(super::STATEMENT_CACHE);
     PgPoolOptions::new()
         .max_connections(config.max_connections.get())
         .after_connect(|conn, _| {

@@ -47,7 +47,8 @@ pub(super) async fn connect(config: &DatabaseConfig) -> Result<sqlx::SqlitePool>
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
-        .busy_timeout(config.busy_timeout.0);
+        .busy_timeout(config.busy_timeout.0)
+        .statement_cache_capacity(super::STATEMENT_CACHE);
     SqlitePoolOptions::new()
         .max_connections(config.max_connections.get())
         .connect_with(options)
