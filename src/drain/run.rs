@@ -86,9 +86,8 @@ impl Worker {
             worker: self,
             request,
             now: Utc::now(),
-            first: std::sync::Mutex::new(first),
         });
-        let (mut results, ends) = run.revoke_all(stop).await?;
+        let (mut results, ends) = run.revoke_all(first, stop).await?;
         let decision = run.decide(&ends);
         let worker = &run.worker;
         if ends.seen == 0 {
@@ -115,8 +114,6 @@ pub(super) struct RequestRun {
     pub(super) request: ClaimedRequest,
     /// When the run began: the clock the not-revocable policy reads.
     pub(super) now: DateTime<Utc>,
-    /// The first page of tokens, when the claim read it for the whole batch.
-    first: std::sync::Mutex<Option<UserTokens>>,
 }
 
 /// How a run's tokens ended, kept small: a user with 100,000 tokens is read a page at a
@@ -149,7 +146,12 @@ impl RequestRun {
     /// with a pair are settled after every other. Each finished token's results are written
     /// while others are still in flight or to be read; if that write finds the lease lost,
     /// every token not yet sent stops. Returns what is left to write and how tokens ended.
-    async fn revoke_all(self: &Arc<Self>, stop: &lease::Stop) -> Result<(Results, Ends), StoreError> {
+    /// `first` is the user's whole set of tokens when the claim read it with its batch.
+    async fn revoke_all(
+        self: &Arc<Self>,
+        mut first: Option<UserTokens>,
+        stop: &lease::Stop,
+    ) -> Result<(Results, Ends), StoreError> {
         let mut pending = Results::default();
         let mut ends = Ends::default();
         // The refresh tokens revoked through their pair, and the access tokens that may be
@@ -183,12 +185,7 @@ impl RequestRun {
                     break;
                 }
                 let (id, user) = (self.request.id, &self.request.user_id);
-                let first = self
-                    .first
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .take();
-                let read = match first {
+                let read = match first.take() {
                     // The whole of the user's tokens, read with the claim's batch.
                     Some(page) => Ok((page, None)),
                     None => self.worker.write(|store| store.tokens_page(id, user, at)).await,

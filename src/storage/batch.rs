@@ -119,7 +119,7 @@ impl Store {
             }
 
             // Progress writes: one touch for all, telling which claims still hold.
-            let mut held: Vec<i64> = Vec::with_capacity(progress.len());
+            let mut held: HashSet<i64> = HashSet::with_capacity(progress.len());
             for chunk in progress.chunks(CHUNK) {
                 let mut update =
                     sqlx::QueryBuilder::<Db>::new(format!("UPDATE offboarding_requests SET updated_at = {now}"));
@@ -156,7 +156,6 @@ impl Store {
             let later = self.later_sql("v_next");
             let moved = finish::finish::<Db>(&mut tx, now, &later, &changes).await?;
 
-            let held: HashSet<i64> = held.into_iter().collect();
             let mut changes = changes.into_iter();
             let mut answers = Vec::with_capacity(writes.len());
             for write in writes {
