@@ -116,6 +116,10 @@ pub(super) struct RequestRun {
     pub(super) now: DateTime<Utc>,
 }
 
+/// Results a run lets wait for the next progress write, per concurrency slot, while one
+/// write is in flight: past it the run waits for that write.
+const WAITING_PER_SLOT: usize = 4;
+
 /// How a run's tokens ended, kept small: a user with 100,000 tokens is read a page at a
 /// time, and only what the decision needs stays.
 #[derive(Default)]
@@ -245,9 +249,15 @@ impl RequestRun {
                     let more = !set.is_empty() || !queue.is_empty() || cursor.is_some() || !paired.is_empty();
                     // Handed to the committer without waiting: the run goes on sending
                     // while it is written. One such write at a time: results finished
-                    // meanwhile gather for the next, so what waits stays bounded by the
-                    // tokens in flight, not by the user's number of tokens.
+                    // meanwhile gather for the next. A database slower than the providers:
+                    // past `WAITING_PER_SLOT` results per slot the run waits for the write
+                    // in flight before it sends more, so what waits (in memory, and lost
+                    // if the process dies) stays bounded by the concurrency, not by the
+                    // user's number of tokens.
                     self.settle_writes(&mut writing, &mut pending, stop, false).await;
+                    if !writing.is_empty() && pending.rows.len() + pending.notes.len() >= WAITING_PER_SLOT * most {
+                        self.settle_writes(&mut writing, &mut pending, stop, true).await;
+                    }
                     if more && !pending.is_empty() && writing.is_empty() {
                         let sent = std::mem::take(&mut pending);
                         writing.push_back(self.worker.send(&self.request.fence, sent, None).await);

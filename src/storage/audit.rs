@@ -49,7 +49,7 @@ pub(super) async fn lock_chain<'c, Db: ChainDb>(tx: &mut sqlx::Transaction<'c, D
 /// sealed into the hash chain (`seal.rs`): the chain's head stays locked until `tx` ends.
 pub(super) async fn append_entries<'c, Db>(tx: &mut sqlx::Transaction<'c, Db>, entries: &[Entry<'_>]) -> Result<()>
 where
-    Db: ChainDb,
+    Db: ChainDb + sqlx::database::HasStatementCache,
     for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'q> Option<i64>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'q> Option<i32>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
@@ -102,7 +102,11 @@ where
                 .push_bind(s.prev_hash.clone())
                 .push_bind(s.row_hash.clone());
         });
-        insert.build().execute(&mut **tx).await?;
+        insert
+            .build()
+            .persistent(super::keep_prepared(chunk.len()))
+            .execute(&mut **tx)
+            .await?;
     }
     if let Some((seq, hash)) = sealed.last().map(seal::Sealed::position) {
         Db::move_head(tx, seq, hash).await?;

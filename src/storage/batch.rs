@@ -94,7 +94,11 @@ impl Store {
                                 pairs.push_unseparated(")");
                             }
                             update.push(")");
-                            update.build().execute(&mut *tx).await?;
+                            update
+                                .build()
+                                .persistent(super::keep_prepared(chunk.len()))
+                                .execute(&mut *tx)
+                                .await?;
                         }
                     }
                     // offboard's own table; the application's is only read.
@@ -124,7 +128,11 @@ impl Store {
                 let mut update =
                     sqlx::QueryBuilder::<Db>::new(format!("UPDATE offboarding_requests SET updated_at = {now}"));
                 super::requests::still_held::<Db>(&mut update, chunk);
-                let ids: Vec<i64> = update.build_query_scalar().fetch_all(&mut *tx).await?;
+                let ids: Vec<i64> = update
+                    .build_query_scalar()
+                    .persistent(super::keep_prepared(chunk.len()))
+                    .fetch_all(&mut *tx)
+                    .await?;
                 held.extend(ids);
             }
 

@@ -186,6 +186,19 @@ pub(crate) enum Pool {
 /// statements every claim and write use stay cached under this bound.
 const STATEMENT_CACHE: usize = 24;
 
+/// Longest list bound into a statement that is still prepared and kept on its connection.
+/// Each length of a list is its own statement text: kept, the long ones filled every
+/// connection's cache with statements of thousands of parameters (on PostgreSQL about
+/// 100 KiB of metadata each, on SQLite the compiled program), used once or rarely, so peak
+/// RSS grew with how long the worker ran, the queue and a user's number of tokens. Longer
+/// lists are prepared for the one execution and dropped.
+const CACHED_LIST: usize = 4;
+
+/// Whether a statement binding a list of `len` items is kept prepared on its connection.
+fn keep_prepared(len: usize) -> bool {
+    len <= CACHED_LIST
+}
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {

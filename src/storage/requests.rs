@@ -122,7 +122,11 @@ impl Store {
                 let mut update = sqlx::QueryBuilder::<Db>::new("UPDATE offboarding_requests SET locked_until = ");
                 update.push_bind(until);
                 still_held::<Db>(&mut update, chunk);
-                let ids: Vec<i64> = update.build_query_scalar().fetch_all(pool).await?;
+                let ids: Vec<i64> = update
+                    .build_query_scalar()
+                    .persistent(super::keep_prepared(chunk.len()))
+                    .fetch_all(pool)
+                    .await?;
                 held.extend(ids);
             }
         });
@@ -294,7 +298,7 @@ struct OperatorAction {
 /// the one test of a held claim, for lease renewals and group-committed progress alike.
 pub(super) fn still_held<Db>(update: &mut sqlx::QueryBuilder<Db>, fences: &[&Fence])
 where
-    Db: sqlx::Database,
+    Db: sqlx::Database + sqlx::database::HasStatementCache,
     for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'q> String: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
 {

@@ -174,7 +174,7 @@ pub(super) async fn count_unsettled<Db>(
     lock: &str,
 ) -> Result<usize>
 where
-    Db: sqlx::Database,
+    Db: sqlx::Database + sqlx::database::HasStatementCache,
     for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'q> bool: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'q> String: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
@@ -211,7 +211,7 @@ pub(super) async fn load_page<Db>(
     at: Cursor,
 ) -> Result<(UserTokens, Option<Cursor>)>
 where
-    Db: sqlx::Database,
+    Db: sqlx::Database + sqlx::database::HasStatementCache,
     for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'q> bool: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'q> String: sqlx::Encode<'q, Db> + sqlx::Type<Db>,

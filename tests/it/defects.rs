@@ -19,7 +19,7 @@ use crate::helpers::{TestDb, exec_built, on_both_backends};
 
 /// Polls `check` every 10 ms until it holds; panics naming `what` after 30 s, so a broken
 /// run fails instead of hanging. Only for waiting on a precondition, never as an assertion.
-async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
     for _ in 0..3000 {
         if check().await {
             return;

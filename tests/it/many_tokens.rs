@@ -4,6 +4,8 @@
 //! a page.
 
 use std::collections::HashSet;
+use std::str::FromStr;
+use std::time::Duration;
 
 use offboard::outcome::RequestState;
 use offboard::simulate::SimProvider;
@@ -12,6 +14,7 @@ use offboard::storage::seed::{self, NewToken};
 use offboard::token::TokenType::RefreshToken;
 use offboard::token::TokenValue;
 
+use crate::defects::wait_for;
 use crate::end_to_end::Fixture;
 use crate::helpers::{TestDb, exec_built, on_both_backends};
 use crate::token_sources::fixture;
@@ -199,7 +202,64 @@ settlement = "offboard"
     assert_eq!(calls_for(&f, &values).1, 1500, "every readable row was sent");
 }
 
+/// Takes the database's write lock (the audit table's on PostgreSQL, which every group
+/// commit inserts into) for `hold`; answers how many calls the simulator received meanwhile.
+async fn calls_while_writes_wait(f: &Fixture, url: &str, hold: Duration) -> usize {
+    use sqlx::{ConnectOptions, Connection, Executor};
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+            .unwrap()
+            .busy_timeout(Duration::from_secs(10))
+            .connect()
+            .await
+            .unwrap();
+        let tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        let before = f.sim.calls().len();
+        tokio::time::sleep(hold).await;
+        let during = f.sim.calls().len() - before;
+        tx.commit().await.unwrap();
+        during
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        tx.execute("LOCK TABLE revocation_audit IN EXCLUSIVE MODE")
+            .await
+            .unwrap();
+        let before = f.sim.calls().len();
+        tokio::time::sleep(hold).await;
+        let during = f.sim.calls().len() - before;
+        tx.commit().await.unwrap();
+        during
+    }
+}
+
+/// A database that takes writes slower than the providers answer: the run waits for its
+/// write in flight once a few hundred results are waiting, so neither memory nor the calls
+/// a crash would lose grow with the user's number of tokens. While no write can land (the
+/// database locked for two seconds) it sends at most a few hundred of a user's 3,000
+/// tokens; then the request clears with every token sent once. The old run went on
+/// sending every token with its results held in memory.
+async fn a_run_waits_for_its_writes_when_the_database_falls_behind(db: TestDb) {
+    let url = db.url.clone();
+    let f = Fixture::new(db, vec![SimProvider::new("rfc7009", Dialect::Rfc7009)], CONFIG).await;
+    let mine = seed_interleaved(&f, "big", "neighbour", 3000).await;
+    f.enqueue("big").await;
+
+    let never = tokio_util::sync::CancellationToken::new();
+    let (drained, during) = tokio::join!(f.worker.drain(&never), async {
+        wait_for("the first calls", async || f.sim.calls().len() >= 100).await;
+        calls_while_writes_wait(&f, &url, Duration::from_secs(2)).await
+    });
+
+    // 32 tokens in flight, up to 128 results waiting (4 × concurrency), some slack.
+    assert!(during <= 400, "{during} tokens sent while no write could land");
+    let report = drained.expect("drain");
+    assert_eq!(report.cleared, 1, "{report:?}");
+    assert_eq!(calls_for(&f, &mine), (3000, 3000), "every token once, none twice");
+}
+
 on_both_backends!(
+    a_run_waits_for_its_writes_when_the_database_falls_behind,
     a_row_without_an_id_is_reported_not_skipped,
     the_store_reads_a_users_tokens_in_pages_of_a_thousand,
     a_user_with_thousands_of_tokens_is_revoked_page_by_page,

@@ -20,7 +20,7 @@ pub(super) async fn finish<Db>(
     changes: &[(&Fence, Change)],
 ) -> Result<Vec<i64>>
 where
-    Db: sqlx::Database,
+    Db: sqlx::Database + sqlx::database::HasStatementCache,
     for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'q> i32: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'q> bool: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
@@ -61,7 +61,12 @@ where
              WHERE id = v_id AND state = 'running' AND locked_by = v_worker AND fence = v_fence
             RETURNING id",
         ));
-        moved.extend(update.build_query_scalar::<i64>().fetch_all(&mut *conn).await?);
+        let ids = update
+            .build_query_scalar::<i64>()
+            .persistent(crate::storage::keep_prepared(chunk.len()))
+            .fetch_all(&mut *conn)
+            .await?;
+        moved.extend(ids);
     }
     Ok(moved)
 }

@@ -35,7 +35,7 @@ pub(super) async fn mark<Db>(
     request_id: Option<i64>,
 ) -> Result<()>
 where
-    Db: sqlx::Database,
+    Db: sqlx::Database + sqlx::database::HasStatementCache,
     for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'r> i64: sqlx::Decode<'r, Db>,
     for<'r> String: sqlx::Decode<'r, Db>,
@@ -65,7 +65,12 @@ where
             query.push_bind(high);
             query.push(" GROUP BY token_id");
         }
-        found.extend(query.build_query_as().fetch_all(&mut *conn).await?);
+        let rows: Vec<(i64, String, String, i64)> = query
+            .build_query_as()
+            .persistent(crate::storage::keep_prepared(chunk.len()))
+            .fetch_all(&mut *conn)
+            .await?;
+        found.extend(rows);
     }
     // Indexed by token id: a page is marked in linear time.
     let mut settled_of: HashMap<i64, Vec<(String, Outcome)>> = HashMap::new();
@@ -97,7 +102,7 @@ pub(super) async fn prior_of_requests<Db>(
     request_ids: &[i64],
 ) -> Result<HashMap<(i64, i64), i64>>
 where
-    Db: sqlx::Database,
+    Db: sqlx::Database + sqlx::database::HasStatementCache,
     for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'r> i64: sqlx::Decode<'r, Db>,
     usize: sqlx::ColumnIndex<<Db as sqlx::Database>::Row>,
@@ -114,7 +119,11 @@ where
             list.push_bind(*id);
         }
         query.push(") GROUP BY request_id, token_id");
-        let rows: Vec<(i64, i64, i64)> = query.build_query_as().fetch_all(&mut *conn).await?;
+        let rows: Vec<(i64, i64, i64)> = query
+            .build_query_as()
+            .persistent(crate::storage::keep_prepared(chunk.len()))
+            .fetch_all(&mut *conn)
+            .await?;
         prior.extend(rows.into_iter().map(|(request, token, n)| ((request, token), n)));
     }
     Ok(prior)

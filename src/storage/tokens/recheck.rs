@@ -24,7 +24,7 @@ pub(in crate::storage) async fn read_users<Db>(
     lock: &str,
 ) -> Result<Option<Vec<Owned>>>
 where
-    Db: sqlx::Database,
+    Db: sqlx::Database + sqlx::database::HasStatementCache,
     for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'q> bool: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'q> String: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
@@ -55,7 +55,11 @@ where
         query.push_bind(PAGE - read);
         query.push(" ");
         query.push(lock);
-        let rows = query.build().fetch_all(&mut *conn).await?;
+        let rows = query
+            .build()
+            .persistent(crate::storage::keep_prepared(users.len()))
+            .fetch_all(&mut *conn)
+            .await?;
         read += i64::try_from(rows.len()).unwrap_or(PAGE);
         if read >= PAGE {
             return Ok(None);
@@ -85,7 +89,7 @@ pub(in crate::storage) async fn count_unsettled_users<Db>(
     lock: &str,
 ) -> Result<HashMap<String, usize>>
 where
-    Db: sqlx::Database,
+    Db: sqlx::Database + sqlx::database::HasStatementCache,
     for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'q> bool: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'q> String: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
