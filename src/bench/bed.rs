@@ -164,8 +164,13 @@ impl Bed {
 
     /// Enqueues users `0..users`.
     pub(super) async fn enqueue_all(&self, users: usize) -> anyhow::Result<()> {
-        for first in (0..users).step_by(CHUNK) {
-            let names: Vec<String> = (first..users.min(first + CHUNK)).map(user_name).collect();
+        self.enqueue(0..users).await
+    }
+
+    /// Enqueues the users numbered in `users`.
+    pub(super) async fn enqueue(&self, users: std::ops::Range<usize>) -> anyhow::Result<()> {
+        for first in users.clone().step_by(CHUNK) {
+            let names: Vec<String> = (first..users.end.min(first + CHUNK)).map(user_name).collect();
             seed::enqueue_fast(self.store(), &names, "offboard bench").await?;
         }
         Ok(())

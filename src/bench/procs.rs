@@ -108,6 +108,13 @@ impl Workers {
         Ok(())
     }
 
+    /// Samples memory and fails if a child has exited: one look while the caller drives the
+    /// queue itself.
+    pub(super) fn watch(&mut self) -> anyhow::Result<()> {
+        self.sample();
+        self.check_alive()
+    }
+
     /// Reads each child's `VmHWM`, keeping the highest.
     pub(super) fn sample(&mut self) {
         for w in &mut self.children {

@@ -32,6 +32,37 @@ pub struct Write<'a> {
     pub decision: Option<(&'a str, &'a Decision)>,
 }
 
+/// Pushes the `revoked_at` update of `rows` (`(row id, value revoked)`) onto `update`:
+/// value-conditional, only while the row still holds the value revoked and has no
+/// `revoked_at` yet. The ids are matched by the id column's index ([`sources::id_match`]).
+fn push_revoked_at<Db>(
+    update: &mut sqlx::QueryBuilder<Db>,
+    c: &crate::config::sources::TokenSource,
+    column: &crate::config::sources::Ident,
+    sql: sources::Sql,
+    now: &str,
+    rows: &[(i64, &TokenValue)],
+) where
+    Db: sqlx::Database,
+    for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+    for<'q> String: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+{
+    let (table, column) = (c.table.quoted(), column.quoted());
+    let (id, value) = (sources::id_match(c, sql), sources::value_expr(c, sql));
+    update.push(format!(
+        "UPDATE {table} SET {column} = {now} WHERE {column} IS NULL AND ({id}, {value}) IN (VALUES "
+    ));
+    let mut pairs = update.separated(", ");
+    for (row_id, stored) in rows {
+        pairs.push("(");
+        pairs.push_bind_unseparated(*row_id);
+        pairs.push_unseparated(", ");
+        pairs.push_bind_unseparated(stored.expose().to_owned());
+        pairs.push_unseparated(")");
+    }
+    update.push(")");
+}
+
 mod change;
 mod finish;
 use change::Change;
@@ -75,25 +106,13 @@ impl Store {
                     .filter(|(id, _)| id.div_euclid(ID_SPACE) == c.number)
                     .map(|(id, v)| (id - base, v))
                     .collect();
-                let (id, value) = (sources::id_expr(c), sources::value_expr(c, self.sql()));
+                let (id, value) = (sources::id_match(c, self.sql()), sources::value_expr(c, self.sql()));
                 let table = c.table.quoted();
                 match &c.settlement {
-                    // Value-conditional: only while the row still holds the value revoked.
                     Settlement::Column(column) => {
-                        let column = column.quoted();
                         for chunk in mine.chunks(CHUNK) {
-                            let mut update = sqlx::QueryBuilder::<Db>::new(format!(
-                                "UPDATE {table} SET {column} = {now} WHERE {column} IS NULL AND ({id}, {value}) IN (VALUES "
-                            ));
-                            let mut pairs = update.separated(", ");
-                            for (row_id, stored) in chunk {
-                                pairs.push("(");
-                                pairs.push_bind_unseparated(*row_id);
-                                pairs.push_unseparated(", ");
-                                pairs.push_bind_unseparated(stored.expose().to_owned());
-                                pairs.push_unseparated(")");
-                            }
-                            update.push(")");
+                            let mut update = sqlx::QueryBuilder::<Db>::new("");
+                            push_revoked_at(&mut update, c, column, self.sql(), now, chunk);
                             update
                                 .build()
                                 .persistent(super::keep_prepared(chunk.len()))
@@ -185,5 +204,36 @@ impl Store {
             tx.commit().await?;
             Ok(answers)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::sources::TokenSource;
+
+    /// The `revoked_at` update finds its rows by the id column's index on SQLite. With the
+    /// id cast (as it is read), SQLite scanned every token row on each update: 184 ms each
+    /// with 1,000,000 tokens, and a worker draining a large backlog cleared 64 tokens a
+    /// second.
+    #[tokio::test]
+    async fn the_revoked_at_update_finds_its_rows_by_id_on_sqlite() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        sqlx::migrate!("migrations/sqlite").run(&pool).await.unwrap();
+        let source = TokenSource::default_oauth_tokens();
+        let Settlement::Column(column) = &source.settlement else {
+            panic!("the default source writes revoked_at");
+        };
+        let value = TokenValue::new("a value".to_owned());
+        let rows = [(1, &value), (2, &value)];
+        let mut explain = sqlx::QueryBuilder::<sqlx::Sqlite>::new("EXPLAIN QUERY PLAN ");
+        push_revoked_at(&mut explain, &source, column, sources::Sql::Sqlite, sqlite::NOW, &rows);
+        let plan: Vec<(i64, i64, i64, String)> = explain.build_query_as().fetch_all(&pool).await.unwrap();
+        let steps: Vec<&str> = plan.iter().map(|(_, _, _, step)| step.as_str()).collect();
+        assert!(steps.iter().any(|s| s.starts_with("SEARCH oauth_tokens")), "{steps:?}");
+        assert!(
+            !steps.iter().any(|s| s.starts_with("SCAN oauth_tokens")),
+            "the update scans the token table: {steps:?}"
+        );
     }
 }

@@ -144,7 +144,9 @@ fn bench_scaled_quotas_idle_latency_and_rss_print_well_formed_figures() {
         assert!(number_after(rss, key).is_some_and(|mib| mib > 1.0), "{rss}");
     }
     assert!(number_after(rss, "ratio ").is_some_and(|r| r > 0.0), "{rss}");
-    assert_eq!(text.matches("peak RSS ").count(), 4, "{text}");
+    assert!(number_after(rss, "kept at 1000 tokens for ").is_some(), "{rss}");
+    assert!(text.contains("  queue kept at 250 users × 4 tokens, "), "{text}");
+    assert_eq!(text.matches("peak RSS ").count(), 5, "{text}");
 }
 
 /// `workers` needs PostgreSQL: on SQLite it says so and fails before doing anything.
