@@ -120,6 +120,12 @@ pub(super) struct RequestRun {
 /// write is in flight: past it the run waits for that write.
 const WAITING_PER_SLOT: usize = 4;
 
+/// How long a finished token's results wait for the run's other tokens before a progress
+/// write takes them (a group commit's delay, as PostgreSQL's `commit_delay`). A user whose
+/// tokens all answer within it is written once, with the request's final write, instead of
+/// once per token finished first: one commit less on every request's way to cleared.
+const PROGRESS_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// How a run's tokens ended, kept small: a user with 100,000 tokens is read a page at a
 /// time, and only what the decision needs stays.
 #[derive(Default)]
@@ -171,6 +177,8 @@ impl RequestRun {
         let mut set = JoinSet::new();
         // Progress writes handed to the committer, oldest first, answers to come.
         let mut writing: VecDeque<Later> = VecDeque::new();
+        // Since when the oldest result not yet handed to a write has waited.
+        let mut waiting_since: Option<tokio::time::Instant> = None;
         loop {
             while set.len() < most {
                 if let Some(token) = queue.pop_front() {
@@ -230,7 +238,30 @@ impl RequestRun {
                     }
                 }
             }
-            let Some(joined) = set.join_next().await else { break };
+            if pending.is_empty() {
+                waiting_since = None;
+            } else if waiting_since.is_none() {
+                waiting_since = Some(tokio::time::Instant::now());
+            }
+            // Results waiting while other tokens are in flight go to a progress write once
+            // they have waited `PROGRESS_AFTER`, even if no other token finishes by then
+            // (after the write in flight, if one is).
+            let due = waiting_since.map(|since| since + PROGRESS_AFTER);
+            let joined = match due {
+                Some(at) if !set.is_empty() => tokio::select! {
+                    joined = set.join_next() => joined,
+                    () = tokio::time::sleep_until(at) => {
+                        self.settle_writes(&mut writing, &mut pending, stop, true).await;
+                        if !pending.is_empty() {
+                            let sent = std::mem::take(&mut pending);
+                            writing.push_back(self.worker.send(&self.request.fence, sent, None).await);
+                        }
+                        continue;
+                    }
+                },
+                _ => set.join_next().await,
+            };
+            let Some(joined) = joined else { break };
             match joined {
                 Ok(result) => {
                     let token_id = result.token_id;
@@ -243,9 +274,13 @@ impl RequestRun {
                         pair,
                     );
                     pending.append(result.results);
+                    if waiting_since.is_none() && !pending.is_empty() {
+                        waiting_since = Some(tokio::time::Instant::now());
+                    }
                     // Other tokens are still in flight or to be read: write what is
-                    // finished now, so a crash later loses none of it. The last results
-                    // wait for the transaction that sets the request's state.
+                    // finished once it has waited `PROGRESS_AFTER` for them, so a crash
+                    // later loses none of it. The last results wait for the transaction
+                    // that sets the request's state.
                     let more = !set.is_empty() || !queue.is_empty() || cursor.is_some() || !paired.is_empty();
                     // Handed to the committer without waiting: the run goes on sending
                     // while it is written. One such write at a time: results finished
@@ -258,7 +293,9 @@ impl RequestRun {
                     if !writing.is_empty() && pending.rows.len() + pending.notes.len() >= WAITING_PER_SLOT * most {
                         self.settle_writes(&mut writing, &mut pending, stop, true).await;
                     }
-                    if more && !pending.is_empty() && writing.is_empty() {
+                    let waited = waiting_since.is_some_and(|since| since.elapsed() >= PROGRESS_AFTER);
+                    let many = pending.rows.len() + pending.notes.len() >= WAITING_PER_SLOT * most;
+                    if more && !pending.is_empty() && writing.is_empty() && (waited || many) {
                         let sent = std::mem::take(&mut pending);
                         writing.push_back(self.worker.send(&self.request.fence, sent, None).await);
                     }
