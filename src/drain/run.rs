@@ -238,11 +238,8 @@ impl RequestRun {
                     }
                 }
             }
-            if pending.is_empty() {
-                waiting_since = None;
-            } else if waiting_since.is_none() {
-                waiting_since = Some(tokio::time::Instant::now());
-            }
+            waiting_since = waiting_since.filter(|_| !pending.is_empty());
+            note_waiting(&pending, &mut waiting_since);
             // Results waiting while other tokens are in flight go to a progress write once
             // they have waited `PROGRESS_AFTER`, even if no other token finishes by then
             // (after the write in flight, if one is).
@@ -253,8 +250,7 @@ impl RequestRun {
                     () = tokio::time::sleep_until(at) => {
                         self.settle_writes(&mut writing, &mut pending, stop, true).await;
                         if !pending.is_empty() {
-                            let sent = std::mem::take(&mut pending);
-                            writing.push_back(self.worker.send(&self.request.fence, sent, None).await);
+                            self.send_progress(&mut writing, &mut pending).await;
                         }
                         continue;
                     }
@@ -274,9 +270,7 @@ impl RequestRun {
                         pair,
                     );
                     pending.append(result.results);
-                    if waiting_since.is_none() && !pending.is_empty() {
-                        waiting_since = Some(tokio::time::Instant::now());
-                    }
+                    note_waiting(&pending, &mut waiting_since);
                     // Other tokens are still in flight or to be read: write what is
                     // finished once it has waited `PROGRESS_AFTER` for them, so a crash
                     // later loses none of it. The last results wait for the transaction
@@ -290,14 +284,13 @@ impl RequestRun {
                     // if the process dies) stays bounded by the concurrency, not by the
                     // user's number of tokens.
                     self.settle_writes(&mut writing, &mut pending, stop, false).await;
-                    if !writing.is_empty() && pending.rows.len() + pending.notes.len() >= WAITING_PER_SLOT * most {
+                    if !writing.is_empty() && pending.len() >= WAITING_PER_SLOT * most {
                         self.settle_writes(&mut writing, &mut pending, stop, true).await;
                     }
                     let waited = waiting_since.is_some_and(|since| since.elapsed() >= PROGRESS_AFTER);
-                    let many = pending.rows.len() + pending.notes.len() >= WAITING_PER_SLOT * most;
+                    let many = pending.len() >= WAITING_PER_SLOT * most;
                     if more && !pending.is_empty() && writing.is_empty() && (waited || many) {
-                        let sent = std::mem::take(&mut pending);
-                        writing.push_back(self.worker.send(&self.request.fence, sent, None).await);
+                        self.send_progress(&mut writing, &mut pending).await;
                     }
                 }
                 Err(e) => warn!(error = %e, "token task failed"),
@@ -331,7 +324,21 @@ impl RequestRun {
     }
 }
 
+/// Starts the wait of results not yet handed to a write, when there are some and none was
+/// waiting.
+fn note_waiting(pending: &Results, waiting_since: &mut Option<tokio::time::Instant>) {
+    if waiting_since.is_none() && !pending.is_empty() {
+        *waiting_since = Some(tokio::time::Instant::now());
+    }
+}
+
 impl RequestRun {
+    /// Hands every pending result to a progress write, its answer to come.
+    async fn send_progress(&self, writing: &mut VecDeque<Later>, pending: &mut Results) {
+        let sent = std::mem::take(pending);
+        writing.push_back(self.worker.send(&self.request.fence, sent, None).await);
+    }
+
     /// Takes the answers of the progress writes that have come (all of them, waiting, with
     /// `wait`), in the order sent: rows written either way (facts are not fenced) are
     /// counted; a lost lease stops the sending; after another error the results are kept

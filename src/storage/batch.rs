@@ -106,8 +106,6 @@ impl Store {
                     .filter(|(id, _)| id.div_euclid(ID_SPACE) == c.number)
                     .map(|(id, v)| (id - base, v))
                     .collect();
-                let (id, value) = (sources::id_match(c, self.sql()), sources::value_expr(c, self.sql()));
-                let table = c.table.quoted();
                 match &c.settlement {
                     Settlement::Column(column) => {
                         for chunk in mine.chunks(CHUNK) {
@@ -122,6 +120,8 @@ impl Store {
                     }
                     // offboard's own table; the application's is only read.
                     Settlement::Offboard => {
+                        let (id, value) = (sources::id_match(c, self.sql()), sources::value_expr(c, self.sql()));
+                        let table = c.table.quoted();
                         for (row_id, stored) in &mine {
                             sqlx::query(sqlx::AssertSqlSafe(format!(
                                 "INSERT INTO offboard_token_settlements (source, token_key, value_fingerprint, revoked_at)
@@ -218,8 +218,6 @@ mod tests {
     /// second.
     #[tokio::test]
     async fn the_revoked_at_update_finds_its_rows_by_id_on_sqlite() {
-        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
-        sqlx::migrate!("migrations/sqlite").run(&pool).await.unwrap();
         let source = TokenSource::default_oauth_tokens();
         let Settlement::Column(column) = &source.settlement else {
             panic!("the default source writes revoked_at");
@@ -228,8 +226,7 @@ mod tests {
         let rows = [(1, &value), (2, &value)];
         let mut explain = sqlx::QueryBuilder::<sqlx::Sqlite>::new("EXPLAIN QUERY PLAN ");
         push_revoked_at(&mut explain, &source, column, sources::Sql::Sqlite, sqlite::NOW, &rows);
-        let plan: Vec<(i64, i64, i64, String)> = explain.build_query_as().fetch_all(&pool).await.unwrap();
-        let steps: Vec<&str> = plan.iter().map(|(_, _, _, step)| step.as_str()).collect();
+        let steps = sqlite::tests::plan_steps(explain).await;
         assert!(steps.iter().any(|s| s.starts_with("SEARCH oauth_tokens")), "{steps:?}");
         assert!(
             !steps.iter().any(|s| s.starts_with("SCAN oauth_tokens")),

@@ -298,7 +298,7 @@ struct OperatorAction {
 /// the one test of a held claim, for lease renewals and group-committed progress alike.
 pub(super) fn still_held<Db>(update: &mut sqlx::QueryBuilder<Db>, fences: &[&Fence])
 where
-    Db: sqlx::Database + sqlx::database::HasStatementCache,
+    Db: sqlx::Database,
     for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
     for<'q> String: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
 {

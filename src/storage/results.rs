@@ -24,6 +24,11 @@ impl Results {
         self.rows.is_empty() && self.notes.is_empty() && self.dead.is_empty()
     }
 
+    /// Audit rows and notes to write.
+    pub fn len(&self) -> usize {
+        self.rows.len() + self.notes.len()
+    }
+
     pub fn append(&mut self, other: Results) {
         self.rows.extend(other.rows);
         self.notes.extend(other.notes);

@@ -122,7 +122,7 @@ async fn prechain_fault<Db>(
     prechain_max_id: i64,
 ) -> Result<Option<ChainFault>>
 where
-    Db: sqlx::Database + sqlx::database::HasStatementCache,
+    Db: sqlx::Database,
     for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db> + sqlx::Decode<'q, Db>,
     for<'q> Option<i64>: sqlx::Decode<'q, Db>,
     for<'q> <Db as sqlx::Database>::Arguments: sqlx::IntoArguments<Db>,
