@@ -4,7 +4,6 @@
 //! orders (which request cleared first, which call came after which write) and counts (calls
 //! at the provider against audit rows).
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use offboard::outcome::{Outcome, RequestState};
@@ -12,7 +11,7 @@ use offboard::provider::dialect::Dialect;
 use offboard::simulate::{Behaviour, InvalidTokenAnswer, SimProvider};
 use offboard::storage::AuditAction;
 use offboard::token::TokenType::{AccessToken, RefreshToken};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::Connection;
 
 use crate::end_to_end::{Fixture, Seeded, Spec, provider};
 use crate::helpers::{TestDb, exec_built, on_both_backends};
@@ -459,12 +458,7 @@ async fn sqlite_a_write_that_meets_a_locked_database_is_retried_until_it_lands()
     let never = tokio_util::sync::CancellationToken::new();
     let (drained, (locked_at, unlocked_at)) = tokio::join!(f.worker.drain(&never), async {
         wait_for("the claim", async || f.state("u1").await == RequestState::Running).await;
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
-            .unwrap()
-            .busy_timeout(Duration::from_secs(5))
-            .connect()
-            .await
-            .unwrap();
+        let mut conn = crate::helpers::sqlite_connection(&url).await;
         let tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
         let locked_at = tokio::time::Instant::now();
         tokio::time::sleep(Duration::from_secs(1)).await;

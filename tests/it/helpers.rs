@@ -62,6 +62,19 @@ impl TestDb {
 }
 
 /// Opens (and migrates) the database at `url`.
+/// A connection of its own to the SQLite file at `url`, waiting up to 5 s for a lock:
+/// for tests that take the write lock (`BEGIN IMMEDIATE`) while a worker runs.
+pub async fn sqlite_connection(url: &str) -> sqlx::SqliteConnection {
+    use sqlx::ConnectOptions;
+    use std::str::FromStr;
+    sqlx::sqlite::SqliteConnectOptions::from_str(url)
+        .unwrap()
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .connect()
+        .await
+        .unwrap()
+}
+
 pub async fn open_store(url: &str) -> Store {
     open_store_with(url, "").await
 }

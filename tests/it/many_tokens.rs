@@ -4,7 +4,6 @@
 //! a page.
 
 use std::collections::HashSet;
-use std::str::FromStr;
 use std::time::Duration;
 
 use offboard::outcome::RequestState;
@@ -16,7 +15,7 @@ use offboard::token::TokenValue;
 
 use crate::defects::wait_for;
 use crate::end_to_end::Fixture;
-use crate::helpers::{TestDb, exec_built, on_both_backends};
+use crate::helpers::{TestDb, exec_built, on_both_backends, sqlite_connection};
 use crate::token_sources::fixture;
 use offboard::provider::dialect::Dialect;
 
@@ -205,18 +204,16 @@ settlement = "offboard"
 /// Takes the database's write lock (the audit table's on PostgreSQL, which every group
 /// commit inserts into) for `hold`; answers how many calls the simulator received meanwhile.
 async fn calls_while_writes_wait(f: &Fixture, url: &str, hold: Duration) -> usize {
-    use sqlx::{ConnectOptions, Connection, Executor};
-    if url.starts_with("sqlite:") {
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(url)
-            .unwrap()
-            .busy_timeout(Duration::from_secs(10))
-            .connect()
-            .await
-            .unwrap();
-        let tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    use sqlx::{Connection, Executor};
+    let calls_during_hold = async || {
         let before = f.sim.calls().len();
         tokio::time::sleep(hold).await;
-        let during = f.sim.calls().len() - before;
+        f.sim.calls().len() - before
+    };
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlite_connection(url).await;
+        let tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        let during = calls_during_hold().await;
         tx.commit().await.unwrap();
         during
     } else {
@@ -225,9 +222,7 @@ async fn calls_while_writes_wait(f: &Fixture, url: &str, hold: Duration) -> usiz
         tx.execute("LOCK TABLE revocation_audit IN EXCLUSIVE MODE")
             .await
             .unwrap();
-        let before = f.sim.calls().len();
-        tokio::time::sleep(hold).await;
-        let during = f.sim.calls().len() - before;
+        let during = calls_during_hold().await;
         tx.commit().await.unwrap();
         during
     }

@@ -390,8 +390,7 @@ async fn a_takeover_is_counted_once_in_the_metrics(db: TestDb) {
 /// this run, the renewals are the only writes, so the count is theirs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_renewal_that_meets_a_locked_database_is_counted() {
-    use sqlx::{ConnectOptions, Connection};
-    use std::str::FromStr;
+    use sqlx::Connection;
 
     let db = TestDb::sqlite_with("busy_timeout = \"50ms\"").await;
     let slow = answering(ResponseTemplate::new(200).set_delay(Duration::from_millis(2500))).await;
@@ -413,12 +412,7 @@ async fn sqlite_a_renewal_that_meets_a_locked_database_is_counted() {
         while slow.received_requests().await.unwrap().is_empty() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(&db.url)
-            .unwrap()
-            .busy_timeout(Duration::from_secs(5))
-            .connect()
-            .await
-            .unwrap();
+        let mut conn = crate::helpers::sqlite_connection(&db.url).await;
         let tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
         tokio::time::sleep(Duration::from_millis(1000)).await;
         tx.commit().await.unwrap();
