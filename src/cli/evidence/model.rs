@@ -53,6 +53,7 @@ pub(super) struct Request {
     /// Claims of the request since it was queued or last put back by an operator.
     pub(super) claims: i32,
     pub(super) last_error: Option<String>,
+    /// By token id; a value rotated in place after the value it replaced.
     pub(super) tokens: Vec<Token>,
     pub(super) notes: Vec<Note>,
 }
@@ -162,8 +163,12 @@ impl Evidence {
                 _ => request.notes.push(note(row)),
             }
         }
-        for token in requests.iter_mut().flat_map(|r| r.tokens.iter_mut()) {
-            conclude(token);
+        for request in &mut requests {
+            // By token id: rows are written in the order calls finish, which differs
+            // between runs. The sort is stable, so a value rotated in place follows the
+            // value it replaced.
+            request.tokens.sort_by_key(|t| t.token_id);
+            request.tokens.iter_mut().for_each(conclude);
         }
         let tokens = requests.iter().map(|r| r.tokens.len()).sum();
         let tokens_settled = requests.iter().flat_map(|r| &r.tokens).filter(|t| t.settled).count();

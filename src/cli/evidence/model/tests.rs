@@ -33,11 +33,9 @@ fn row(id: i64, action: &str, token: Option<(i64, &str, &str, bool)>) -> Evidenc
     }
 }
 
-/// A value rotated in place is a second entry of the same token row; a token settles at
-/// its first settling attempt; rows about the request, known or not, are notes.
-#[test]
-fn attempts_are_filed_by_token_value_and_notes_kept_apart() {
-    let request = RequestRow {
+/// Request 1 of user `u`, cleared at second 9.
+fn cleared_request() -> RequestRow {
+    RequestRow {
         id: 1,
         user_id: "u".into(),
         requested_by: Some("dpo".into()),
@@ -50,7 +48,14 @@ fn attempts_are_filed_by_token_value_and_notes_kept_apart() {
         last_error: None,
         requested_at: at(0),
         cleared_at: Some(at(9)),
-    };
+    }
+}
+
+/// A value rotated in place is a second entry of the same token row; a token settles at
+/// its first settling attempt; rows about the request, known or not, are notes.
+#[test]
+fn attempts_are_filed_by_token_value_and_notes_kept_apart() {
+    let request = cleared_request();
     let rows = vec![
         row(1, "revoke", Some((7, "sha256:aa", "transient", false))),
         row(2, "retry", None),
@@ -85,6 +90,36 @@ fn attempts_are_filed_by_token_value_and_notes_kept_apart() {
         (true, 2, 2, 3)
     );
     assert!(!e.chain.recorded);
+}
+
+/// Tokens are listed by token id, whichever provider answered first: concurrent
+/// revocations write their rows in the order they finish, and an auditor reading two
+/// records of one user should find the same order. A value rotated in place stays after
+/// the value it replaced.
+#[test]
+fn tokens_are_listed_by_id_whatever_order_their_attempts_finished() {
+    let request = cleared_request();
+    let rows = vec![
+        row(1, "revoke", Some((9, "sha256:cc", "revoked", true))),
+        row(2, "revoke", Some((8, "sha256:bb", "revoked", true))),
+        row(3, "revoke", Some((9, "sha256:aa", "revoked", true))),
+        row(4, "revoke", Some((3, "sha256:dd", "revoked", true))),
+    ];
+    let record = UserRecord {
+        requests: vec![request],
+        rows,
+        chained: false,
+    };
+    let e = Evidence::build("u", record, "sqlite", at(10)).unwrap();
+    let listed: Vec<(i64, &str)> = e.requests[0]
+        .tokens
+        .iter()
+        .map(|t| (t.token_id, t.fingerprint.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        [(3, "sha256:dd"), (8, "sha256:bb"), (9, "sha256:cc"), (9, "sha256:aa")]
+    );
 }
 
 #[test]
