@@ -10,6 +10,7 @@ use super::{AuditRow, Result, Store};
 use seal::ChainDb;
 
 mod encode;
+mod insert;
 mod seal;
 mod verify;
 mod walk;
@@ -47,66 +48,18 @@ pub(super) async fn lock_chain<'c, Db: ChainDb>(tx: &mut sqlx::Transaction<'c, D
 /// requests in one statement when a group commit gathered them. Callers write them whether
 /// or not they still hold the request's lease: an answered call is a fact. The rows are
 /// sealed into the hash chain (`seal.rs`): the chain's head stays locked until `tx` ends.
-pub(super) async fn append_entries<'c, Db>(tx: &mut sqlx::Transaction<'c, Db>, entries: &[Entry<'_>]) -> Result<()>
-where
-    Db: ChainDb + sqlx::database::HasStatementCache,
-    for<'q> i64: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    for<'q> Option<i64>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    for<'q> Option<i32>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    for<'q> bool: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    for<'q> Option<bool>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    for<'q> String: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    for<'q> Option<String>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    for<'q> &'static str: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    for<'q> Option<&'static str>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    for<'q> chrono::DateTime<chrono::Utc>: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
-    for<'q> <Db as sqlx::Database>::Arguments: sqlx::IntoArguments<Db>,
-    for<'e> &'e mut <Db as sqlx::Database>::Connection: sqlx::Executor<'e, Database = Db>,
-{
+pub(super) async fn append_entries<'c, Db: ChainDb>(
+    tx: &mut sqlx::Transaction<'c, Db>,
+    entries: &[Entry<'_>],
+) -> Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
     let head = Db::lock_head(tx).await?;
     let refs = seal::user_refs(&head, entries);
     let sealed = seal::seal(&head, entries, &refs);
-    let owned = |s: Option<&str>| s.map(str::to_owned);
     for chunk in sealed.chunks(AUDIT_CHUNK) {
-        let mut insert = sqlx::QueryBuilder::<Db>::new(
-            "INSERT INTO revocation_audit (request_id, user_id, action, token_id, provider, token_type, \
-             token_fingerprint, attempt, outcome, settled, http_status, provider_request_id, \
-             error, duration_ms, worker, attempted_at, verified, verified_by, \
-             chain_seq, user_ref, prev_hash, row_hash) ",
-        );
-        insert.push_values(chunk, |mut b, s| {
-            let f = &s.fields;
-            b.push_bind(f.request_id)
-                .push_bind(s.user_id.to_owned())
-                .push_bind(f.action.to_owned())
-                .push_bind(f.token_id)
-                .push_bind(owned(f.provider))
-                .push_bind(owned(f.token_type))
-                .push_bind(owned(f.token_fingerprint))
-                .push_bind(f.attempt)
-                .push_bind(owned(f.outcome))
-                .push_bind(f.settled)
-                .push_bind(f.http_status)
-                .push_bind(owned(f.provider_request_id))
-                .push_bind(owned(f.error))
-                .push_bind(f.duration_ms)
-                .push_bind(f.worker.to_owned())
-                .push_bind(s.attempted_at)
-                .push_bind(f.verified)
-                .push_bind(owned(f.verified_by))
-                .push_bind(s.seq)
-                .push_bind(f.user_ref.to_owned())
-                .push_bind(s.prev_hash.clone())
-                .push_bind(s.row_hash.clone());
-        });
-        insert
-            .build()
-            .persistent(super::keep_prepared(chunk.len()))
-            .execute(&mut **tx)
-            .await?;
+        Db::insert(tx, chunk).await?;
     }
     if let Some((seq, hash)) = sealed.last().map(seal::Sealed::position) {
         Db::move_head(tx, seq, hash).await?;

@@ -35,10 +35,13 @@ pub(crate) trait ChainDb: sqlx::Database {
         seq: i64,
         hash: &str,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Inserts sealed rows (at most [`super::AUDIT_CHUNK`]).
+    fn insert<'c>(tx: &mut sqlx::Transaction<'c, Self>, rows: &[Sealed<'_>])
+    -> impl Future<Output = Result<()>> + Send;
 }
 
 macro_rules! chain_db {
-    ($db:ty, $lock:literal) => {
+    ($db:ty, $lock:literal, $insert:path) => {
         impl ChainDb for $db {
             async fn lock_head<'c>(tx: &mut sqlx::Transaction<'c, Self>) -> Result<Head> {
                 let (seq, hash, user_key): (i64, String, String) = sqlx::query_as(concat!(
@@ -58,15 +61,19 @@ macro_rules! chain_db {
                     .await?;
                 Ok(())
             }
+
+            async fn insert<'c>(tx: &mut sqlx::Transaction<'c, Self>, rows: &[Sealed<'_>]) -> Result<()> {
+                $insert(tx, rows).await
+            }
         }
     };
 }
 
-chain_db!(sqlx::Postgres, " FOR UPDATE");
-chain_db!(sqlx::Sqlite, "");
+chain_db!(sqlx::Postgres, " FOR UPDATE", super::insert::unnest);
+chain_db!(sqlx::Sqlite, "", super::insert::values);
 
 /// One row ready to insert: its values, where it sits in the chain and its hashes.
-pub(super) struct Sealed<'a> {
+pub(crate) struct Sealed<'a> {
     pub(super) user_id: &'a str,
     pub(super) fields: Fields<'a>,
     /// `attempted_at` cut to the microsecond: the value hashed is the value stored.
