@@ -9,13 +9,19 @@
 use super::seal::Sealed;
 use crate::storage::Result;
 
-const COLUMNS: &str = "request_id, user_id, action, token_id, provider, token_type, token_fingerprint, attempt, \
-                       outcome, settled, http_status, provider_request_id, error, duration_ms, worker, \
-                       attempted_at, verified, verified_by, chain_seq, user_ref, prev_hash, row_hash";
+/// The columns every insert writes, in order (a macro, so the statements are literals).
+macro_rules! columns {
+    () => {
+        "request_id, user_id, action, token_id, provider, token_type, token_fingerprint, attempt, \
+         outcome, settled, http_status, provider_request_id, error, duration_ms, worker, \
+         attempted_at, verified, verified_by, chain_seq, user_ref, prev_hash, row_hash"
+    };
+}
 
 /// The rows as a multi-row `VALUES` list (SQLite).
 pub(super) async fn values(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, rows: &[Sealed<'_>]) -> Result<()> {
-    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!("INSERT INTO revocation_audit ({COLUMNS}) "));
+    let mut insert =
+        sqlx::QueryBuilder::<sqlx::Sqlite>::new(concat!("INSERT INTO revocation_audit (", columns!(), ") "));
     insert.push_values(rows, |mut b, s| {
         let f = &s.fields;
         b.push_bind(f.request_id)
@@ -49,40 +55,46 @@ pub(super) async fn values(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, rows: &
     Ok(())
 }
 
+/// The PostgreSQL insert: one array per column, in [`columns!`] order.
+const UNNEST_SQL: &str = concat!(
+    "INSERT INTO revocation_audit (",
+    columns!(),
+    ") SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[],
+        $7::text[], $8::int4[], $9::text[], $10::bool[], $11::int4[], $12::text[], $13::text[],
+        $14::int8[], $15::text[], $16::timestamptz[], $17::bool[], $18::text[], $19::int8[],
+        $20::text[], $21::text[], $22::text[])"
+);
+
+/// One column of `rows`, as the array bound for it.
+fn column<'a, T>(rows: &'a [Sealed<'a>], get: impl Fn(&'a Sealed<'a>) -> T) -> Vec<T> {
+    rows.iter().map(get).collect()
+}
+
 /// The rows as one array per column (PostgreSQL).
 pub(super) async fn unnest<'a>(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, rows: &'a [Sealed<'a>]) -> Result<()> {
-    let column =
-        |get: fn(&'a Sealed<'a>) -> Option<&'a str>| -> Vec<Option<&'a str>> { rows.iter().map(get).collect() };
-    let sql = format!(
-        "INSERT INTO revocation_audit ({COLUMNS})
-         SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[],
-                              $8::int4[], $9::text[], $10::bool[], $11::int4[], $12::text[], $13::text[],
-                              $14::int8[], $15::text[], $16::timestamptz[], $17::bool[], $18::text[],
-                              $19::int8[], $20::text[], $21::text[], $22::text[])"
-    );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(rows.iter().map(|s| s.fields.request_id).collect::<Vec<i64>>())
-        .bind(column(|s| Some(s.user_id)))
-        .bind(column(|s| Some(s.fields.action)))
-        .bind(rows.iter().map(|s| s.fields.token_id).collect::<Vec<Option<i64>>>())
-        .bind(column(|s| s.fields.provider))
-        .bind(column(|s| s.fields.token_type))
-        .bind(column(|s| s.fields.token_fingerprint))
-        .bind(rows.iter().map(|s| s.fields.attempt).collect::<Vec<Option<i32>>>())
-        .bind(column(|s| s.fields.outcome))
-        .bind(rows.iter().map(|s| s.fields.settled).collect::<Vec<bool>>())
-        .bind(rows.iter().map(|s| s.fields.http_status).collect::<Vec<Option<i32>>>())
-        .bind(column(|s| s.fields.provider_request_id))
-        .bind(column(|s| s.fields.error))
-        .bind(rows.iter().map(|s| s.fields.duration_ms).collect::<Vec<i64>>())
-        .bind(column(|s| Some(s.fields.worker)))
-        .bind(rows.iter().map(|s| s.attempted_at).collect::<Vec<_>>())
-        .bind(rows.iter().map(|s| s.fields.verified).collect::<Vec<Option<bool>>>())
-        .bind(column(|s| s.fields.verified_by))
-        .bind(rows.iter().map(|s| s.seq).collect::<Vec<i64>>())
-        .bind(column(|s| Some(s.fields.user_ref)))
-        .bind(column(|s| Some(s.prev_hash.as_str())))
-        .bind(column(|s| Some(s.row_hash.as_str())))
+    sqlx::query(UNNEST_SQL)
+        .bind(column(rows, |s| s.fields.request_id))
+        .bind(column(rows, |s| s.user_id))
+        .bind(column(rows, |s| s.fields.action))
+        .bind(column(rows, |s| s.fields.token_id))
+        .bind(column(rows, |s| s.fields.provider))
+        .bind(column(rows, |s| s.fields.token_type))
+        .bind(column(rows, |s| s.fields.token_fingerprint))
+        .bind(column(rows, |s| s.fields.attempt))
+        .bind(column(rows, |s| s.fields.outcome))
+        .bind(column(rows, |s| s.fields.settled))
+        .bind(column(rows, |s| s.fields.http_status))
+        .bind(column(rows, |s| s.fields.provider_request_id))
+        .bind(column(rows, |s| s.fields.error))
+        .bind(column(rows, |s| s.fields.duration_ms))
+        .bind(column(rows, |s| s.fields.worker))
+        .bind(column(rows, |s| s.attempted_at))
+        .bind(column(rows, |s| s.fields.verified))
+        .bind(column(rows, |s| s.fields.verified_by))
+        .bind(column(rows, |s| s.seq))
+        .bind(column(rows, |s| s.fields.user_ref))
+        .bind(column(rows, |s| s.prev_hash.as_str()))
+        .bind(column(rows, |s| s.row_hash.as_str()))
         .execute(&mut **tx)
         .await?;
     Ok(())
