@@ -189,7 +189,7 @@ proptest! {
 
     #[test]
     fn a_provider_key_is_within_its_bound_or_named_in_the_error(
-        key in prop::sample::select(vec!["rate", "burst", "timeout"]),
+        key in prop::sample::select(vec!["rate", "burst", "max_in_flight", "timeout"]),
         value in value(),
     ) {
         let full = format!("providers.acme.{key}");
@@ -199,6 +199,7 @@ proptest! {
                 let per_sec = f64::from(acme.rate.count.get()) / acme.rate.per.as_secs_f64();
                 prop_assert!(per_sec <= 10_000.0, "{full} = {value}: {per_sec}/s");
                 prop_assert!((1..=10_000).contains(&acme.burst.get()));
+                prop_assert!((1..=10_000).contains(&acme.max_in_flight.get()));
                 let timeout = acme.timeout.0;
                 prop_assert!(timeout >= Duration::from_millis(1) && timeout <= Duration::from_secs(300));
             }

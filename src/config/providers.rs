@@ -26,7 +26,7 @@ use crate::provider::definition::{self, Definition, SecretUse};
 use crate::provider::dialect::BodyFormat;
 
 /// The provider's own keys, besides those of its definition.
-const PROVIDER_KEYS: [&str; 10] = [
+const PROVIDER_KEYS: [&str; 11] = [
     "dialect",
     "client_id",
     "client_secret_env",
@@ -35,6 +35,7 @@ const PROVIDER_KEYS: [&str; 10] = [
     "content_type",
     "rate",
     "burst",
+    "max_in_flight",
     "timeout",
     "allow_org_wide",
 ];
@@ -59,6 +60,9 @@ pub(crate) struct ProviderConfig {
     pub(crate) jwt: Option<JwtKeys>,
     pub(crate) rate: Rate,
     pub(crate) burst: Burst,
+    /// Calls to this provider one worker has in flight at once: the most connections it
+    /// keeps open to it.
+    pub(crate) max_in_flight: InFlight,
     /// Longest wait for one call's answer, its body included.
     pub(crate) timeout: CallTimeout,
     /// Whether calls that act on a whole organisation (the definition's `org_wide`) are sent.
@@ -83,6 +87,8 @@ impl ProviderConfig {
 
 /// Calls let through at once after a quiet spell.
 pub(crate) type Burst = Count<10_000>;
+/// Calls in flight to one provider: a call waits for a free one before its rate limit.
+pub(crate) type InFlight = Count<10_000>;
 /// A provider that has not answered in five minutes is not going to.
 pub(crate) type CallTimeout = HumanDuration<1, { 5 * MINUTE }>;
 
@@ -104,6 +110,8 @@ pub(super) struct ProviderFile {
     rate: Rate,
     #[serde(default = "default_burst")]
     burst: Burst,
+    #[serde(default = "default_in_flight")]
+    max_in_flight: InFlight,
     #[serde(default = "default_timeout")]
     timeout: CallTimeout,
     #[serde(default)]
@@ -122,6 +130,11 @@ fn default_rate() -> Rate {
 }
 fn default_burst() -> Burst {
     Count(5)
+}
+/// Enough for the default rate with calls answered within 1.6 s, and for 160 calls a
+/// second answered within 100 ms; a connection open to a provider holds about 20 KiB.
+fn default_in_flight() -> InFlight {
+    Count(16)
 }
 fn default_timeout() -> CallTimeout {
     HumanDuration(Duration::from_secs(10))
@@ -272,6 +285,7 @@ impl ProviderFile {
             jwt,
             rate: self.rate,
             burst: self.burst,
+            max_in_flight: self.max_in_flight,
             timeout: self.timeout,
             allow_org_wide: self.allow_org_wide.0,
         })

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use backon::Retryable;
 use chrono::Utc;
+use tokio::sync::SemaphorePermit;
 use tracing::debug;
 
 use super::lease::Stop;
@@ -18,7 +19,7 @@ use super::settle::{self, PairedEnd, TokenEnd};
 use crate::outcome::{Outcome, Verdict};
 use crate::provider::Provider;
 use crate::provider::dialect::Plan;
-use crate::provider::gate::Paused;
+use crate::provider::gate::{Busy, Paused};
 use crate::storage::{AuditRow, BadToken, Results, StoredToken};
 use crate::token::{TokenType, TokenValue};
 
@@ -37,23 +38,37 @@ enum Via {
     Refresh(Option<TokenValue>),
 }
 
-/// Waits for the provider's turn (its rate limit), unless shutdown comes first. A provider
-/// paused for longer than is worth waiting here is not called at all; the request comes
-/// back when the pause is over. With `max_queue_wait`, a provider whose backlog (its pause
-/// and the callers ahead) is longer than that is not waited for either: the token is
-/// deferred, so a slow, paused or rate-limited provider holds up only its own tokens and
-/// its requests do not sit in slots other providers' tokens could use.
-async fn wait_turn(provider: &Provider, stop: &Stop, max_queue_wait: Option<Duration>) -> Result<(), TryError> {
-    if let Some(max) = max_queue_wait {
-        let backlog = provider.gate.backlog();
-        if backlog > max {
-            return Err(TryError::Deferred(backlog));
-        }
+/// Waits for one of the provider's call slots, then for its turn (its rate limit), unless
+/// shutdown comes first; the slot is held until the call is answered. A provider paused
+/// for longer than is worth waiting here is not called at all; the request comes back when
+/// the pause is over. A provider whose backlog (its pause and the callers ahead) is longer
+/// than `within` (`max_queue_wait`) is not waited for either, nor one whose calls in flight
+/// all take longer than that: the token is deferred, so a slow, paused or rate-limited
+/// provider holds up only its own tokens and its requests do not sit in slots other
+/// providers' tokens could use.
+async fn wait_turn<'p>(provider: &'p Provider, stop: &Stop, within: Duration) -> Result<SemaphorePermit<'p>, TryError> {
+    let backlog = provider.gate.backlog();
+    if backlog > within {
+        return Err(TryError::Deferred(backlog));
     }
     tokio::select! {
         biased;
         _ = stop.stopped() => Err(TryError::Stopped),
-        ready = provider.gate.ready_within(max_queue_wait.unwrap_or(Duration::MAX)) => {
+        slot = provider.gate.slot(within) => {
+            let slot = slot.map_err(|Busy(waited)| TryError::Deferred(waited))?;
+            wait_rate(provider, stop, within).await?;
+            Ok(slot)
+        }
+    }
+}
+
+/// Waits for the provider's turn (its rate limit) only: for the second call of a caller
+/// that holds a call slot already.
+async fn wait_rate(provider: &Provider, stop: &Stop, within: Duration) -> Result<(), TryError> {
+    tokio::select! {
+        biased;
+        _ = stop.stopped() => Err(TryError::Stopped),
+        ready = provider.gate.ready_within(within) => {
             ready.map_err(|Paused(left)| TryError::Paused(left))
         }
     }
@@ -140,9 +155,9 @@ impl RequestRun {
                 .expect("rows lock")
                 .push(self.row(token, number, verdict, settled, duration));
         };
-        let max_queue_wait = Some(self.worker.settings.max_queue_wait);
+        let max_queue_wait = self.worker.settings.max_queue_wait;
         let one_try = || async {
-            wait_turn(provider, stop, max_queue_wait).await?;
+            let _slot = wait_turn(provider, stop, max_queue_wait).await?;
             let (verdict, duration) = match &via {
                 Via::Direct => {
                     let call = provider.revoke_for(&token.value, token_type, &token.vars).await;
@@ -158,7 +173,7 @@ impl RequestRun {
                             record(&step.verdict, false, step.duration);
                             // The fresh access token is revoked now or never (it is not
                             // stored): no deferral between the two calls.
-                            wait_turn(provider, stop, None).await?;
+                            wait_rate(provider, stop, Duration::MAX).await?;
                             let call = provider.revoke_for(&fresh, TokenType::AccessToken, &token.vars).await;
                             (settle::after_refresh(call.verdict), call.duration)
                         }

@@ -1,6 +1,6 @@
 //! The providers' gates, read at scrape time: how long each provider has been paused by
-//! `Retry-After` (or a spent rate-limit window), and how long calls waited at its rate
-//! limiter before being sent. The gates keep both; this collector only encodes them, so a
+//! `Retry-After` (or a spent rate-limit window), the calls in flight to it, and how long
+//! calls waited at its rate limiter before being sent. The gates keep both; this collector only encodes them, so a
 //! gate never needs the metrics.
 
 use std::sync::{Arc, OnceLock};
@@ -9,6 +9,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::ProviderLabels;
 use crate::provider::Providers;
@@ -36,6 +37,19 @@ impl Collector for Gates {
                 let label = labels(name);
                 let paused = provider.gate.paused_so_far().as_secs_f64();
                 ConstCounter::new(paused).encode(family.encode_family(&label)?)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "provider_calls_in_flight",
+                "Calls this worker has sent to each provider and not yet had answered (at most its max_in_flight).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (name, provider) in &by_name {
+                let label = labels(name);
+                let calls = i64::try_from(provider.gate.calls_in_flight()).unwrap_or(i64::MAX);
+                ConstGauge::new(calls).encode(family.encode_family(&label)?)?;
             }
         }
         let mut family = encoder.encode_descriptor(

@@ -74,6 +74,26 @@ async fn gate_pauses_and_waits_are_encoded_per_provider() {
         "{text}"
     );
     assert!(!text.contains("s3cret"), "{text}");
+    let slot = acme.slot(Duration::ZERO).await.unwrap();
+    let text = m.render();
+    assert!(
+        text.contains("# TYPE offboard_provider_calls_in_flight gauge"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"offboard_provider_calls_in_flight{provider="acme"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"offboard_provider_calls_in_flight{provider="zeta"} 0"#),
+        "{text}"
+    );
+    drop(slot);
+    assert!(
+        m.render()
+            .contains(r#"offboard_provider_calls_in_flight{provider="acme"} 0"#),
+        "a call answered leaves"
+    );
     assert!(
         text.ends_with("# EOF\n"),
         "the collector's families come before the end: {text}"

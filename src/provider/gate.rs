@@ -20,17 +20,18 @@ mod limiter;
 mod pace;
 mod pause;
 pub(crate) mod ratelimit;
+mod slots;
 mod waiting;
 
 use std::collections::VecDeque;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use governor::{DefaultDirectRateLimiter, Jitter};
 use prometheus_client::metrics::histogram::Histogram;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
 use super::classify::RawResponse;
@@ -38,6 +39,7 @@ use crate::config::Rate;
 use limiter::{Limiter, build, local};
 pub(crate) use pace::{DECREASE_EVERY, Pace};
 use pause::Pauses;
+pub(crate) use slots::Busy;
 use waiting::Waiting;
 
 pub struct Gate {
@@ -52,8 +54,13 @@ pub struct Gate {
     pauses: Pauses,
     /// How long callers let through waited (`offboard_rate_limit_wait_seconds`).
     waits: Histogram,
-    /// Callers inside [`Gate::ready_within`] now: the queue in front of the next one.
+    /// Callers inside [`Gate::slot`] or [`Gate::ready_within`] now: the queue in front of
+    /// the next one.
     waiting: AtomicUsize,
+    /// The provider's call slots (`max_in_flight`): a call holds one until it is answered,
+    /// so this worker keeps at most that many connections open to the provider.
+    calls: Semaphore,
+    in_flight: usize,
 }
 
 /// What the limiter is built from, and what the adaptive rate is measured on.
@@ -92,7 +99,13 @@ pub(crate) struct Shared {
 }
 
 impl Gate {
-    pub(crate) fn new(rate: Rate, burst: NonZeroU32, max_pause: Duration, max_wait: Duration) -> Gate {
+    pub(crate) fn new(
+        rate: Rate,
+        burst: NonZeroU32,
+        in_flight: NonZeroUsize,
+        max_pause: Duration,
+        max_wait: Duration,
+    ) -> Gate {
         let configured = f64::from(rate.count.get()) / rate.per.as_secs_f64().max(1e-9);
         let pace = Pace::new(configured);
         Gate {
@@ -114,6 +127,8 @@ impl Gate {
             pauses: Pauses::default(),
             waits: crate::metrics::wait_histogram(),
             waiting: AtomicUsize::new(0),
+            calls: Semaphore::new(in_flight.get()),
+            in_flight: in_flight.get(),
         }
     }
 

@@ -37,7 +37,7 @@ pub(crate) mod template;
 mod verify;
 
 use std::collections::{BTreeMap, HashMap};
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -122,6 +122,7 @@ impl Provider {
             gate: Gate::new(
                 config.rate,
                 NonZeroU32::new(config.burst.get()).expect("burst is positive"),
+                NonZeroUsize::new(config.max_in_flight.usize()).expect("max_in_flight is positive"),
                 retry.max_provider_pause.0,
                 retry.retry_after_cap.0,
             ),

@@ -4,6 +4,7 @@
 //! no attempt spent, nothing sent), and the slots go to users whose providers can answer.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use offboard::outcome::RequestState;
 use offboard::simulate::{Behaviour, Simulator};
@@ -19,8 +20,9 @@ const WORKER: &str = "[worker]\nconcurrency = 2\nbatch_size = 2\n\
                       [retry]\nattempts = 3\nbase = \"10ms\"\ncap = \"50ms\"\n\
                       durable_base = \"10m\"\ndurable_cap = \"20m\"\n";
 
-/// `slow` at `slow_rate` (burst 1) and `fast` at 1000/s (burst 50), with `extra` keys.
-async fn fixture(db: TestDb, slow: Behaviour, slow_rate: &str, extra: &str) -> Fixture {
+/// `slow` with `slow_keys` (its rate and burst, say) and `fast` at 1000/s (burst 50),
+/// with `extra` keys.
+async fn fixture(db: TestDb, slow: Behaviour, slow_keys: &str, extra: &str) -> Fixture {
     let providers = vec![
         provider("fast", Dialect::Rfc7009, Behaviour::default()),
         provider("slow", Dialect::Rfc7009, slow),
@@ -31,14 +33,7 @@ async fn fixture(db: TestDb, slow: Behaviour, slow_rate: &str, extra: &str) -> F
     let (text, env) = config_toml(&db.url, &sim, extra);
     let at = text.find("[providers.slow]").expect("the slow provider's table");
     let (head, tail) = text.split_at(at);
-    let text = format!(
-        "{head}{}",
-        tail.replacen(
-            "rate = \"1000/s\"\nburst = 50",
-            &format!("rate = \"{slow_rate}\"\nburst = 1"),
-            1
-        )
-    );
+    let text = format!("{head}{}", tail.replacen("rate = \"1000/s\"\nburst = 50", slow_keys, 1));
     Fixture::with_config(db, sim, text, env)
 }
 
@@ -57,7 +52,7 @@ async fn a_paused_provider_defers_its_requests_and_the_others_clear(db: TestDb) 
         retry_after: 30,
         ..Behaviour::default()
     };
-    let f = fixture(db, throttled, "1000/s", WORKER).await;
+    let f = fixture(db, throttled, "rate = \"1000/s\"\nburst = 1", WORKER).await;
     for i in 0..4 {
         f.user_with(&format!("slow-{i}"), "slow", RefreshToken).await;
     }
@@ -109,7 +104,7 @@ async fn a_long_queue_defers_instead_of_holding_slots(db: TestDb) {
         "concurrency = 4\nbatch_size = 4\nmax_queue_wait = \"1s\"\n",
         1,
     );
-    let f = fixture(db, Behaviour::default(), "1/s", &extra).await;
+    let f = fixture(db, Behaviour::default(), "rate = \"1/s\"\nburst = 1", &extra).await;
     for i in 0..12 {
         f.user_with(&format!("slow-{i:02}"), "slow", RefreshToken).await;
     }
@@ -140,7 +135,98 @@ async fn a_long_queue_defers_instead_of_holding_slots(db: TestDb) {
     );
     assert!(f.sim.calls().iter().all(|c| c.status == 200));
 }
+/// A provider that takes 300 ms to answer, with `max_in_flight = 2` and eight users
+/// queued for it (concurrency 16): never more than two of its calls are in flight, so its
+/// answers come two by two, 300 ms apart, and every user is cleared.
+async fn calls_in_flight_to_a_provider_stay_within_its_max_in_flight(db: TestDb) {
+    let slow = Behaviour {
+        latency: Duration::from_millis(300),
+        ..Behaviour::default()
+    };
+    let extra = WORKER.replacen(
+        "concurrency = 2\nbatch_size = 2\n",
+        "concurrency = 16\nbatch_size = 16\n",
+        1,
+    );
+    let keys = "rate = \"1000/s\"\nburst = 50\nmax_in_flight = 2";
+    let f = fixture(db, slow, keys, &extra).await;
+    for i in 0..8 {
+        f.user_with(&format!("slow-{i}"), "slow", RefreshToken).await;
+    }
+    f.drain().await;
+    assert_eq!(f.cleared().await, 8);
+    // Answers are recorded as they are sent, after the latency: a third answer within
+    // 150 ms of the one two before it was a third call in flight at once.
+    let mut answered: Vec<_> = f.sim.calls().iter().map(|c| c.at).collect();
+    answered.sort();
+    assert_eq!(answered.len(), 8);
+    for (i, three) in answered.windows(3).enumerate() {
+        let spread = three[2] - three[0];
+        assert!(
+            spread >= Duration::from_millis(150),
+            "answers {i} to {} came {spread:?} apart: more than 2 calls were in flight",
+            i + 2
+        );
+    }
+}
+
+/// A provider whose one call slot is held by a call that takes 3 s to answer, with
+/// `max_queue_wait` 1s: its other users' tokens do not wait for the slot longer than that.
+/// They are deferred (pending again, no attempt spent, nothing sent) and come back, while
+/// the other provider's users clear; no two calls to the slow provider overlap, and each
+/// request is charged only for the call that revoked its token.
+async fn tokens_waiting_for_a_slow_providers_slot_are_deferred(db: TestDb) {
+    let slow = Behaviour {
+        latency: Duration::from_secs(3),
+        ..Behaviour::default()
+    };
+    let extra = WORKER.replacen(
+        "concurrency = 2\nbatch_size = 2\n",
+        "concurrency = 4\nbatch_size = 4\nmax_queue_wait = \"1s\"\n",
+        1,
+    );
+    let keys = "rate = \"1000/s\"\nburst = 50\nmax_in_flight = 1";
+    let f = fixture(db, slow, keys, &extra).await;
+    for i in 0..3 {
+        f.user_with(&format!("slow-{i}"), "slow", RefreshToken).await;
+    }
+    for i in 0..4 {
+        f.user_with(&format!("fast-{i}"), "fast", RefreshToken).await;
+    }
+    let report = f.drain().await;
+    assert!(report.deferred >= 2, "{report:?}");
+    for i in 0..4 {
+        assert_eq!(f.state(&format!("fast-{i}")).await, RequestState::Cleared, "fast-{i}");
+    }
+    let mut answered: Vec<_> = f
+        .sim
+        .calls()
+        .iter()
+        .filter(|c| c.provider == "slow")
+        .map(|c| c.at)
+        .collect();
+    answered.sort();
+    for two in answered.windows(2) {
+        assert!(
+            two[1] - two[0] >= Duration::from_millis(2500),
+            "two slow calls overlapped: {answered:?}"
+        );
+    }
+    for i in 0..3 {
+        let user = format!("slow-{i}");
+        let audited = f.store().audit_rows(None, Some(&user)).await.unwrap().len();
+        assert_eq!(
+            audited as i32,
+            attempts(&f, &user).await,
+            "{user}: a deferral spends no attempt"
+        );
+        assert!(audited <= 1, "{user}: {audited}");
+    }
+}
+
 on_both_backends!(
     a_paused_provider_defers_its_requests_and_the_others_clear,
-    a_long_queue_defers_instead_of_holding_slots
+    a_long_queue_defers_instead_of_holding_slots,
+    calls_in_flight_to_a_provider_stay_within_its_max_in_flight,
+    tokens_waiting_for_a_slow_providers_slot_are_deferred
 );

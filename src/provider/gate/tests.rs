@@ -15,11 +15,13 @@ fn answer(status: u16, headers: &[(&'static str, &'static str)]) -> RawResponse 
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
+const SLOTS: NonZeroUsize = NonZeroUsize::new(16).unwrap();
 
 fn gate() -> Gate {
     Gate::new(
         "100/s".parse().unwrap(),
         NonZeroU32::new(1).unwrap(),
+        SLOTS,
         HOUR,
         Duration::from_secs(60),
     )
@@ -84,6 +86,7 @@ async fn a_caller_waiting_for_the_limiter_gives_up_when_a_long_pause_begins() {
     let gate = std::sync::Arc::new(Gate::new(
         "1/s".parse().unwrap(),
         NonZeroU32::new(1).unwrap(),
+        SLOTS,
         HOUR,
         Duration::from_secs(60),
     ));
@@ -176,6 +179,7 @@ async fn reopening_with_the_same_share_takes_the_parked_limiter_back() {
     let gate = Gate::new(
         "1/s".parse().unwrap(),
         NonZeroU32::new(1).unwrap(),
+        SLOTS,
         HOUR,
         Duration::from_secs(60),
     );
@@ -196,6 +200,7 @@ async fn the_backlog_counts_the_pause_and_the_callers_waiting() {
     let gate = std::sync::Arc::new(Gate::new(
         "2/s".parse().unwrap(),
         NonZeroU32::new(1).unwrap(),
+        SLOTS,
         Duration::from_secs(3600),
         Duration::from_secs(60),
     ));
@@ -219,4 +224,33 @@ async fn the_backlog_counts_the_pause_and_the_callers_waiting() {
         gate.backlog() <= Duration::from_secs(10),
         "dropped callers leave the queue"
     );
+}
+
+/// Issue 10: a provider's calls in flight stay within its slots; a caller waits for a slot
+/// no longer than it said, counted in the backlog meanwhile, and a slot given back is free
+/// for the next caller.
+#[tokio::test(start_paused = true)]
+async fn a_caller_waits_for_a_call_slot_no_longer_than_it_said() {
+    let gate = std::sync::Arc::new(Gate::new(
+        "2/s".parse().unwrap(),
+        NonZeroU32::new(1).unwrap(),
+        NonZeroUsize::new(1).unwrap(),
+        HOUR,
+        Duration::from_secs(60),
+    ));
+    let held = gate.slot(Duration::ZERO).await.expect("a free slot");
+    assert_eq!(gate.calls_in_flight(), 1);
+    assert_eq!(gate.slot(Duration::ZERO).await.err(), Some(Busy(Duration::ZERO)));
+    let waiter = tokio::spawn({
+        let gate = gate.clone();
+        async move { gate.slot(Duration::from_secs(5)).await.map(drop) }
+    });
+    tokio::task::yield_now().await;
+    assert_eq!(gate.backlog(), Duration::from_millis(500), "1 caller at 2/s");
+    assert_eq!(waiter.await.unwrap(), Err(Busy(Duration::from_secs(5))));
+    assert_eq!(gate.backlog(), Duration::ZERO, "a caller out of time leaves the queue");
+    drop(held);
+    assert_eq!(gate.calls_in_flight(), 0);
+    let next = gate.slot(Duration::ZERO).await;
+    assert!(next.is_ok(), "the slot given back is free");
 }

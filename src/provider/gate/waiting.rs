@@ -2,8 +2,9 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Counts a caller as waiting for as long as it is inside [`super::Gate::ready_within`], however
-/// it leaves (let through, paused, or dropped by shutdown).
+/// Counts a caller as waiting for as long as it is inside [`super::Gate::slot`] or
+/// [`super::Gate::ready_within`], however it leaves (let through, paused, out of time, or
+/// dropped by shutdown).
 pub(super) struct Waiting<'a>(&'a AtomicUsize);
 
 impl<'a> Waiting<'a> {
