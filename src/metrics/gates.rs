@@ -1,7 +1,7 @@
 //! The providers' gates, read at scrape time: how long each provider has been paused by
 //! `Retry-After` (or a spent rate-limit window), the calls in flight to it, and how long
-//! calls waited at its rate limiter before being sent. The gates keep both; this collector only encodes them, so a
-//! gate never needs the metrics.
+//! calls waited at its rate limiter before being sent. The gates keep all three; this
+//! collector only encodes them, so a gate never needs the metrics.
 
 use std::sync::{Arc, OnceLock};
 
