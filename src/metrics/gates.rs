@@ -6,13 +6,14 @@
 use std::sync::{Arc, OnceLock};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::ProviderLabels;
-use crate::provider::Providers;
+use crate::provider::gate::Gate;
+use crate::provider::{Provider, Providers};
 
 /// The providers whose gates are reported; none until [`super::Metrics::watch_gates`].
 #[derive(Clone, Debug, Default)]
@@ -25,43 +26,48 @@ impl Collector for Gates {
         };
         let mut by_name: Vec<_> = providers.iter().collect();
         by_name.sort_by(|a, b| a.0.cmp(b.0));
-        let labels = |name: &String| ProviderLabels { provider: name.clone() };
-        {
-            let mut family = encoder.encode_descriptor(
-                "provider_paused_seconds",
-                "Time each provider has been paused because it asked for quiet (Retry-After, or a rate-limit window with nothing left).",
-                None,
-                MetricType::Counter,
-            )?;
-            for (name, provider) in &by_name {
-                let label = labels(name);
-                let paused = provider.gate.paused_so_far().as_secs_f64();
-                ConstCounter::new(paused).encode(family.encode_family(&label)?)?;
-            }
-        }
-        {
-            let mut family = encoder.encode_descriptor(
-                "provider_calls_in_flight",
-                "Calls this worker has sent to each provider and not yet had answered (at most its max_in_flight).",
-                None,
-                MetricType::Gauge,
-            )?;
-            for (name, provider) in &by_name {
-                let label = labels(name);
-                let calls = i64::try_from(provider.gate.calls_in_flight()).unwrap_or(i64::MAX);
-                ConstGauge::new(calls).encode(family.encode_family(&label)?)?;
-            }
-        }
-        let mut family = encoder.encode_descriptor(
+        family(
+            &mut encoder,
+            &by_name,
+            "provider_paused_seconds",
+            "Time each provider has been paused because it asked for quiet (Retry-After, or a rate-limit window with nothing left).",
+            MetricType::Counter,
+            |gate, to| ConstCounter::new(gate.paused_so_far().as_secs_f64()).encode(to),
+        )?;
+        family(
+            &mut encoder,
+            &by_name,
+            "provider_calls_in_flight",
+            "Calls this worker has sent to each provider and not yet had answered (at most its max_in_flight).",
+            MetricType::Gauge,
+            |gate, to| ConstGauge::new(i64::try_from(gate.calls_in_flight()).unwrap_or(i64::MAX)).encode(to),
+        )?;
+        family(
+            &mut encoder,
+            &by_name,
             "rate_limit_wait_seconds",
             "Time a call waited at its provider's gate (pause and rate limiter) before being sent.",
-            None,
             MetricType::Histogram,
-        )?;
-        for (name, provider) in &by_name {
-            let label = labels(name);
-            provider.gate.waits().encode(family.encode_family(&label)?)?;
-        }
-        Ok(())
+            |gate, to| gate.waits().encode(to),
+        )
     }
+}
+
+/// One metric family with a value for each provider, read from its gate by `value`.
+fn family(
+    encoder: &mut DescriptorEncoder,
+    by_name: &[(&String, &Arc<Provider>)],
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    value: impl Fn(&Gate, MetricEncoder) -> Result<(), std::fmt::Error>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+    for (provider, p) in by_name {
+        let label = ProviderLabels {
+            provider: (*provider).clone(),
+        };
+        value(&p.gate, family.encode_family(&label)?)?;
+    }
+    Ok(())
 }

@@ -135,21 +135,41 @@ async fn a_long_queue_defers_instead_of_holding_slots(db: TestDb) {
     );
     assert!(f.sim.calls().iter().all(|c| c.status == 200));
 }
-/// A provider that takes 300 ms to answer, with `max_in_flight = 2` and eight users
-/// queued for it (concurrency 16): never more than two of its calls are in flight, so its
-/// answers come two by two, 300 ms apart, and every user is cleared.
-async fn calls_in_flight_to_a_provider_stay_within_its_max_in_flight(db: TestDb) {
+
+/// `slow` answering after `latency`, at 1000/s (burst 50) with `max_in_flight` call slots,
+/// and the worker's `concurrency` and `batch_size` at `slots` with `worker_keys` besides.
+async fn answering_after(db: TestDb, latency: Duration, max_in_flight: u32, slots: u32, worker_keys: &str) -> Fixture {
     let slow = Behaviour {
-        latency: Duration::from_millis(300),
+        latency,
         ..Behaviour::default()
     };
     let extra = WORKER.replacen(
         "concurrency = 2\nbatch_size = 2\n",
-        "concurrency = 16\nbatch_size = 16\n",
+        &format!("concurrency = {slots}\nbatch_size = {slots}\n{worker_keys}"),
         1,
     );
-    let keys = "rate = \"1000/s\"\nburst = 50\nmax_in_flight = 2";
-    let f = fixture(db, slow, keys, &extra).await;
+    let keys = format!("rate = \"1000/s\"\nburst = 50\nmax_in_flight = {max_in_flight}");
+    fixture(db, slow, &keys, &extra).await
+}
+
+/// When the simulator answered each call to `provider` (after its latency), in order.
+fn answer_times(f: &Fixture, provider: &str) -> Vec<tokio::time::Instant> {
+    let mut answered: Vec<_> = f
+        .sim
+        .calls()
+        .iter()
+        .filter(|c| c.provider == provider)
+        .map(|c| c.at)
+        .collect();
+    answered.sort();
+    answered
+}
+
+/// A provider that takes 300 ms to answer, with `max_in_flight = 2` and eight users
+/// queued for it (concurrency 16): never more than two of its calls are in flight, so its
+/// answers come two by two, 300 ms apart, and every user is cleared.
+async fn calls_in_flight_to_a_provider_stay_within_its_max_in_flight(db: TestDb) {
+    let f = answering_after(db, Duration::from_millis(300), 2, 16, "").await;
     for i in 0..8 {
         f.user_with(&format!("slow-{i}"), "slow", RefreshToken).await;
     }
@@ -157,8 +177,7 @@ async fn calls_in_flight_to_a_provider_stay_within_its_max_in_flight(db: TestDb)
     assert_eq!(f.cleared().await, 8);
     // Answers are recorded as they are sent, after the latency: a third answer within
     // 150 ms of the one two before it was a third call in flight at once.
-    let mut answered: Vec<_> = f.sim.calls().iter().map(|c| c.at).collect();
-    answered.sort();
+    let answered = answer_times(&f, "slow");
     assert_eq!(answered.len(), 8);
     for (i, three) in answered.windows(3).enumerate() {
         let spread = three[2] - three[0];
@@ -176,17 +195,7 @@ async fn calls_in_flight_to_a_provider_stay_within_its_max_in_flight(db: TestDb)
 /// the other provider's users clear; no two calls to the slow provider overlap, and each
 /// request is charged only for the call that revoked its token.
 async fn tokens_waiting_for_a_slow_providers_slot_are_deferred(db: TestDb) {
-    let slow = Behaviour {
-        latency: Duration::from_secs(3),
-        ..Behaviour::default()
-    };
-    let extra = WORKER.replacen(
-        "concurrency = 2\nbatch_size = 2\n",
-        "concurrency = 4\nbatch_size = 4\nmax_queue_wait = \"1s\"\n",
-        1,
-    );
-    let keys = "rate = \"1000/s\"\nburst = 50\nmax_in_flight = 1";
-    let f = fixture(db, slow, keys, &extra).await;
+    let f = answering_after(db, Duration::from_secs(3), 1, 4, "max_queue_wait = \"1s\"\n").await;
     for i in 0..3 {
         f.user_with(&format!("slow-{i}"), "slow", RefreshToken).await;
     }
@@ -198,14 +207,7 @@ async fn tokens_waiting_for_a_slow_providers_slot_are_deferred(db: TestDb) {
     for i in 0..4 {
         assert_eq!(f.state(&format!("fast-{i}")).await, RequestState::Cleared, "fast-{i}");
     }
-    let mut answered: Vec<_> = f
-        .sim
-        .calls()
-        .iter()
-        .filter(|c| c.provider == "slow")
-        .map(|c| c.at)
-        .collect();
-    answered.sort();
+    let answered = answer_times(&f, "slow");
     for two in answered.windows(2) {
         assert!(
             two[1] - two[0] >= Duration::from_millis(2500),
